@@ -1,0 +1,1 @@
+//! IP address management: the allocator behind netd's IpamDriver. Not built yet (issue 3).

@@ -1,0 +1,95 @@
+//! Reading a request body the way the engine sends it: no Content-Type, maybe empty,
+//! capped in size, decoded with an error that names the offending field.
+
+use crate::error::PluginError;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+/// Read at most `limit` bytes of `body`.
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    method: &str,
+) -> Result<Bytes, PluginError> {
+    let too_large = || {
+        PluginError::new(format!(
+            "request body of {method} is larger than the limit of {limit} bytes"
+        ))
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    // Refuse early when the sender says how much it will send.
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(err) => Err(PluginError::bad_request(format!(
+            "reading request body of {method}: {err}"
+        ))),
+    }
+}
+
+/// Decode JSON; an empty body counts as `{}` because the engine sends nothing for
+/// argument-less calls. Errors name the JSON path that failed.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], method: &str) -> Result<T, PluginError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let place = if path == "." || path.is_empty() {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
+        PluginError::bad_request(format!("invalid JSON body for {method}{place}: {inner}"))
+    })?;
+    de.end().map_err(|err| {
+        PluginError::bad_request(format!("invalid JSON body for {method}: {err}"))
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::volume::CreateVolumeRequest;
+
+    #[test]
+    fn names_the_field() {
+        let err =
+            decode::<CreateVolumeRequest>(br#"{"Name": 3}"#, "VolumeDriver.Create").unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert!(err.message().contains("at Name"), "{}", err.message());
+        assert!(
+            err.message().contains("invalid type: integer `3`"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn empty_is_an_empty_object() {
+        let err = decode::<CreateVolumeRequest>(b"", "VolumeDriver.Create").unwrap_err();
+        assert!(
+            err.message().contains("missing field `Name`"),
+            "{}",
+            err.message()
+        );
+    }
+}
