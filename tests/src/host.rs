@@ -150,6 +150,27 @@ impl TestHost {
         cmd.args(args);
         Daemon::spawn(name, cmd, &self.log_path(name))
     }
+
+    /// Start a plugin inside the host and wait until its socket `<name>.sock` shows
+    /// up in the host's `/run/docker/plugins`.
+    pub fn spawn_plugin(
+        &self,
+        name: &str,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+    ) -> Result<Daemon> {
+        let mut plugin = self.spawn(name, program, args)?;
+        let socket = self.plugin_dir().join(format!("{name}.sock"));
+        crate::wait_for(
+            &format!("plugin socket {}", socket.display()),
+            Duration::from_secs(30),
+            || {
+                plugin.check_running()?;
+                Ok(socket.exists().then_some(()))
+            },
+        )?;
+        Ok(plugin)
+    }
 }
 
 impl Drop for TestHost {

@@ -1,0 +1,112 @@
+//! A stock dockerd uses the example volume plugin (plugin-api/examples/volume_driver.rs)
+//! through the plugin protocol: create, run with the volume, ls, inspect, rm.
+
+use tests::{example_binary, Dockerd, TestHost};
+
+/// The calls the example logged, in order, as `VolumeDriver.X name=...` lines.
+fn calls(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("call "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn docker_creates_mounts_lists_inspects_and_removes_a_plugin_volume() {
+    let host = TestHost::new().unwrap();
+    let docker = Dockerd::start(&host).unwrap();
+    let root = host.dir().join("volumes");
+    let root_arg = root.display().to_string();
+    let plugin = host
+        .spawn_plugin(
+            "dirvol",
+            example_binary("volume_driver").unwrap(),
+            &["--name", "dirvol", "--root", &root_arg],
+        )
+        .unwrap();
+
+    assert_eq!(
+        docker
+            .run(&["volume", "create", "-d", "dirvol", "v1"])
+            .unwrap()
+            .trim(),
+        "v1"
+    );
+    let listed = docker
+        .run(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"])
+        .unwrap();
+    assert!(listed.lines().any(|l| l == "dirvol v1"), "{listed}");
+
+    // A container writes through the volume; the file lands in the plugin's directory
+    // and a second container reads it back.
+    docker
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "v1:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi > /data/f",
+        ])
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("v1/f")).unwrap(), "hi\n");
+    let read = docker
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "v1:/data:ro",
+            "busybox",
+            "cat",
+            "/data/f",
+        ])
+        .unwrap();
+    assert_eq!(read, "hi\n");
+
+    let inspected = docker.json(&["volume", "inspect", "v1"]).unwrap();
+    let v = &inspected[0];
+    assert_eq!(v["Name"], "v1");
+    assert_eq!(v["Driver"], "dirvol");
+    assert_eq!(v["Scope"], "local");
+    assert_eq!(v["Mountpoint"], root.join("v1").display().to_string());
+    let created = v["CreatedAt"].as_str().unwrap();
+    assert!(
+        created.len() >= 20 && created.as_bytes()[10] == b'T',
+        "CreatedAt {created:?} is not RFC 3339"
+    );
+
+    // The engine relays the driver's own error to the user.
+    let err = docker
+        .run_err(&["volume", "create", "-d", "dirvol", "-o", "size=1G", "v2"])
+        .unwrap();
+    assert!(err.contains("unknown option \"size\""), "{err}");
+
+    assert_eq!(docker.run(&["volume", "rm", "v1"]).unwrap().trim(), "v1");
+    let listed = docker.run(&["volume", "ls", "-q"]).unwrap();
+    assert!(!listed.lines().any(|l| l == "v1"), "{listed}");
+    assert!(!root.join("v1").exists());
+
+    // Every Mount was matched by an Unmount (the engine mounts at create and at start),
+    // the volume was created before its first mount, and removed after its last unmount.
+    let calls = calls(&plugin.log());
+    let position = |what: &str| calls.iter().position(|c| c.starts_with(what));
+    let last = |what: &str| calls.iter().rposition(|c| c.starts_with(what));
+    let count = |what: &str| calls.iter().filter(|c| c.starts_with(what)).count();
+    let mounts = count("VolumeDriver.Mount name=v1");
+    assert!(mounts >= 2, "two containers used v1: {calls:#?}");
+    assert_eq!(mounts, count("VolumeDriver.Unmount name=v1"), "{calls:#?}");
+    assert!(
+        position("VolumeDriver.Create name=v1") < position("VolumeDriver.Mount name=v1"),
+        "{calls:#?}"
+    );
+    assert!(
+        last("VolumeDriver.Unmount name=v1") < position("VolumeDriver.Remove name=v1"),
+        "{calls:#?}"
+    );
+}
