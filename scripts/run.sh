@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job, as root: for now it serves the two example plugins of plugin-api to the
+# machine's dockerd (the volume driver `dirvol` and the network driver `vethnet`),
+# registered in /run/docker/plugins. netd and volumed replace them as they are built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/run.sh: plugins register in /run/docker/plugins: run as root" >&2
+  exit 1
+fi
+
+cargo build --release --locked -p plugin-api --examples
+target/release/examples/volume_driver --name dirvol --root /var/lib/dirvol &
+target/release/examples/network_driver --name vethnet &
+trap 'kill $(jobs -p) 2>/dev/null || true' INT TERM EXIT
+wait
