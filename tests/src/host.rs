@@ -151,8 +151,8 @@ impl TestHost {
         Daemon::spawn(name, cmd, &self.log_path(name))
     }
 
-    /// Start a plugin inside the host and wait until its socket `<name>.sock` shows
-    /// up in the host's `/run/docker/plugins`.
+    /// Start a plugin inside the host and wait until its socket `<name>.sock` in the
+    /// host's `/run/docker/plugins` accepts connections (a stale file does not count).
     pub fn spawn_plugin(
         &self,
         name: &str,
@@ -166,7 +166,9 @@ impl TestHost {
             Duration::from_secs(30),
             || {
                 plugin.check_running()?;
-                Ok(socket.exists().then_some(()))
+                Ok(std::os::unix::net::UnixStream::connect(&socket)
+                    .is_ok()
+                    .then_some(()))
             },
         )?;
         Ok(plugin)

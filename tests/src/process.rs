@@ -84,6 +84,12 @@ impl Daemon {
         kill(Pid::from_raw(self.pid()), signal).with_context(|| format!("signalling {}", self.name))
     }
 
+    /// Wait up to `timeout` for it to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let what = format!("{} to exit", self.name);
+        wait_for(&what, timeout, || Ok(self.child.try_wait()?))
+    }
+
     /// SIGTERM, wait up to `grace`, then SIGKILL. Returns once it has exited.
     pub fn stop(&mut self, grace: Duration) {
         if !self.is_running() {
