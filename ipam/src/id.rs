@@ -89,7 +89,7 @@ impl FromStr for PoolId {
             _ => return Err(bad("wrong number of parts")),
         };
         Ok(PoolId {
-            space: space.parse()?,
+            space: space.parse().map_err(|e: IpamError| bad(&e.to_string()))?,
             subnet,
             range,
         })
