@@ -17,6 +17,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A private dockerd. Dropping it removes its containers, stops it and removes its
 /// cgroups; the [`TestHost`] it runs in removes the rest.
+///
+/// Start the plugins a test uses before dockerd, so that they are dropped after it:
+/// dockerd calls them while removing containers and retries for a long time when
+/// they are gone.
 #[derive(Debug)]
 pub struct Dockerd<'h> {
     host: &'h TestHost,

@@ -15,7 +15,7 @@ pub fn example_binary(name: &str) -> Result<PathBuf> {
     let path = profile_dir.join("examples").join(name);
     if !path.exists() {
         bail!(
-            "{} not found: build it with `cargo build -p plugin-api --example {name}` \
+            "{} not found: build it with `cargo build --workspace --examples` \
              (or run the tests with `cargo test --workspace`, which builds examples)",
             path.display()
         );

@@ -15,7 +15,6 @@ fn methods(log: &str) -> Vec<String> {
 #[test]
 fn docker_creates_uses_and_removes_a_plugin_network() {
     let host = TestHost::new().unwrap();
-    let docker = Dockerd::start(&host).unwrap();
     let plugin = host
         .spawn_plugin(
             "vethnet",
@@ -23,6 +22,8 @@ fn docker_creates_uses_and_removes_a_plugin_network() {
             &["--name", "vethnet"],
         )
         .unwrap();
+    // Plugins start first so they outlive dockerd, which calls them while it stops.
+    let docker = Dockerd::start(&host).unwrap();
 
     // 198.18.0.0/15 is reserved for benchmarks and tests; nothing leaves the host anyway.
     let id = docker

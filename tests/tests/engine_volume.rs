@@ -14,7 +14,6 @@ fn calls(log: &str) -> Vec<String> {
 #[test]
 fn docker_creates_mounts_lists_inspects_and_removes_a_plugin_volume() {
     let host = TestHost::new().unwrap();
-    let docker = Dockerd::start(&host).unwrap();
     let root = host.dir().join("volumes");
     let root_arg = root.display().to_string();
     let plugin = host
@@ -24,6 +23,8 @@ fn docker_creates_mounts_lists_inspects_and_removes_a_plugin_volume() {
             &["--name", "dirvol", "--root", &root_arg],
         )
         .unwrap();
+    // Plugins start first so they outlive dockerd, which calls them while it stops.
+    let docker = Dockerd::start(&host).unwrap();
 
     assert_eq!(
         docker
