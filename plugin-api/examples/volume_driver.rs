@@ -30,10 +30,16 @@ struct Args {
     socket_dir: PathBuf,
 }
 
+/// What the driver remembers about one volume.
+struct VolumeState {
+    created: Timestamp,
+    /// Mount references per caller ID.
+    refs: HashMap<String, u32>,
+}
+
 struct DirVolumes {
     root: PathBuf,
-    /// Per volume: creation time and mount references per caller ID.
-    volumes: Mutex<HashMap<String, (Timestamp, HashMap<String, u32>)>>,
+    volumes: Mutex<HashMap<String, VolumeState>>,
 }
 
 impl DirVolumes {
@@ -50,9 +56,7 @@ impl DirVolumes {
         Ok(self.root.join(name))
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Timestamp, HashMap<String, u32>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VolumeState>> {
         // A poisoned lock only means another call panicked; the map is still usable.
         self.volumes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -83,9 +87,10 @@ impl VolumeDriver for DirVolumes {
         }
         let path = self.path(&req.name)?;
         std::fs::create_dir_all(&path).map_err(|e| PluginError::from_error(&e))?;
-        self.lock()
-            .entry(req.name)
-            .or_insert_with(|| (Timestamp::now(), HashMap::new()));
+        self.lock().entry(req.name).or_insert_with(|| VolumeState {
+            created: Timestamp::now(),
+            refs: HashMap::new(),
+        });
         Ok(())
     }
 
@@ -93,9 +98,9 @@ impl VolumeDriver for DirVolumes {
         println!("call VolumeDriver.Remove name={}", req.name);
         let path = self.path(&req.name)?;
         let mut volumes = self.lock();
-        let (_, refs) = volumes.get(&req.name).ok_or_else(|| no_such(&req.name))?;
-        if !refs.is_empty() {
-            let holders: Vec<&str> = refs.keys().map(String::as_str).collect();
+        let state = volumes.get(&req.name).ok_or_else(|| no_such(&req.name))?;
+        if !state.refs.is_empty() {
+            let holders: Vec<&str> = state.refs.keys().map(String::as_str).collect();
             return Err(format!("volume {} is in use by {}", req.name, holders.join(", ")).into());
         }
         std::fs::remove_dir_all(&path).map_err(|e| PluginError::from_error(&e))?;
@@ -107,10 +112,10 @@ impl VolumeDriver for DirVolumes {
         println!("call VolumeDriver.Mount name={} id={}", req.name, req.id);
         let path = self.path(&req.name)?;
         let mut volumes = self.lock();
-        let (_, refs) = volumes
+        let state = volumes
             .get_mut(&req.name)
             .ok_or_else(|| no_such(&req.name))?;
-        *refs.entry(req.id).or_default() += 1;
+        *state.refs.entry(req.id).or_default() += 1;
         Ok(MountpointResponse {
             mountpoint: path.display().to_string(),
         })
@@ -119,13 +124,13 @@ impl VolumeDriver for DirVolumes {
     async fn unmount(&self, req: UnmountRequest) -> Result<(), PluginError> {
         println!("call VolumeDriver.Unmount name={} id={}", req.name, req.id);
         let mut volumes = self.lock();
-        let (_, refs) = volumes
+        let state = volumes
             .get_mut(&req.name)
             .ok_or_else(|| no_such(&req.name))?;
-        match refs.get_mut(&req.id) {
+        match state.refs.get_mut(&req.id) {
             Some(n) if *n > 1 => *n -= 1,
             Some(_) => {
-                refs.remove(&req.id);
+                state.refs.remove(&req.id);
             }
             None => return Err(format!("volume {} is not mounted by {}", req.name, req.id).into()),
         }
@@ -144,9 +149,9 @@ impl VolumeDriver for DirVolumes {
     async fn get(&self, req: GetVolumeRequest) -> Result<GetVolumeResponse, PluginError> {
         println!("call VolumeDriver.Get name={}", req.name);
         let volumes = self.lock();
-        let (created, _) = volumes.get(&req.name).ok_or_else(|| no_such(&req.name))?;
+        let state = volumes.get(&req.name).ok_or_else(|| no_such(&req.name))?;
         Ok(GetVolumeResponse {
-            volume: self.describe(&req.name, *created),
+            volume: self.describe(&req.name, state.created),
         })
     }
 
@@ -155,7 +160,7 @@ impl VolumeDriver for DirVolumes {
         let volumes = self.lock();
         let mut out: Vec<Volume> = volumes
             .iter()
-            .map(|(name, (created, _))| self.describe(name, *created))
+            .map(|(name, state)| self.describe(name, state.created))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(ListVolumesResponse { volumes: out })

@@ -137,7 +137,8 @@ impl PluginClient {
     }
 
     /// Keep retrying a refused or missing socket for this long, backing off from
-    /// 100 ms, as the engine does while a plugin starts.
+    /// 100 ms to 2 s, with a last attempt when the window closes (the engine
+    /// likewise retries while a plugin starts, from 1 s for up to 30 s).
     pub fn retry_connect_for(mut self, window: Duration) -> Self {
         self.retry_connect_for = window;
         self
@@ -254,9 +255,11 @@ impl PluginClient {
             };
             match attempt {
                 Ok(stream) => return send(stream, method, req).await,
-                Err(e) if started.elapsed() + backoff < self.retry_connect_for => {
+                Err(e) if started.elapsed() < self.retry_connect_for => {
                     tracing::debug!(addr = %self.addr, error = %e, "plugin not reachable yet; retrying");
-                    tokio::time::sleep(backoff).await;
+                    // The last attempt is made when the window closes, not a backoff before.
+                    let left = self.retry_connect_for.saturating_sub(started.elapsed());
+                    tokio::time::sleep(backoff.min(left)).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(source) => {
