@@ -12,7 +12,7 @@
 use clap::Parser;
 use ipam::docker::DockerIpam;
 use ipam::{Change, Config, Ipam, Journal};
-use plugin_api::{Plugin, PluginSocket, Registration};
+use plugin_api::{Plugin, Registration};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -45,17 +45,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let ipam = Ipam::with_journal(Config::defaults(&args.host_id), PrintJournal)?;
     let driver = DockerIpam::new(Arc::new(Mutex::new(ipam)));
-    let socket = PluginSocket::bind(
+    let registration = Registration::SocketIn(args.socket_dir);
+    plugin_api::serve_until_signal(
         &args.name,
-        &Registration::SocketIn(args.socket_dir),
-        Default::default(),
-    )?;
-    println!("listening on {}", socket.socket_path().display());
-    socket
-        .serve(
-            Plugin::new().ipam(driver).router(),
-            plugin_api::shutdown_signal(),
-        )
-        .await?;
+        &registration,
+        Plugin::new().ipam(driver).router(),
+    )
+    .await?;
     Ok(())
 }

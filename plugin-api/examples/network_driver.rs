@@ -13,7 +13,7 @@
 
 use clap::Parser;
 use plugin_api::protocol::network::*;
-use plugin_api::{async_trait, NetworkDriver, Plugin, PluginError, PluginSocket, Registration};
+use plugin_api::{async_trait, NetworkDriver, Plugin, PluginError, Registration};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -166,17 +166,12 @@ impl NetworkDriver for VethNetworks {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let socket = PluginSocket::bind(
+    let registration = Registration::SocketIn(args.socket_dir);
+    plugin_api::serve_until_signal(
         &args.name,
-        &Registration::SocketIn(args.socket_dir),
-        Default::default(),
-    )?;
-    println!("listening on {}", socket.socket_path().display());
-    socket
-        .serve(
-            Plugin::new().network(VethNetworks::default()).router(),
-            plugin_api::shutdown_signal(),
-        )
-        .await?;
+        &registration,
+        Plugin::new().network(VethNetworks::default()).router(),
+    )
+    .await?;
     Ok(())
 }

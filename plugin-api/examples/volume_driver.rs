@@ -12,7 +12,7 @@
 use clap::Parser;
 use plugin_api::protocol::volume::*;
 use plugin_api::protocol::Timestamp;
-use plugin_api::{async_trait, Plugin, PluginError, PluginSocket, Registration, VolumeDriver};
+use plugin_api::{async_trait, Plugin, PluginError, Registration, VolumeDriver};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -175,17 +175,12 @@ async fn main() -> anyhow::Result<()> {
         root: args.root,
         volumes: Mutex::new(HashMap::new()),
     };
-    let socket = PluginSocket::bind(
+    let registration = Registration::SocketIn(args.socket_dir);
+    plugin_api::serve_until_signal(
         &args.name,
-        &Registration::SocketIn(args.socket_dir),
-        Default::default(),
-    )?;
-    println!("listening on {}", socket.socket_path().display());
-    socket
-        .serve(
-            Plugin::new().volume(driver).router(),
-            plugin_api::shutdown_signal(),
-        )
-        .await?;
+        &registration,
+        Plugin::new().volume(driver).router(),
+    )
+    .await?;
     Ok(())
 }

@@ -59,6 +59,6 @@ pub use async_trait::async_trait;
 pub use client::{PluginClient, RemoteDriver};
 pub use error::PluginError;
 pub use server::{
-    shutdown_signal, IpamDriver, NetworkDriver, Plugin, PluginSocket, Registration,
-    SocketPermissions, VolumeDriver,
+    serve_until_signal, shutdown_signal, IpamDriver, NetworkDriver, Plugin, PluginSocket,
+    Registration, SocketPermissions, VolumeDriver,
 };

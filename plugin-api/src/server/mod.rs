@@ -8,7 +8,7 @@ mod traits;
 
 pub use router::{Plugin, DEFAULT_BODY_LIMIT, PLUGIN_CONTENT_TYPE};
 pub use serve::{
-    shutdown_signal, PluginSocket, Registration, ServeError, SocketPermissions, DEFAULT_SOCKET_DIR,
-    DEFAULT_SPEC_DIR,
+    serve_until_signal, shutdown_signal, PluginSocket, Registration, ServeError, SocketPermissions,
+    DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR,
 };
 pub use traits::{IpamDriver, NetworkDriver, VolumeDriver};

@@ -234,6 +234,18 @@ impl PluginSocket {
     }
 }
 
+/// The usual life of a plugin in one call: bind socket `name` as `registration` says,
+/// root-only, print where it listens, and serve `router` until SIGTERM or SIGINT.
+pub async fn serve_until_signal(
+    name: &str,
+    registration: &Registration,
+    router: Router,
+) -> Result<(), ServeError> {
+    let socket = PluginSocket::bind(name, registration, SocketPermissions::default())?;
+    println!("listening on {}", socket.socket_path().display());
+    socket.serve(router, shutdown_signal()).await
+}
+
 /// Completes on SIGTERM or SIGINT, for [`PluginSocket::serve`].
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
