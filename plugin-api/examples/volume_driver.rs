@@ -28,6 +28,10 @@ struct Args {
     /// Directory for the socket (the engine scans /run/docker/plugins).
     #[arg(long, default_value = plugin_api::server::DEFAULT_SOCKET_DIR)]
     socket_dir: PathBuf,
+    /// Register with a `<name>.spec` file in this directory (the engine reads
+    /// /etc/docker/plugins) instead of putting the socket where the engine scans.
+    #[arg(long)]
+    spec_dir: Option<PathBuf>,
 }
 
 /// What the driver remembers about one volume.
@@ -175,7 +179,13 @@ async fn main() -> anyhow::Result<()> {
         root: args.root,
         volumes: Mutex::new(HashMap::new()),
     };
-    let registration = Registration::SocketIn(args.socket_dir);
+    let registration = match args.spec_dir {
+        Some(spec_dir) => Registration::Spec {
+            socket: args.socket_dir.join(format!("{}.sock", args.name)),
+            spec_dir,
+        },
+        None => Registration::SocketIn(args.socket_dir),
+    };
     plugin_api::serve_until_signal(
         &args.name,
         &registration,

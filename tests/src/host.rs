@@ -109,6 +109,11 @@ impl TestHost {
         &self.dir
     }
 
+    /// The directory the host sees as `/etc/docker` (spec files go in `plugins/`).
+    pub fn etc_docker_dir(&self) -> PathBuf {
+        self.dir.join("etc-docker")
+    }
+
     /// The directory the host sees as `/run/docker/plugins`: a plugin that puts its
     /// socket here is found by this host's dockerd.
     pub fn plugin_dir(&self) -> PathBuf {
@@ -159,14 +164,26 @@ impl TestHost {
         program: impl AsRef<std::ffi::OsStr>,
         args: &[&str],
     ) -> Result<Daemon> {
-        let mut plugin = self.spawn(name, program, args)?;
         let socket = self.plugin_dir().join(format!("{name}.sock"));
+        self.spawn_plugin_at(name, &socket, program, args)
+    }
+
+    /// Start a plugin inside the host and wait until `socket` (a path as seen from
+    /// outside the host) accepts connections.
+    pub fn spawn_plugin_at(
+        &self,
+        name: &str,
+        socket: &Path,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+    ) -> Result<Daemon> {
+        let mut plugin = self.spawn(name, program, args)?;
         crate::wait_for(
             &format!("plugin socket {}", socket.display()),
             Duration::from_secs(30),
             || {
                 plugin.check_running()?;
-                Ok(std::os::unix::net::UnixStream::connect(&socket)
+                Ok(std::os::unix::net::UnixStream::connect(socket)
                     .is_ok()
                     .then_some(()))
             },

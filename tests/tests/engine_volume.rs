@@ -111,3 +111,41 @@ fn docker_creates_mounts_lists_inspects_and_removes_a_plugin_volume() {
         "{calls:#?}"
     );
 }
+
+#[test]
+fn docker_finds_a_plugin_through_a_spec_file() {
+    let host = TestHost::new().unwrap();
+    let sockets = host.dir().join("sockets");
+    let root = host.dir().join("volumes").display().to_string();
+    let socket_dir = sockets.display().to_string();
+    let _plugin = host
+        .spawn_plugin_at(
+            "specvol",
+            &sockets.join("specvol.sock"),
+            example_binary("volume_driver").unwrap(),
+            &[
+                "--name",
+                "specvol",
+                "--root",
+                &root,
+                "--socket-dir",
+                &socket_dir,
+                "--spec-dir",
+                "/etc/docker/plugins",
+            ],
+        )
+        .unwrap();
+    // The spec file is in the host's /etc/docker/plugins, and names the socket.
+    let spec = std::fs::read_to_string(host.etc_docker_dir().join("plugins/specvol.spec")).unwrap();
+    assert_eq!(spec.trim(), format!("unix://{socket_dir}/specvol.sock"));
+    assert!(!host.plugin_dir().join("specvol.sock").exists());
+
+    let docker = Dockerd::start(&host).unwrap();
+    docker
+        .run(&["volume", "create", "-d", "specvol", "s1"])
+        .unwrap();
+    let inspected = docker.json(&["volume", "inspect", "s1"]).unwrap();
+    assert_eq!(inspected[0]["Driver"], "specvol");
+    assert!(std::path::Path::new(&root).join("s1").is_dir());
+    docker.run(&["volume", "rm", "s1"]).unwrap();
+}
