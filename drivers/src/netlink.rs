@@ -1,0 +1,385 @@
+//! The netlink layer: one rtnetlink connection per network namespace.
+//!
+//! A netlink socket belongs to the namespace of the thread that created it. So a
+//! connection for another namespace is made on a short-lived thread that enters the
+//! namespace, creates the socket and ends; no runtime thread ever changes namespace,
+//! and the connection is then used from async code like any other.
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// A MAC address as six bytes.
+pub type Mac = [u8; 6];
+
+/// Why a netlink operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The namespace file could not be opened.
+    #[error("opening network namespace {path}")]
+    OpenNetns {
+        /// The namespace file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Entering the namespace failed.
+    #[error("entering network namespace {path}")]
+    Setns {
+        /// The namespace file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// The netlink socket could not be created.
+    #[error("creating a netlink socket")]
+    Socket(#[source] std::io::Error),
+    /// The thread that creates the socket died.
+    #[error("the netlink setup thread for {0} failed")]
+    Thread(PathBuf),
+    /// The kernel refused a request.
+    #[error("{what}")]
+    Request {
+        /// What was asked, with the objects concerned.
+        what: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A link that should exist does not.
+    #[error("no link named {0:?}")]
+    NoSuchLink(String),
+}
+
+impl NetlinkError {
+    /// Whether the kernel answered "no such device" (the object is gone already).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            NetlinkError::NoSuchLink(_) => true,
+            NetlinkError::Request {
+                source: rtnetlink::Error::NetlinkError(e),
+                ..
+            } => e.raw_code() == -libc_enodev() || e.raw_code() == -libc_enoent(),
+            _ => false,
+        }
+    }
+}
+
+fn libc_enodev() -> i32 {
+    nix::errno::Errno::ENODEV as i32
+}
+
+fn libc_enoent() -> i32 {
+    nix::errno::Errno::ENOENT as i32
+}
+
+fn request(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
+    let what = what.into();
+    move |source| NetlinkError::Request { what, source }
+}
+
+/// A link as the kernel lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Interface index.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// The bridge (or other controller) it is attached to.
+    pub master: Option<u32>,
+    /// MTU.
+    pub mtu: Option<u32>,
+    /// MAC address.
+    pub mac: Option<Vec<u8>>,
+}
+
+impl Link {
+    fn from_message(msg: &LinkMessage) -> Link {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            master: None,
+            mtu: None,
+            mac: None,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => link.name = name.clone(),
+                LinkAttribute::Controller(m) => link.master = Some(*m),
+                LinkAttribute::Mtu(m) => link.mtu = Some(*m),
+                LinkAttribute::Address(a) => link.mac = Some(a.clone()),
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// A netlink connection to one network namespace.
+#[derive(Debug, Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// A connection to the namespace the process runs in. Needs a tokio runtime.
+    pub fn current() -> Result<Netlink, NetlinkError> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    /// A connection to the namespace at `path` (such as `/run/netns/NAME` or
+    /// `/proc/PID/ns/net`). Needs a tokio runtime.
+    pub async fn in_netns(path: &Path) -> Result<Netlink, NetlinkError> {
+        let file = File::open(path).map_err(|source| NetlinkError::OpenNetns {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let runtime = tokio::runtime::Handle::current();
+        let owned = path.to_path_buf();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("netlink-setns".into())
+            .spawn(move || {
+                let result = (|| {
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
+                        |source| NetlinkError::Setns {
+                            path: owned.clone(),
+                            source,
+                        },
+                    )?;
+                    // The socket's reactor registration needs the runtime; the socket
+                    // itself is created here, inside the namespace.
+                    let _guard = runtime.enter();
+                    rtnetlink::new_connection().map_err(NetlinkError::Socket)
+                })();
+                let _ = tx.send(result);
+                // The thread ends here, still in the namespace: nothing else runs on it.
+            })
+            .map_err(NetlinkError::Socket)?;
+        let (connection, handle, _) = rx
+            .await
+            .map_err(|_| NetlinkError::Thread(path.to_path_buf()))??;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    /// The link named `name`, if it exists.
+    pub async fn link(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        let mut stream = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match stream.try_next().await {
+            Ok(Some(msg)) => Ok(Some(Link::from_message(&msg))),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let err = request(format!("looking up link {name}"))(e);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// The index of link `name`, which must exist.
+    pub async fn index(&self, name: &str) -> Result<u32, NetlinkError> {
+        self.link(name)
+            .await?
+            .map(|l| l.index)
+            .ok_or_else(|| NetlinkError::NoSuchLink(name.to_string()))
+    }
+
+    /// Every link of the namespace.
+    pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .map_ok(|m| Link::from_message(&m))
+            .try_collect()
+            .await
+            .map_err(request("listing links"))
+    }
+
+    /// Create bridge `name`, down. Returns its index.
+    pub async fn add_bridge(
+        &self,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<Mac>,
+    ) -> Result<u32, NetlinkError> {
+        let mut builder = LinkBridge::new(name);
+        if let Some(mtu) = mtu {
+            builder = builder.mtu(mtu);
+        }
+        if let Some(mac) = mac {
+            builder = builder.address(mac.to_vec());
+        }
+        self.handle
+            .link()
+            .add(builder.build())
+            .execute()
+            .await
+            .map_err(request(format!("creating bridge {name}")))?;
+        self.index(name).await
+    }
+
+    /// Create a veth pair: `host` here, and `peer` created directly inside the
+    /// namespace `peer_netns` (no move afterwards), with the given MTU and peer MAC.
+    /// Returns the host end's index.
+    pub async fn add_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        peer_netns: &File,
+        mtu: Option<u32>,
+        peer_mac: Option<Mac>,
+    ) -> Result<u32, NetlinkError> {
+        let mut peer_msg = LinkMessageBuilderExt::peer(peer, peer_netns.as_raw_fd());
+        if let Some(mtu) = mtu {
+            peer_msg = peer_msg.mtu(mtu);
+        }
+        if let Some(mac) = peer_mac {
+            peer_msg = peer_msg.address(mac.to_vec());
+        }
+        let mut builder = LinkVeth::new(host, peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
+        if let Some(mtu) = mtu {
+            builder = builder.mtu(mtu);
+        }
+        self.handle
+            .link()
+            .add(builder.build())
+            .execute()
+            .await
+            .map_err(request(format!("creating veth pair {host}/{peer}")))?;
+        self.index(host).await
+    }
+
+    /// Attach link `index` to bridge `master`.
+    pub async fn set_master(&self, index: u32, master: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).controller(master).build())
+            .execute()
+            .await
+            .map_err(request(format!(
+                "attaching link {index} to bridge {master}"
+            )))
+    }
+
+    /// Bring link `index` up.
+    pub async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(request(format!("bringing link {index} up")))
+    }
+
+    /// Rename link `index` (it must be down).
+    pub async fn rename(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .name(name.to_string())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(request(format!("renaming link {index} to {name}")))
+    }
+
+    /// Add `address/prefix_len` to link `index`.
+    pub async fn add_address(
+        &self,
+        index: u32,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        self.handle
+            .address()
+            .add(index, address, prefix_len)
+            .execute()
+            .await
+            .map_err(request(format!(
+                "adding address {address}/{prefix_len} to link {index}"
+            )))
+    }
+
+    /// Add a default route through `gateway` on link `index`.
+    pub async fn add_default_route(&self, index: u32, gateway: IpAddr) -> Result<(), NetlinkError> {
+        // The typed builders set the address family a default route needs.
+        let route = match gateway {
+            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .output_interface(index)
+                .gateway(gw)
+                .build(),
+            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .output_interface(index)
+                .gateway(gw)
+                .build(),
+        };
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(request(format!("adding default route via {gateway}")))
+    }
+
+    /// Delete link `index` (a veth goes with its peer).
+    pub async fn delete(&self, index: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(request(format!("deleting link {index}")))
+    }
+
+    /// Delete link `name` if it exists; whether it did.
+    pub async fn delete_by_name(&self, name: &str) -> Result<bool, NetlinkError> {
+        let Some(link) = self.link(name).await? else {
+            return Ok(false);
+        };
+        match self.delete(link.index).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The peer half of a veth request, placed in another namespace by fd.
+struct LinkMessageBuilderExt;
+
+impl LinkMessageBuilderExt {
+    fn peer(name: &str, netns_fd: i32) -> rtnetlink::LinkMessageBuilder<LinkUnspec> {
+        rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+            .name(name.to_string())
+            .setns_by_fd(netns_fd)
+    }
+}
+
+/// Open a namespace file for [`Netlink::add_veth`].
+pub fn open_netns(path: &Path) -> Result<File, NetlinkError> {
+    File::open(path).map_err(|source| NetlinkError::OpenNetns {
+        path: path.to_path_buf(),
+        source,
+    })
+}
