@@ -6,6 +6,7 @@
 //! and the connection is then used from async code like any other.
 
 use futures::TryStreamExt;
+use nix::errno::Errno;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::fs::File;
@@ -48,9 +49,9 @@ pub enum NetlinkError {
     Request {
         /// What was asked, with the objects concerned.
         what: String,
-        /// The kernel's answer.
+        /// The kernel's answer, as an OS error (`File exists (os error 17)`).
         #[source]
-        source: rtnetlink::Error,
+        source: std::io::Error,
     },
     /// A link that should exist does not.
     #[error("no link named {0:?}")]
@@ -58,30 +59,37 @@ pub enum NetlinkError {
 }
 
 impl NetlinkError {
-    /// Whether the kernel answered "no such device" (the object is gone already).
-    pub fn is_not_found(&self) -> bool {
+    fn code(&self) -> Option<i32> {
         match self {
-            NetlinkError::NoSuchLink(_) => true,
-            NetlinkError::Request {
-                source: rtnetlink::Error::NetlinkError(e),
-                ..
-            } => e.raw_code() == -libc_enodev() || e.raw_code() == -libc_enoent(),
-            _ => false,
+            NetlinkError::Request { source, .. } => source.raw_os_error(),
+            _ => None,
         }
     }
-}
 
-fn libc_enodev() -> i32 {
-    nix::errno::Errno::ENODEV as i32
-}
+    /// Whether the kernel answered "no such device" (the object is gone already).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, NetlinkError::NoSuchLink(_))
+            || matches!(self.code(), Some(c) if c == Errno::ENODEV as i32 || c == Errno::ENOENT as i32)
+    }
 
-fn libc_enoent() -> i32 {
-    nix::errno::Errno::ENOENT as i32
+    /// Whether the kernel answered "exists already".
+    pub fn is_exists(&self) -> bool {
+        self.code() == Some(Errno::EEXIST as i32)
+    }
 }
 
 fn request(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
     let what = what.into();
-    move |source| NetlinkError::Request { what, source }
+    move |e| {
+        let source = match &e {
+            rtnetlink::Error::NetlinkError(msg) => match msg.raw_code() {
+                code if code < 0 => std::io::Error::from_raw_os_error(-code),
+                _ => std::io::Error::other(e.to_string()),
+            },
+            _ => std::io::Error::other(e.to_string()),
+        };
+        NetlinkError::Request { what, source }
+    }
 }
 
 /// A link as the kernel lists it.

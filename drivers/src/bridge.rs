@@ -1,0 +1,375 @@
+//! The `bridge` driver: a Linux bridge per network, a veth pair per endpoint with
+//! the peer created inside the sandbox.
+
+use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
+use crate::netlink::{open_netns, Mac, Netlink, NetlinkError};
+use async_trait::async_trait;
+use std::net::IpAddr;
+
+/// `-o com.docker.network.bridge.name=NAME`: the bridge's name (default `br-<id12>`).
+pub const OPTION_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+/// `-o com.docker.network.driver.mtu=N`: MTU of the bridge and every veth.
+pub const OPTION_MTU: &str = "com.docker.network.driver.mtu";
+
+/// Docker bridge options that are accepted now and acted on by the firewall later.
+const LATER: &[&str] = &[
+    "com.docker.network.bridge.enable_icc",
+    "com.docker.network.bridge.enable_ip_masquerade",
+    "com.docker.network.bridge.host_binding_ipv4",
+    "com.docker.network.bridge.default_bridge",
+];
+
+/// The bridge driver, acting in the namespace its [`Netlink`] is bound to.
+#[derive(Debug, Clone)]
+pub struct BridgeDriver {
+    nl: Netlink,
+}
+
+impl BridgeDriver {
+    /// A driver making bridges and veths in `nl`'s namespace.
+    pub fn new(nl: Netlink) -> Self {
+        BridgeDriver { nl }
+    }
+}
+
+fn valid_link_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The bridge's name.
+pub fn bridge_name(net: &NetworkSpec) -> String {
+    match net.options.get(OPTION_BRIDGE_NAME) {
+        Some(name) => name.clone(),
+        None => format!("br-{}", short(&net.id)),
+    }
+}
+
+/// The host end of an endpoint's veth pair: `vn` and 12 hex digits of its id.
+pub fn host_link_name(ep: &EndpointSpec) -> String {
+    format!("vn{}", short(&ep.id))
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn mtu(net: &NetworkSpec) -> Result<Option<u32>, DriverError> {
+    let Some(text) = net.options.get(OPTION_MTU) else {
+        return Ok(None);
+    };
+    match text.parse::<u32>() {
+        Ok(m) if (68..=65535).contains(&m) => Ok(Some(m)),
+        _ => Err(DriverError::invalid(
+            format!("option {OPTION_MTU}"),
+            format!("{text:?}: expected a number from 68 to 65535"),
+        )),
+    }
+}
+
+/// A fixed, locally administered MAC for the bridge, from the network id: without
+/// one the bridge takes its lowest port's MAC, which changes as containers come and
+/// go and leaves neighbours with stale ARP entries.
+fn bridge_mac(id: &str) -> Mac {
+    let mut mac = [0x02, 0, 0, 0, 0, 0];
+    for (i, byte) in mac.iter_mut().enumerate().skip(1) {
+        *byte = id
+            .get(i * 2..i * 2 + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    mac
+}
+
+/// Undoes a link's creation unless committed: nothing half-made survives a failure.
+struct LinkGuard<'a> {
+    nl: &'a Netlink,
+    name: Option<String>,
+}
+
+impl LinkGuard<'_> {
+    async fn rollback(mut self) {
+        if let Some(name) = self.name.take() {
+            if let Err(e) = self.nl.delete_by_name(&name).await {
+                tracing::warn!(link = %name, error = %e, "could not remove a half-made link");
+            }
+        }
+    }
+
+    fn commit(mut self) {
+        self.name = None;
+    }
+}
+
+async fn ignore_exists(result: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
+    match result {
+        Err(e) if e.is_exists() => Ok(()),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Driver for BridgeDriver {
+    fn kind(&self) -> &'static str {
+        "bridge"
+    }
+
+    fn validate(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        if net.id.len() < 12 || !net.id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(DriverError::invalid(
+                "network id",
+                format!("{:?}: expected at least 12 hex digits", net.id),
+            ));
+        }
+        for (key, value) in &net.options {
+            if key == OPTION_BRIDGE_NAME {
+                if !valid_link_name(value) {
+                    return Err(DriverError::invalid(
+                        format!("option {key}"),
+                        format!(
+                            "{value:?}: a link name has 1 to 15 letters, digits, '_', '.' or '-'"
+                        ),
+                    ));
+                }
+            } else if key.starts_with("com.docker.network.bridge.")
+                && !LATER.contains(&key.as_str())
+            {
+                return Err(DriverError::invalid(
+                    "option",
+                    format!("unknown bridge option {key:?}"),
+                ));
+            }
+        }
+        mtu(net)?;
+        for s in &net.subnets {
+            if let Some(gw) = s.gateway {
+                if !s.subnet.contains(&gw) {
+                    return Err(DriverError::invalid(
+                        "gateway",
+                        format!("{gw} is outside subnet {}", s.subnet),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        self.validate(net)?;
+        let name = bridge_name(net);
+        let doing = |what: &str| format!("network {}: {what} bridge {name}", short(&net.id));
+        let (index, guard) = match self
+            .nl
+            .link(&name)
+            .await
+            .map_err(DriverError::kernel(doing("looking up")))?
+        {
+            Some(existing) => (existing.index, None),
+            None => {
+                let index = self
+                    .nl
+                    .add_bridge(&name, mtu(net)?, Some(bridge_mac(&net.id)))
+                    .await
+                    .map_err(DriverError::kernel(doing("creating")))?;
+                (
+                    index,
+                    Some(LinkGuard {
+                        nl: &self.nl,
+                        name: Some(name.clone()),
+                    }),
+                )
+            }
+        };
+        let result = async {
+            for s in &net.subnets {
+                if let Some(gw) = s.gateway {
+                    ignore_exists(self.nl.add_address(index, gw, s.subnet.prefix_len()).await)
+                        .await
+                        .map_err(DriverError::kernel(doing(&format!(
+                            "adding gateway {gw} to"
+                        ))))?;
+                }
+            }
+            self.nl
+                .set_up(index)
+                .await
+                .map_err(DriverError::kernel(doing("bringing up")))
+        }
+        .await;
+        match (result, guard) {
+            (Ok(()), Some(g)) => {
+                g.commit();
+                Ok(())
+            }
+            (Ok(()), None) => Ok(()),
+            (Err(e), Some(g)) => {
+                g.rollback().await;
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        let name = bridge_name(net);
+        self.nl
+            .delete_by_name(&name)
+            .await
+            .map(|_| ())
+            .map_err(DriverError::kernel(format!(
+                "network {}: deleting bridge {name}",
+                short(&net.id)
+            )))
+    }
+
+    async fn join(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+        sandbox: &SandboxSpec,
+        ifname: &str,
+    ) -> Result<Joined, DriverError> {
+        if !valid_link_name(ifname) {
+            return Err(DriverError::invalid(
+                "interface name",
+                format!("{ifname:?}"),
+            ));
+        }
+        let host = host_link_name(ep);
+        let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
+        let bridge = self
+            .nl
+            .index(&bridge_name(net))
+            .await
+            .map_err(DriverError::kernel(doing("finding the network's bridge")))?;
+        let netns = open_netns(&sandbox.netns)
+            .map_err(DriverError::kernel(doing("opening the sandbox")))?;
+        let host_index = self
+            .nl
+            .add_veth(&host, ifname, &netns, mtu(net)?, ep.mac)
+            .await
+            .map_err(DriverError::kernel(doing(&format!(
+                "creating veth {host} with {ifname} in the sandbox"
+            ))))?;
+        let guard = LinkGuard {
+            nl: &self.nl,
+            name: Some(host.clone()),
+        };
+        let result = async {
+            self.nl
+                .set_master(host_index, bridge)
+                .await
+                .map_err(DriverError::kernel(doing("attaching to the bridge")))?;
+            self.nl
+                .set_up(host_index)
+                .await
+                .map_err(DriverError::kernel(doing("bringing the host end up")))?;
+            let inside = Netlink::in_netns(&sandbox.netns)
+                .await
+                .map_err(DriverError::kernel(doing("entering the sandbox")))?;
+            let index = inside
+                .index(ifname)
+                .await
+                .map_err(DriverError::kernel(doing("finding the interface")))?;
+            for addr in &ep.addresses {
+                inside
+                    .add_address(index, addr.addr(), addr.prefix_len())
+                    .await
+                    .map_err(DriverError::kernel(doing(&format!(
+                        "adding address {addr}"
+                    ))))?;
+            }
+            inside
+                .set_up(index)
+                .await
+                .map_err(DriverError::kernel(doing("bringing the interface up")))?;
+            let lo = inside
+                .index("lo")
+                .await
+                .map_err(DriverError::kernel(doing("finding lo")))?;
+            inside
+                .set_up(lo)
+                .await
+                .map_err(DriverError::kernel(doing("bringing lo up")))?;
+            for gw in gateways(net, ep) {
+                ignore_exists(inside.add_default_route(index, gw).await)
+                    .await
+                    .map_err(DriverError::kernel(doing(&format!(
+                        "adding the default route via {gw}"
+                    ))))?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                guard.commit();
+                Ok(Joined {
+                    host_link: Some(host),
+                })
+            }
+            Err(e) => {
+                guard.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn leave(
+        &self,
+        _net: &NetworkSpec,
+        ep: &EndpointSpec,
+        _sandbox: &SandboxSpec,
+        _ifname: &str,
+    ) -> Result<(), DriverError> {
+        let host = host_link_name(ep);
+        self.nl
+            .delete_by_name(&host)
+            .await
+            .map(|_| ())
+            .map_err(DriverError::kernel(format!(
+                "endpoint {}: deleting veth {host}",
+                short(&ep.id)
+            )))
+    }
+}
+
+/// The gateway of each of the endpoint's address families.
+fn gateways(net: &NetworkSpec, ep: &EndpointSpec) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for addr in &ep.addresses {
+        let gw = net
+            .subnets
+            .iter()
+            .find(|s| s.subnet.contains(&addr.addr()))
+            .and_then(|s| s.gateway);
+        if let Some(gw) = gw {
+            if !out.iter().any(|g| g.is_ipv4() == gw.is_ipv4()) {
+                out.push(gw);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_macs() {
+        let net = NetworkSpec {
+            id: "0123456789abcdef".into(),
+            ..NetworkSpec::default()
+        };
+        assert_eq!(bridge_name(&net), "br-0123456789ab");
+        assert_eq!(bridge_mac(&net.id), [0x02, 0x23, 0x45, 0x67, 0x89, 0xab]);
+        assert!(valid_link_name("eth0"));
+        assert!(!valid_link_name("a-name-that-is-too-long"));
+        assert!(!valid_link_name("a/b"));
+    }
+}

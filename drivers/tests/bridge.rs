@@ -1,0 +1,143 @@
+//! The bridge driver against the real kernel: sandboxes on one network reach each
+//! other and the gateway; bad specs touch nothing; a failed join leaves no link.
+
+use drivers::netlink::Netlink;
+use drivers::{BridgeDriver, Driver, EndpointSpec, NetworkSpec, SandboxSpec, SubnetSpec};
+use std::collections::BTreeMap;
+use tests::TestHost;
+
+const NET_ID: &str = "c0ffee0000000000000000000000000000000000000000000000000000000001";
+
+fn network(options: &[(&str, &str)]) -> NetworkSpec {
+    NetworkSpec {
+        id: NET_ID.into(),
+        subnets: vec![SubnetSpec {
+            subnet: "198.18.30.0/24".parse().unwrap(),
+            gateway: Some("198.18.30.1".parse().unwrap()),
+        }],
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn endpoint(n: u8, addresses: &[&str]) -> EndpointSpec {
+    EndpointSpec {
+        id: format!("{n:02x}{}", "e".repeat(62)),
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        mac: Some([0x02, 0x42, 0xc6, 0x12, 0x1e, n]),
+    }
+}
+
+fn sandbox(host: &TestHost) -> SandboxSpec {
+    SandboxSpec {
+        netns: host.netns_path(),
+    }
+}
+
+fn links(host: &TestHost) -> Vec<String> {
+    host.run("ip", &["-o", "link", "show"])
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandboxes_on_a_bridge_network_reach_each_other() {
+    let host = TestHost::new().unwrap();
+    let s1 = TestHost::new().unwrap();
+    let s2 = TestHost::new().unwrap();
+    let driver = BridgeDriver::new(Netlink::in_netns(&host.netns_path()).await.unwrap());
+
+    // Bad specs are refused before anything is made.
+    for (options, want) in [
+        (
+            vec![("com.docker.network.driver.mtu", "9x")],
+            "expected a number from 68 to 65535",
+        ),
+        (
+            vec![("com.docker.network.bridge.name", "far-too-long-a-name")],
+            "a link name has 1 to 15",
+        ),
+        (
+            vec![("com.docker.network.bridge.bogus", "1")],
+            "unknown bridge option",
+        ),
+    ] {
+        let err = driver.create_network(&network(&options)).await.unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    assert_eq!(links(&host), ["lo"]);
+
+    let net = network(&[("com.docker.network.driver.mtu", "1400")]);
+    driver.create_network(&net).await.unwrap();
+    // Creating again (as reconciling does) keeps what is there.
+    driver.create_network(&net).await.unwrap();
+    assert_eq!(links(&host), ["lo", "br-c0ffee000000"]);
+
+    let e1 = endpoint(1, &["198.18.30.2/24"]);
+    let e2 = endpoint(2, &["198.18.30.3/24"]);
+    let joined = driver.join(&net, &e1, &sandbox(&s1), "eth0").await.unwrap();
+    assert_eq!(joined.host_link.as_deref(), Some("vn01eeeeeeeeee"));
+    driver.join(&net, &e2, &sandbox(&s2), "eth0").await.unwrap();
+
+    for target in ["198.18.30.3", "198.18.30.1"] {
+        let out = s1
+            .run("busybox", &["ping", "-c", "1", "-W", "3", target])
+            .unwrap_or_else(|e| panic!("ping {target}: {e}"));
+        assert!(out.contains("1 packets received"), "{out}");
+    }
+    let eth0 = s2.run("ip", &["-o", "link", "show", "eth0"]).unwrap();
+    assert!(
+        eth0.contains("mtu 1400") && eth0.contains("02:42:c6:12:1e:02"),
+        "{eth0}"
+    );
+    let routes = s2.run("ip", &["route"]).unwrap();
+    assert!(
+        routes.contains("default via 198.18.30.1 dev eth0"),
+        "{routes}"
+    );
+
+    // A join that fails half-way (IPv6 is off in that sandbox) leaves no link.
+    let s3 = TestHost::new().unwrap();
+    for key in ["all", "default"] {
+        s3.run(
+            "sysctl",
+            &["-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")],
+        )
+        .unwrap();
+    }
+    let e3 = endpoint(3, &["198.18.30.4/24", "fd00:30::4/64"]);
+    let err = driver
+        .join(&net, &e3, &sandbox(&s3), "eth0")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("adding address fd00:30::4/64"),
+        "{err}"
+    );
+    assert!(!links(&host).contains(&"vn03eeeeeeeeee".to_string()));
+    assert_eq!(links(&s3), ["lo"]);
+    assert_eq!(links(&host).len(), 4, "{:?}", links(&host));
+
+    // Leave removes the pair, twice is fine; deleting the network removes the bridge.
+    driver
+        .leave(&net, &e1, &sandbox(&s1), "eth0")
+        .await
+        .unwrap();
+    driver
+        .leave(&net, &e1, &sandbox(&s1), "eth0")
+        .await
+        .unwrap();
+    assert_eq!(links(&s1), ["lo"]);
+    driver
+        .leave(&net, &e2, &sandbox(&s2), "eth0")
+        .await
+        .unwrap();
+    driver.delete_network(&net).await.unwrap();
+    driver.delete_network(&net).await.unwrap();
+    assert_eq!(links(&host), ["lo"]);
+}
