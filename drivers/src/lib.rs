@@ -10,4 +10,4 @@ mod simple;
 
 pub use bridge::BridgeDriver;
 pub use driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec, SubnetSpec};
-pub use simple::{HostDriver, NoneDriver};
+pub use simple::SimpleDriver;

@@ -7,81 +7,52 @@ use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, Sand
 use crate::netlink::Netlink;
 use async_trait::async_trait;
 
-fn no_options_or_subnets(kind: &str, net: &NetworkSpec) -> Result<(), DriverError> {
-    if let Some(key) = net.options.keys().next() {
-        return Err(DriverError::invalid(
-            "option",
-            format!("the {kind} driver takes no options, got {key:?}"),
-        ));
-    }
-    if let Some(s) = net.subnets.first() {
-        return Err(DriverError::invalid(
-            "subnet",
-            format!(
-                "the {kind} driver has no addresses of its own, got {}",
-                s.subnet
-            ),
-        ));
-    }
-    Ok(())
+/// The `host` or the `none` driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimpleDriver {
+    /// Containers use the daemon's own network namespace.
+    Host,
+    /// Containers get a namespace with loopback only.
+    None,
 }
 
-/// The `host` driver.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HostDriver;
-
 #[async_trait]
-impl Driver for HostDriver {
+impl Driver for SimpleDriver {
     fn kind(&self) -> &'static str {
-        "host"
+        match self {
+            SimpleDriver::Host => "host",
+            SimpleDriver::None => "none",
+        }
     }
+
     fn validate(&self, net: &NetworkSpec) -> Result<(), DriverError> {
-        no_options_or_subnets("host", net)
+        let kind = self.kind();
+        if let Some(key) = net.options.keys().next() {
+            return Err(DriverError::invalid(
+                "option",
+                format!("the {kind} driver takes no options, got {key:?}"),
+            ));
+        }
+        if let Some(s) = net.subnets.first() {
+            return Err(DriverError::invalid(
+                "subnet",
+                format!(
+                    "the {kind} driver has no addresses of its own, got {}",
+                    s.subnet
+                ),
+            ));
+        }
+        Ok(())
     }
+
     async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
         self.validate(net)
     }
+
     async fn delete_network(&self, _: &NetworkSpec) -> Result<(), DriverError> {
         Ok(())
     }
-    async fn join(
-        &self,
-        _: &NetworkSpec,
-        _: &EndpointSpec,
-        _: &SandboxSpec,
-        _: &str,
-    ) -> Result<Joined, DriverError> {
-        Ok(Joined::default())
-    }
-    async fn leave(
-        &self,
-        _: &NetworkSpec,
-        _: &EndpointSpec,
-        _: &SandboxSpec,
-        _: &str,
-    ) -> Result<(), DriverError> {
-        Ok(())
-    }
-}
 
-/// The `none` driver.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoneDriver;
-
-#[async_trait]
-impl Driver for NoneDriver {
-    fn kind(&self) -> &'static str {
-        "none"
-    }
-    fn validate(&self, net: &NetworkSpec) -> Result<(), DriverError> {
-        no_options_or_subnets("none", net)
-    }
-    async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
-        self.validate(net)
-    }
-    async fn delete_network(&self, _: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
     async fn join(
         &self,
         _: &NetworkSpec,
@@ -89,20 +60,23 @@ impl Driver for NoneDriver {
         sandbox: &SandboxSpec,
         _: &str,
     ) -> Result<Joined, DriverError> {
-        let doing = || format!("bringing lo up in {}", sandbox.netns.display());
-        let inside = Netlink::in_netns(&sandbox.netns)
-            .await
-            .map_err(DriverError::kernel(doing()))?;
-        let lo = inside
-            .index("lo")
-            .await
-            .map_err(DriverError::kernel(doing()))?;
-        inside
-            .set_up(lo)
-            .await
-            .map_err(DriverError::kernel(doing()))?;
+        if *self == SimpleDriver::None {
+            let doing = || format!("bringing lo up in {}", sandbox.netns.display());
+            let inside = Netlink::in_netns(&sandbox.netns)
+                .await
+                .map_err(DriverError::kernel(doing()))?;
+            let lo = inside
+                .index("lo")
+                .await
+                .map_err(DriverError::kernel(doing()))?;
+            inside
+                .set_up(lo)
+                .await
+                .map_err(DriverError::kernel(doing()))?;
+        }
         Ok(Joined::default())
     }
+
     async fn leave(
         &self,
         _: &NetworkSpec,

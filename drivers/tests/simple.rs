@@ -1,7 +1,7 @@
 //! `none` leaves a sandbox with loopback only, up; `host` touches nothing; both refuse
 //! options and subnets.
 
-use drivers::{Driver, EndpointSpec, HostDriver, NetworkSpec, NoneDriver, SandboxSpec, SubnetSpec};
+use drivers::{Driver, EndpointSpec, NetworkSpec, SandboxSpec, SimpleDriver, SubnetSpec};
 use tests::TestHost;
 
 #[tokio::test]
@@ -17,7 +17,10 @@ async fn none_gives_loopback_only_and_host_changes_nothing() {
         ..NetworkSpec::default()
     };
     let ep = EndpointSpec::default();
-    NoneDriver.join(&net, &ep, &spec, "eth0").await.unwrap();
+    SimpleDriver::None
+        .join(&net, &ep, &spec, "eth0")
+        .await
+        .unwrap();
     let links = sandbox.run("ip", &["-o", "link", "show"]).unwrap();
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
@@ -26,7 +29,10 @@ async fn none_gives_loopback_only_and_host_changes_nothing() {
         .unwrap();
     assert!(ping.contains("1 packets received"), "{ping}");
 
-    HostDriver.join(&net, &ep, &spec, "eth0").await.unwrap();
+    SimpleDriver::Host
+        .join(&net, &ep, &spec, "eth0")
+        .await
+        .unwrap();
     assert_eq!(sandbox.run("ip", &["-o", "link", "show"]).unwrap(), links);
 
     let with_subnet = NetworkSpec {
@@ -36,14 +42,20 @@ async fn none_gives_loopback_only_and_host_changes_nothing() {
         }],
         ..net.clone()
     };
-    let err = NoneDriver.create_network(&with_subnet).await.unwrap_err();
+    let err = SimpleDriver::None
+        .create_network(&with_subnet)
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid subnet: the none driver has no addresses of its own, got 198.18.40.0/24"
     );
     let mut with_option = net.clone();
     with_option.options.insert("x".into(), "1".into());
-    let err = HostDriver.create_network(&with_option).await.unwrap_err();
+    let err = SimpleDriver::Host
+        .create_network(&with_option)
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid option: the host driver takes no options, got \"x\""
