@@ -6,6 +6,7 @@
 pub mod bridge;
 mod driver;
 pub mod netlink;
+pub mod netns;
 mod simple;
 
 pub use bridge::BridgeDriver;

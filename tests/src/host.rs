@@ -3,7 +3,7 @@
 
 use crate::names::unique_name;
 use crate::process::{output, Daemon};
-use crate::reap::{kill_netns_processes, remove_netns, sweep_stale};
+use crate::reap::{kill_netns_processes, remove_netns, sweep_stale, unmount_under};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,6 +197,7 @@ impl Drop for TestHost {
         kill_netns_processes(&self.netns_path());
         drop(self.holder.take());
         remove_netns(&self.name);
+        unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -112,6 +112,25 @@ pub(crate) fn remove_cgroup(name: &str) {
     }
 }
 
+/// Detach every mount at or below `dir` in this process's mount namespace (a test
+/// that pinned a namespace file there and failed before removing it).
+pub(crate) fn unmount_under(dir: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    // Field 5 is the mount point; deepest first so nested mounts go before parents.
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for point in points {
+        let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Delete the named network namespace (after killing what runs in it).
 pub(crate) fn remove_netns(name: &str) {
     let path = Path::new(NETNS_DIR).join(name);
@@ -161,6 +180,7 @@ pub fn sweep_stale() {
         remove_cgroup(&name);
     }
     for name in stale_names(&std::env::temp_dir()) {
+        unmount_under(&std::env::temp_dir().join(&name));
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(name));
     }
 }

@@ -117,3 +117,20 @@ fn a_panicking_test_still_cleans_up() {
     assert!(result.is_err());
     made.expect("the host was made").assert_gone();
 }
+
+#[test]
+fn mounts_a_test_left_in_the_host_directory_are_detached() {
+    let host = TestHost::new().unwrap();
+    let pinned = host.dir().join("pinned");
+    std::fs::write(&pinned, "").unwrap();
+    let status = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&pinned)
+        .arg(&pinned)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let made = Made::of(&host, None);
+    drop(host);
+    made.assert_gone();
+}

@@ -1,0 +1,114 @@
+//! Network namespaces that netd owns: created as files under its run dir (like
+//! `ip netns add`), so they outlive any process, and removed by unmounting them.
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use std::path::{Path, PathBuf};
+
+/// `statfs` magic of nsfs, the filesystem of namespace files.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Why a namespace could not be made, checked or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// Something already exists at the path.
+    #[error("{0} exists already")]
+    Exists(PathBuf),
+    /// A filesystem step failed.
+    #[error("{doing} {path}")]
+    Io {
+        /// What was being done.
+        doing: &'static str,
+        /// The namespace file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A namespace or mount call failed.
+    #[error("{doing} {path}")]
+    Sys {
+        /// What was being done.
+        doing: &'static str,
+        /// The namespace file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// The setup thread died.
+    #[error("the thread creating {0} failed")]
+    Thread(PathBuf),
+}
+
+/// Create a new network namespace and pin it at `path` (which must not exist; its
+/// directory must). Only `lo` is in it, down.
+pub fn create(path: &Path) -> Result<(), NetnsError> {
+    if path.symlink_metadata().is_ok() {
+        return Err(NetnsError::Exists(path.to_path_buf()));
+    }
+    std::fs::File::create(path).map_err(|source| NetnsError::Io {
+        doing: "creating",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let target = path.to_path_buf();
+    // unshare changes only the calling thread, so do it on a thread of its own that
+    // ends right after: no other thread ever sees the new namespace.
+    let result = std::thread::spawn(move || -> Result<(), NetnsError> {
+        let sys = |doing| {
+            let path = target.clone();
+            move |source| NetnsError::Sys {
+                doing,
+                path,
+                source,
+            }
+        };
+        unshare(CloneFlags::CLONE_NEWNET).map_err(sys("creating a namespace for"))?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("pinning the namespace at"))
+    })
+    .join()
+    .map_err(|_| NetnsError::Thread(path.to_path_buf()))
+    .and_then(|r| r);
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Whether `path` is a network namespace file (a pinned one, or `/proc/PID/ns/net`).
+// The magic's integer type differs by architecture, hence the cast.
+#[allow(clippy::unnecessary_cast)]
+pub fn is_netns(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Unpin and remove the namespace at `path`; whether there was one. The namespace
+/// itself ends once no process and no link uses it.
+pub fn remove(path: &Path) -> Result<bool, NetnsError> {
+    if path.symlink_metadata().is_err() {
+        return Ok(false);
+    }
+    if is_netns(path) {
+        umount2(path, MntFlags::MNT_DETACH).map_err(|source| NetnsError::Sys {
+            doing: "unpinning",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::remove_file(path).map_err(|source| NetnsError::Io {
+        doing: "removing",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(true)
+}
