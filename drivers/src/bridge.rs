@@ -3,8 +3,10 @@
 
 use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
 use crate::netlink::{open_netns, Mac, Netlink, NetlinkError};
+use crate::netns;
 use async_trait::async_trait;
 use std::net::IpAddr;
+use std::path::Path;
 
 /// `-o com.docker.network.bridge.name=NAME`: the bridge's name (default `br-<id12>`).
 pub const OPTION_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
@@ -246,14 +248,18 @@ impl Driver for BridgeDriver {
             .index(&bridge_name(net))
             .await
             .map_err(DriverError::kernel(doing("finding the network's bridge")))?;
-        let netns = open_netns(&sandbox.netns)
-            .map_err(DriverError::kernel(doing("opening the sandbox")))?;
+        let netns = match &sandbox.netns {
+            Some(path) => Some(
+                open_netns(path).map_err(DriverError::kernel(doing("opening the sandbox")))?,
+            ),
+            None => None,
+        };
         let host_index = self
             .nl
-            .add_veth(&host, ifname, &netns, mtu(net)?, ep.mac)
+            .add_veth(&host, ifname, netns.as_ref(), mtu(net)?, ep.mac)
             .await
             .map_err(DriverError::kernel(doing(&format!(
-                "creating veth {host} with {ifname} in the sandbox"
+                "creating veth {host} with peer {ifname}"
             ))))?;
         let guard = LinkGuard {
             nl: &self.nl,
@@ -268,41 +274,10 @@ impl Driver for BridgeDriver {
                 .set_up(host_index)
                 .await
                 .map_err(DriverError::kernel(doing("bringing the host end up")))?;
-            let inside = Netlink::in_netns(&sandbox.netns)
-                .await
-                .map_err(DriverError::kernel(doing("entering the sandbox")))?;
-            let index = inside
-                .index(ifname)
-                .await
-                .map_err(DriverError::kernel(doing("finding the interface")))?;
-            for addr in &ep.addresses {
-                inside
-                    .add_address(index, addr.addr(), addr.prefix_len())
-                    .await
-                    .map_err(DriverError::kernel(doing(&format!(
-                        "adding address {addr}"
-                    ))))?;
+            match &sandbox.netns {
+                Some(path) => configure_inside(net, ep, path, ifname).await,
+                None => Ok(()),
             }
-            inside
-                .set_up(index)
-                .await
-                .map_err(DriverError::kernel(doing("bringing the interface up")))?;
-            let lo = inside
-                .index("lo")
-                .await
-                .map_err(DriverError::kernel(doing("finding lo")))?;
-            inside
-                .set_up(lo)
-                .await
-                .map_err(DriverError::kernel(doing("bringing lo up")))?;
-            for gw in gateways(net, ep) {
-                ignore_exists(inside.add_default_route(index, gw).await)
-                    .await
-                    .map_err(DriverError::kernel(doing(&format!(
-                        "adding the default route via {gw}"
-                    ))))?;
-            }
-            Ok(())
         }
         .await;
         match result {
@@ -338,8 +313,66 @@ impl Driver for BridgeDriver {
     }
 }
 
+/// Addresses, link up with a gratuitous ARP, loopback up and default routes, inside
+/// the sandbox.
+async fn configure_inside(
+    net: &NetworkSpec,
+    ep: &EndpointSpec,
+    netns: &Path,
+    ifname: &str,
+) -> Result<(), DriverError> {
+    let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
+    let inside = Netlink::in_netns(netns)
+        .await
+        .map_err(DriverError::kernel(doing("entering the sandbox")))?;
+    let index = inside
+        .index(ifname)
+        .await
+        .map_err(DriverError::kernel(doing("finding the interface")))?;
+    for addr in &ep.addresses {
+        inside
+            .add_address(index, addr.addr(), addr.prefix_len())
+            .await
+            .map_err(DriverError::kernel(doing(&format!("adding address {addr}"))))?;
+    }
+    if ep.addresses.iter().any(|a| a.addr().is_ipv4()) {
+        // The kernel then announces the address (gratuitous ARP) when the link comes
+        // up, so neighbours drop a stale MAC for a reused address at once.
+        netns::write_sysctl(
+            netns,
+            &format!("net/ipv4/conf/{ifname}/arp_notify"),
+            "1",
+        )
+        .await
+        .map_err(|source| DriverError::Sandbox {
+            doing: doing("enabling gratuitous ARP"),
+            source,
+        })?;
+    }
+    inside
+        .set_up(index)
+        .await
+        .map_err(DriverError::kernel(doing("bringing the interface up")))?;
+    let lo = inside
+        .index("lo")
+        .await
+        .map_err(DriverError::kernel(doing("finding lo")))?;
+    inside
+        .set_up(lo)
+        .await
+        .map_err(DriverError::kernel(doing("bringing lo up")))?;
+    for gw in gateways(net, ep) {
+        ignore_exists(inside.add_default_route(index, gw).await)
+            .await
+            .map_err(DriverError::kernel(doing(&format!(
+                "adding the default route via {gw}"
+            ))))?;
+    }
+    Ok(())
+}
+
 /// The gateway of each of the endpoint's address families.
-fn gateways(net: &NetworkSpec, ep: &EndpointSpec) -> Vec<IpAddr> {
+pub fn gateways(net: &NetworkSpec, ep: &EndpointSpec) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::new();
     for addr in &ep.addresses {
         let gw = net

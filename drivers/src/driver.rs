@@ -42,8 +42,11 @@ pub struct EndpointSpec {
 /// A sandbox: a container's network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSpec {
-    /// The namespace file (`/run/netd/netns/<id>`, `/proc/<pid>/ns/net`).
-    pub netns: PathBuf,
+    /// The namespace file (`/run/netd/netns/<id>`, `/proc/<pid>/ns/net`). `None`
+    /// when the engine places the interface itself (Docker's remote protocol): the
+    /// driver then leaves it, down and unaddressed, in the daemon's namespace under
+    /// the join's interface name, and the engine moves, renames and configures it.
+    pub netns: Option<PathBuf>,
 }
 
 /// What a join made.
@@ -72,6 +75,15 @@ pub enum DriverError {
         /// The netlink error.
         #[source]
         source: NetlinkError,
+    },
+    /// A step inside the sandbox's namespace (a sysctl) failed.
+    #[error("{doing}")]
+    Sandbox {
+        /// What the driver was doing.
+        doing: String,
+        /// Why.
+        #[source]
+        source: crate::netns::NetnsError,
     },
 }
 

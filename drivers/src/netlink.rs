@@ -245,17 +245,17 @@ impl Netlink {
     }
 
     /// Create a veth pair: `host` here, and `peer` created directly inside the
-    /// namespace `peer_netns` (no move afterwards), with the given MTU and peer MAC.
-    /// Returns the host end's index.
+    /// namespace `peer_netns` (no move afterwards; `None` keeps it here), with the
+    /// given MTU and peer MAC. Returns the host end's index.
     pub async fn add_veth(
         &self,
         host: &str,
         peer: &str,
-        peer_netns: &File,
+        peer_netns: Option<&File>,
         mtu: Option<u32>,
         peer_mac: Option<Mac>,
     ) -> Result<u32, NetlinkError> {
-        let mut peer_msg = LinkMessageBuilderExt::peer(peer, peer_netns.as_raw_fd());
+        let mut peer_msg = LinkMessageBuilderExt::peer(peer, peer_netns.map(|f| f.as_raw_fd()));
         if let Some(mtu) = mtu {
             peer_msg = peer_msg.mtu(mtu);
         }
@@ -350,6 +350,47 @@ impl Netlink {
             .map_err(request(format!("adding default route via {gateway}")))
     }
 
+    /// The destinations of every route in the main table but default routes, both
+    /// families: what a new subnet must not overlap.
+    pub async fn route_prefixes(&self) -> Result<Vec<ipnet::IpNet>, NetlinkError> {
+        use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+        let mut out = Vec::new();
+        for query in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let messages: Vec<_> = self
+                .handle
+                .route()
+                .get(query)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(request("listing routes"))?;
+            for msg in messages {
+                let len = msg.header.destination_prefix_length;
+                if len == 0 {
+                    continue;
+                }
+                for attr in &msg.attributes {
+                    if let RouteAttribute::Destination(dst) = attr {
+                        let addr: Option<IpAddr> = match dst {
+                            RouteAddress::Inet(a) => Some((*a).into()),
+                            RouteAddress::Inet6(a) => Some((*a).into()),
+                            _ => None,
+                        };
+                        if let Some(net) = addr.and_then(|a| ipnet::IpNet::new(a, len).ok()) {
+                            if !net.addr().is_loopback() && !net.addr().is_multicast() {
+                                out.push(net.trunc());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Delete link `index` (a veth goes with its peer).
     pub async fn delete(&self, index: u32) -> Result<(), NetlinkError> {
         self.handle
@@ -377,10 +418,12 @@ impl Netlink {
 struct LinkMessageBuilderExt;
 
 impl LinkMessageBuilderExt {
-    fn peer(name: &str, netns_fd: i32) -> rtnetlink::LinkMessageBuilder<LinkUnspec> {
-        rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
-            .name(name.to_string())
-            .setns_by_fd(netns_fd)
+    fn peer(name: &str, netns_fd: Option<i32>) -> rtnetlink::LinkMessageBuilder<LinkUnspec> {
+        let builder = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new().name(name.to_string());
+        match netns_fd {
+            Some(fd) => builder.setns_by_fd(fd),
+            None => builder,
+        }
     }
 }
 

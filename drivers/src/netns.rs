@@ -112,3 +112,45 @@ pub fn remove(path: &Path) -> Result<bool, NetnsError> {
     })?;
     Ok(true)
 }
+
+/// Set a per-namespace sysctl (a path under `/proc/sys/`, such as
+/// `net/ipv4/conf/eth0/arp_notify`) inside the namespace at `netns`.
+///
+/// `/proc/sys/net` shows the namespace of the thread that opens it, so the write
+/// happens on a thread of its own that `setns`es and then ends.
+pub async fn write_sysctl(netns: &Path, key: &str, value: &str) -> Result<(), NetnsError> {
+    let file = std::fs::File::open(netns).map_err(|source| NetnsError::Io {
+        doing: "opening",
+        path: netns.to_path_buf(),
+        source,
+    })?;
+    let target = Path::new("/proc/sys").join(key);
+    let value = value.to_string();
+    let path = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-sysctl".into())
+        .spawn(move || {
+            let result = nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
+                .map_err(|source| NetnsError::Sys {
+                    doing: "entering",
+                    path: path.clone(),
+                    source,
+                })
+                .and_then(|()| {
+                    std::fs::write(&target, value).map_err(|source| NetnsError::Io {
+                        doing: "writing sysctl",
+                        path: target,
+                        source,
+                    })
+                });
+            let _ = tx.send(result);
+        })
+        .map_err(|source| NetnsError::Io {
+            doing: "starting a thread for",
+            path: netns.to_path_buf(),
+            source,
+        })?;
+    rx.await
+        .map_err(|_| NetnsError::Thread(netns.to_path_buf()))?
+}

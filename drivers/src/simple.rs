@@ -60,9 +60,9 @@ impl Driver for SimpleDriver {
         sandbox: &SandboxSpec,
         _: &str,
     ) -> Result<Joined, DriverError> {
-        if *self == SimpleDriver::None {
-            let doing = || format!("bringing lo up in {}", sandbox.netns.display());
-            let inside = Netlink::in_netns(&sandbox.netns)
+        if let (SimpleDriver::None, Some(netns)) = (self, &sandbox.netns) {
+            let doing = || format!("bringing lo up in {}", netns.display());
+            let inside = Netlink::in_netns(netns)
                 .await
                 .map_err(DriverError::kernel(doing()))?;
             let lo = inside

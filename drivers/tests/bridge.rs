@@ -32,7 +32,7 @@ fn endpoint(n: u8, addresses: &[&str]) -> EndpointSpec {
 
 fn sandbox(host: &TestHost) -> SandboxSpec {
     SandboxSpec {
-        netns: host.netns_path(),
+        netns: Some(host.netns_path()),
     }
 }
 

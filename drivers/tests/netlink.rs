@@ -46,7 +46,7 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
             .add_veth(
                 &format!("vh{i}"),
                 "eth0",
-                &netns,
+                Some(&netns),
                 Some(1400),
                 Some(peer_mac),
             )

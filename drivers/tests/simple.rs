@@ -10,7 +10,7 @@ async fn none_gives_loopback_only_and_host_changes_nothing() {
     // A fresh namespace's lo starts down; the harness brings it up, so take it down.
     sandbox.run("ip", &["link", "set", "lo", "down"]).unwrap();
     let spec = SandboxSpec {
-        netns: sandbox.netns_path(),
+        netns: Some(sandbox.netns_path()),
     };
     let net = NetworkSpec {
         id: "n".repeat(64),

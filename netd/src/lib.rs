@@ -1,4 +1,8 @@
-//! netd, the network daemon. Built so far: its store. The controller, the native API,
-//! the Docker face and the CLI come with issue 4 (see ARCHITECTURE.md).
+//! netd, the network daemon: the controller (networks, endpoints, sandboxes) over
+//! the allocator, the drivers and the store, with three thin faces onto it: the
+//! native API, the Docker plugin protocol and the CLI (see ARCHITECTURE.md).
 
+pub mod controller;
+pub mod files;
+pub mod model;
 pub mod store;

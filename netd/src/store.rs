@@ -6,7 +6,7 @@
 //! table in the same transaction as the records they belong to; on start the journal
 //! is replayed onto the last snapshot and folded into a new one.
 
-use ipam::{Change, Config, Ipam, State};
+use ipam::{Change, Config, Ipam, Journal, State};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -67,6 +67,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The thread writing a batch died.
+    #[error("the store's writer thread failed")]
+    Writer,
     /// Saved allocator state could not be rebuilt.
     #[error("rebuilding the address allocator from the store")]
     Ipam(#[source] ipam::IpamError),
@@ -150,7 +153,7 @@ impl Store {
     /// Rebuild the allocator: the snapshot plus the journal replayed onto it. The
     /// result is then saved as the new snapshot and the journal emptied, in one
     /// transaction.
-    pub fn load_ipam(&self, config: Config) -> Result<Ipam, StoreError> {
+    pub fn load_ipam<J: Journal>(&self, config: Config, journal: J) -> Result<Ipam<J>, StoreError> {
         let tx = self.db.begin_write().map_err(dbe("starting a write"))?;
         let ipam = {
             let snapshot = tx
@@ -164,7 +167,7 @@ impl Store {
                 None => State::default(),
             };
             let mut ipam =
-                Ipam::restore(config, &state, ipam::NoJournal).map_err(StoreError::Ipam)?;
+                Ipam::restore(config, &state, journal).map_err(StoreError::Ipam)?;
             let journal = tx
                 .open_table(IPAM_JOURNAL)
                 .map_err(dbe("opening the journal"))?;

@@ -60,7 +60,7 @@ fn records_and_allocations_survive_a_reopen() {
         vec![("id1".to_string(), n1)]
     );
     assert!(store.list::<Net>(Kind::Endpoint).unwrap().is_empty());
-    let mut ipam = store.load_ipam(config.clone()).unwrap();
+    let mut ipam = store.load_ipam(config.clone(), ipam::NoJournal).unwrap();
     assert_eq!(ipam.state(), state);
     assert!(ipam.is_allocated(&pool, gateway.addr()).unwrap());
     assert_eq!(
@@ -69,7 +69,7 @@ fn records_and_allocations_survive_a_reopen() {
     );
 
     // Loading folded the journal into a snapshot; loading again gives the same.
-    let again = store.load_ipam(config).unwrap();
+    let again = store.load_ipam(config, ipam::NoJournal).unwrap();
     assert_eq!(again.state(), state);
 
     let mut batch = store.batch().unwrap();

@@ -65,6 +65,19 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], method: &str) -> Result<
     Ok(value)
 }
 
+/// Read and decode a JSON request body the way the plugin router does (size cap,
+/// empty body as `{}`, errors naming the field), for other HTTP APIs built on axum
+/// that want the same behaviour. `what` names the call in error messages.
+pub async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<T, PluginError> {
+    let bytes = read_limited(headers, body, limit, what).await?;
+    decode(&bytes, what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ mod router;
 mod serve;
 mod traits;
 
+pub use body::read_json;
 pub use router::{Plugin, DEFAULT_BODY_LIMIT, PLUGIN_CONTENT_TYPE};
 pub use serve::{
     serve_until_signal, shutdown_signal, PluginSocket, Registration, ServeError, SocketPermissions,

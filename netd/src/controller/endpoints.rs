@@ -1,0 +1,174 @@
+//! Creating and deleting endpoints.
+
+use super::networks::new_random_id;
+use super::persist::Op;
+use super::{
+    lock, pool_of, Controller, ControllerError, EndpointCreate, Holdings, NameGuard, NetSlot,
+};
+use crate::model::{
+    format_mac, generate_mac, now, parse_mac, short_id, EndpointRecord, Name, NetworkRecord,
+    Origin,
+};
+use crate::store::Kind;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// An endpoint allocated but not yet stored, with what undoes it.
+pub(crate) struct Prepared<'a> {
+    pub record: EndpointRecord,
+    pub holdings: Holdings<'a>,
+    pub name: NameGuard<'a>,
+}
+
+impl Controller {
+    /// Allocate an endpoint's addresses and reserve its name. The caller holds the
+    /// network's gate (shared) and stores the record.
+    pub(crate) fn prepare_endpoint<'a>(
+        &'a self,
+        net: &NetworkRecord,
+        slot: &'a Arc<NetSlot>,
+        req: &EndpointCreate,
+    ) -> Result<Prepared<'a>, ControllerError> {
+        if net.origin == crate::model::Origin::Docker {
+            return Err(ControllerError::Conflict(format!(
+                "network {} belongs to dockerd; connect containers with `docker network connect`",
+                net.name
+            )));
+        }
+        let id = new_random_id()?;
+        let name = match &req.name {
+            Some(n) => Name::parse("endpoint", n).map_err(ControllerError::Invalid)?,
+            None => Name::parse("endpoint", &format!("ep-{}", short_id(&id)))
+                .map_err(ControllerError::Invalid)?,
+        };
+        let fixed_mac = match &req.mac {
+            Some(m) => Some(parse_mac(m).map_err(ControllerError::Invalid)?),
+            None => None,
+        };
+        for (what, addr, v4) in [("ip", req.ip, true), ("ipv6", req.ipv6, false)] {
+            let Some(addr) = addr else { continue };
+            if addr.is_ipv4() != v4 {
+                return Err(ControllerError::Invalid(format!(
+                    "{what} {addr} is not an IPv{} address",
+                    if v4 { 4 } else { 6 }
+                )));
+            }
+            if !net.subnets.iter().any(|s| s.subnet.contains(&addr)) {
+                let subnets: Vec<String> = net.subnets.iter().map(|s| s.subnet.to_string()).collect();
+                return Err(ControllerError::Invalid(format!(
+                    "{what} {addr} is not in any subnet of network {} ({})",
+                    net.name,
+                    if subnets.is_empty() { "none".to_string() } else { subnets.join(", ") }
+                )));
+            }
+        }
+        let guard = NameGuard::reserve(&slot.endpoint_names, name.as_str(), || {
+            format!("network {} has an endpoint named {name} already", net.name)
+        })?;
+        let mut holdings = Holdings::new(self);
+        let mut addresses = Vec::new();
+        {
+            let mut ipam = self.lock_ipam();
+            for s in &net.subnets {
+                let Some(pool) = s.pool else { continue };
+                let wanted: Option<IpAddr> = [req.ip, req.ipv6]
+                    .into_iter()
+                    .flatten()
+                    .find(|a| s.subnet.contains(a));
+                let addr = ipam.request_address(&pool, wanted).map_err(ControllerError::ipam(
+                    format!("allocating an address in {} for endpoint {name}", s.subnet),
+                ))?;
+                holdings.addresses.push((pool, addr.addr()));
+                addresses.push(addr);
+            }
+        }
+        let mac = match fixed_mac {
+            Some(m) => m,
+            None => generate_mac(&addresses).map_err(|source| ControllerError::Io {
+                doing: "making a MAC address from",
+                path: "/dev/urandom".into(),
+                source,
+            })?,
+        };
+        Ok(Prepared {
+            record: EndpointRecord {
+                id,
+                name: name.to_string(),
+                network: net.id.clone(),
+                addresses,
+                mac: format_mac(&mac),
+                join: None,
+                attached: false,
+                origin: Origin::Native,
+                created: now(),
+            },
+            holdings,
+            name: guard,
+        })
+    }
+
+    /// Create an endpoint: addresses allocated and stored, not joined anywhere.
+    pub async fn create_endpoint(&self, req: EndpointCreate) -> Result<EndpointRecord, ControllerError> {
+        let net = self.network(&req.network)?;
+        let slot = self.slot(&net.id);
+        let _gate = slot.gate.read().await;
+        let net: NetworkRecord = self.get(Kind::Network, "network", &net.id)?;
+        let prepared = self.prepare_endpoint(&net, &slot, &req)?;
+        let upto = self.ipam_seq();
+        self.commit(vec![Op::Endpoint(prepared.record.clone())], upto)
+            .await?;
+        prepared.holdings.commit();
+        prepared.name.commit();
+        Ok(prepared.record)
+    }
+
+    /// Give an endpoint's addresses back (in memory; the next commit stores it).
+    pub(crate) fn release_endpoint_addresses(&self, net: &NetworkRecord, ep: &EndpointRecord) {
+        let mut ipam = self.lock_ipam();
+        for a in &ep.addresses {
+            if let Some(pool) = pool_of(net, a.addr()) {
+                if let Err(e) = ipam.release_address(&pool, a.addr()) {
+                    tracing::warn!(%pool, addr = %a, error = %e, "releasing an endpoint's address");
+                }
+            }
+        }
+    }
+
+    /// Delete an endpoint that is not joined.
+    pub async fn delete_endpoint(&self, key: &str) -> Result<EndpointRecord, ControllerError> {
+        let ep = self.endpoint(key)?;
+        let _claim = self.claim_endpoint(&ep)?;
+        let slot = self.slot(&ep.network);
+        let _gate = slot.gate.read().await;
+        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
+        if let Some(join) = &ep.join {
+            let whom = join
+                .sandbox
+                .as_deref()
+                .or(join.sandbox_key.as_deref())
+                .unwrap_or("a sandbox");
+            return Err(ControllerError::Conflict(format!(
+                "endpoint {} is joined to sandbox {}; leave it first",
+                ep.name,
+                short_id(whom)
+            )));
+        }
+        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
+        self.release_endpoint_addresses(&net, &ep);
+        let upto = self.ipam_seq();
+        self.commit(vec![Op::Delete(Kind::Endpoint, ep.id.clone())], upto)
+            .await?;
+        lock(&slot.endpoint_names).remove(&ep.name);
+        Ok(ep)
+    }
+
+    /// Keep other operations off this endpoint until the claim drops.
+    pub(crate) fn claim_endpoint(&self, ep: &EndpointRecord) -> Result<NameGuard<'_>, ControllerError> {
+        NameGuard::reserve(&self.busy_endpoints, &ep.id, || {
+            format!(
+                "endpoint {} is busy with another operation; try again",
+                ep.name
+            )
+        })
+    }
+}

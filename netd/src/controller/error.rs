@@ -1,0 +1,129 @@
+//! The controller's errors. Each says what was being done to which object; the
+//! native API and the Docker face turn [`ErrorKind`] into their status codes.
+
+use crate::store::StoreError;
+use drivers::netns::NetnsError;
+use drivers::DriverError;
+
+/// How a caller should read an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong; nothing was changed.
+    Invalid,
+    /// A named object does not exist.
+    NotFound,
+    /// The request clashes with current state (a name taken, a network in use).
+    Conflict,
+    /// The daemon or the kernel failed; nothing was changed.
+    Internal,
+}
+
+/// Why a controller operation failed. Whatever it made before failing is undone.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such object.
+    #[error("no {kind} {key:?}")]
+    NotFound {
+        /// `network`, `endpoint` or `sandbox`.
+        kind: &'static str,
+        /// What was asked for.
+        key: String,
+    },
+    /// Clashes with current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The address allocator refused.
+    #[error("{doing}")]
+    Ipam {
+        /// What was being done.
+        doing: String,
+        /// Why.
+        #[source]
+        source: ipam::IpamError,
+    },
+    /// A driver refused or failed.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// A namespace could not be made, checked or removed.
+    #[error("{doing}")]
+    Netns {
+        /// What was being done.
+        doing: String,
+        /// Why.
+        #[source]
+        source: NetnsError,
+    },
+    /// The store failed; the operation was not acknowledged and is undone.
+    #[error("saving state")]
+    Store(#[from] StoreError),
+    /// A file (resolv.conf, hosts) could not be written.
+    #[error("{doing} {path}")]
+    Io {
+        /// What was being done.
+        doing: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another operation's failed commit undid this one's allocation.
+    #[error("the store failed while saving this change; it was not made, try again")]
+    Lost,
+}
+
+impl ControllerError {
+    /// How to read it.
+    pub fn kind(&self) -> ErrorKind {
+        use ipam::IpamError as I;
+        match self {
+            ControllerError::Invalid(_) => ErrorKind::Invalid,
+            ControllerError::NotFound { .. } => ErrorKind::NotFound,
+            ControllerError::Conflict(_) => ErrorKind::Conflict,
+            ControllerError::Ipam { source, .. } => match source {
+                I::Overlap { .. } | I::InUse { .. } | I::Exhausted { .. } | I::NoFreePool { .. } => {
+                    ErrorKind::Conflict
+                }
+                I::Journal(_) => ErrorKind::Internal,
+                _ => ErrorKind::Invalid,
+            },
+            ControllerError::Driver(DriverError::Invalid { .. }) => ErrorKind::Invalid,
+            _ => ErrorKind::Internal,
+        }
+    }
+
+    /// The message with its causes, `: `-joined, for answers and logs.
+    pub fn full_message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        message
+    }
+
+    pub(crate) fn ipam(doing: impl Into<String>) -> impl FnOnce(ipam::IpamError) -> Self {
+        let doing = doing.into();
+        move |source| ControllerError::Ipam { doing, source }
+    }
+
+    pub(crate) fn netns(doing: impl Into<String>) -> impl FnOnce(NetnsError) -> Self {
+        let doing = doing.into();
+        move |source| ControllerError::Netns { doing, source }
+    }
+
+    pub(crate) fn not_found(kind: &'static str, key: &str) -> Self {
+        ControllerError::NotFound {
+            kind,
+            key: key.to_string(),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What callers ask the controller for. These are also the native API's request
+//! bodies: unknown fields are refused, so a typo is an error, not a silent default.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// One subnet of a new network; everything optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetRequest {
+    /// The subnet; `None` takes a free one from the default pools.
+    #[serde(default)]
+    pub subnet: Option<IpNet>,
+    /// The gateway; `None` takes the subnet's first free address.
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    /// Hand out addresses only from this part of the subnet.
+    #[serde(default)]
+    pub ip_range: Option<IpNet>,
+    /// Addresses to keep out of allocation, by name.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+    /// With no subnet: take an IPv6 one.
+    #[serde(default)]
+    pub ipv6: bool,
+}
+
+/// Create a network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreate {
+    /// Unique name.
+    pub name: String,
+    /// `bridge` (default), `host` or `none`.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Subnets; none given means one IPv4 subnet from the default pools (bridge).
+    #[serde(default)]
+    pub subnets: Vec<SubnetRequest>,
+    /// Also take an IPv6 subnet from the default pools when none is given.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// Driver options, with Docker's names.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Create an endpoint on a network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointCreate {
+    /// The network: id, unique id prefix or name.
+    pub network: String,
+    /// Name, unique within the network; `ep-<id12>` by default.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A fixed IPv4 address.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// A fixed IPv6 address.
+    #[serde(default)]
+    pub ipv6: Option<IpAddr>,
+    /// A fixed MAC address.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// Create a sandbox, or adopt an existing namespace as one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxCreate {
+    /// Unique name; `sb-<id12>` by default.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Adopt this namespace (`/proc/PID/ns/net`, a bind-mounted netns file)
+    /// instead of creating one.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
+    /// Host name for the hosts file; the sandbox's name by default.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Name servers; the host's (or Docker's fallback) by default.
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
+}
+
+/// Join an existing endpoint to a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    /// The endpoint: id, unique id prefix or name.
+    pub endpoint: String,
+}
+
+/// Create an endpoint and join it in one step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attach {
+    /// The network: id, unique id prefix or name.
+    pub network: String,
+    /// Endpoint name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A fixed IPv4 address.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// A fixed IPv6 address.
+    #[serde(default)]
+    pub ipv6: Option<IpAddr>,
+    /// A fixed MAC address.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+impl Attach {
+    /// The endpoint this attach creates.
+    pub fn endpoint(&self) -> EndpointCreate {
+        EndpointCreate {
+            network: self.network.clone(),
+            name: self.name.clone(),
+            ip: self.ip,
+            ipv6: self.ipv6,
+            mac: self.mac.clone(),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Sandboxes: namespaces made or adopted, endpoints joined into them as eth0,
+//! eth1, ..., and their resolv.conf and hosts files.
+
+use super::networks::new_random_id;
+use super::persist::Op;
+use super::{
+    endpoint_spec, ensure_parent, lock, network_spec, Attach, Controller, ControllerError,
+    NameGuard, SandboxCreate,
+};
+use crate::files;
+use crate::model::{now, short_id, EndpointRecord, JoinRecord, Name, NetworkRecord, SandboxRecord};
+use crate::store::Kind;
+use drivers::{netns, SandboxSpec};
+use std::path::PathBuf;
+
+/// Removes a namespace netd made unless committed.
+struct NetnsGuard(Option<PathBuf>);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Err(e) = netns::remove(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a half-made namespace");
+            }
+        }
+    }
+}
+
+/// The lowest `ethN` not used by the sandbox's joined endpoints.
+fn next_interface(joined: &[EndpointRecord]) -> String {
+    let used: Vec<&str> = joined
+        .iter()
+        .filter_map(|e| e.join.as_ref().map(|j| j.interface.as_str()))
+        .collect();
+    (0..)
+        .map(|n| format!("eth{n}"))
+        .find(|name| !used.contains(&name.as_str()))
+        .unwrap_or_else(|| "eth0".to_string())
+}
+
+impl Controller {
+    /// Create a sandbox: a new namespace under the run dir, or an adopted one.
+    pub async fn create_sandbox(&self, req: SandboxCreate) -> Result<SandboxRecord, ControllerError> {
+        let id = new_random_id()?;
+        let name = match &req.name {
+            Some(n) => Name::parse("sandbox", n).map_err(ControllerError::Invalid)?,
+            None => Name::parse("sandbox", &format!("sb-{}", short_id(&id)))
+                .map_err(ControllerError::Invalid)?,
+        };
+        let hostname = req.hostname.clone().unwrap_or_else(|| name.to_string());
+        if !files::valid_hostname(&hostname) {
+            return Err(ControllerError::Invalid(format!(
+                "invalid hostname {hostname:?}: use letters, digits and '-' in dot-separated labels of up to 63"
+            )));
+        }
+        if let Some(path) = &req.netns {
+            if !path.is_absolute() || !netns::is_netns(path) {
+                return Err(ControllerError::Invalid(format!(
+                    "{} is not a network namespace file (give /proc/PID/ns/net or a bind-mounted netns)",
+                    path.display()
+                )));
+            }
+        }
+        let reservation = NameGuard::reserve(&self.sandbox_names, name.as_str(), || {
+            format!("a sandbox named {name} exists already")
+        })?;
+        let (netns_path, owned, mut guard) = match &req.netns {
+            Some(path) => (path.clone(), false, NetnsGuard(None)),
+            None => {
+                let path = self.settings.run_dir.join("netns").join(&id);
+                netns::create(&path).map_err(ControllerError::netns(format!(
+                    "creating the namespace of sandbox {name}"
+                )))?;
+                (path.clone(), true, NetnsGuard(Some(path)))
+            }
+        };
+        let dir = self.settings.run_dir.join("sandboxes").join(&id);
+        let dns = files::sandbox_name_servers(
+            &req.dns,
+            &self.settings.host_resolv_conf,
+            &self.settings.fallback_dns,
+        );
+        let record = SandboxRecord {
+            id: id.clone(),
+            name: name.to_string(),
+            netns: netns_path,
+            owned,
+            hostname,
+            dns,
+            resolv_conf: dir.join("resolv.conf"),
+            hosts: dir.join("hosts"),
+            endpoints: Vec::new(),
+            created: now(),
+        };
+        let result = async {
+            self.write_files(&record, &[])?;
+            self.commit(vec![Op::Sandbox(record.clone())], 0).await
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        guard.0 = None;
+        reservation.commit();
+        Ok(record)
+    }
+
+    fn write_files(&self, sb: &SandboxRecord, joined: &[EndpointRecord]) -> Result<(), ControllerError> {
+        ensure_parent(&sb.hosts)?;
+        let addresses: Vec<_> = joined.iter().flat_map(|e| e.addresses.clone()).collect();
+        for (path, text) in [
+            (&sb.resolv_conf, files::resolv_conf(&sb.dns, &self.settings.host_resolv_conf)),
+            (&sb.hosts, files::hosts(&sb.hostname, &addresses)),
+        ] {
+            files::write_in_place(path, &text).map_err(|source| ControllerError::Io {
+                doing: "writing",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn joined(&self, sb: &SandboxRecord) -> Result<Vec<EndpointRecord>, ControllerError> {
+        sb.endpoints
+            .iter()
+            .map(|id| self.get(Kind::Endpoint, "endpoint", id))
+            .collect()
+    }
+
+    /// Join an existing endpoint to a sandbox.
+    pub async fn join(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ControllerError> {
+        let sb = self.sandbox(sandbox)?;
+        let ep = self.endpoint(endpoint)?;
+        let _claim = self.claim_endpoint(&ep)?;
+        let lock_ = self.sandbox_lock(&sb.id);
+        let _sb_lock = lock_.lock().await;
+        let slot = self.slot(&ep.network);
+        let _gate = slot.gate.read().await;
+        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
+        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
+        if ep.join.is_some() {
+            return Err(ControllerError::Conflict(format!(
+                "endpoint {} is joined already; leave it first",
+                ep.name
+            )));
+        }
+        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
+        let (ep, sb) = self.join_locked(&net, ep, sb, Vec::new()).await?;
+        let _ = sb;
+        Ok(ep)
+    }
+
+    /// The join itself, under the sandbox's lock and the network's gate: the kernel
+    /// first, then the records (with `extra` ops) in one commit; the kernel work is
+    /// undone if the commit fails.
+    async fn join_locked(
+        &self,
+        net: &NetworkRecord,
+        mut ep: EndpointRecord,
+        mut sb: SandboxRecord,
+        extra: Vec<Op>,
+    ) -> Result<(EndpointRecord, SandboxRecord), ControllerError> {
+        let mut joined = self.joined(&sb)?;
+        let ifname = next_interface(&joined);
+        let driver = self.driver(&net.driver)?;
+        let nspec = network_spec(net);
+        let espec = endpoint_spec(&ep);
+        let sspec = SandboxSpec {
+            netns: Some(sb.netns.clone()),
+        };
+        let made = driver.join(&nspec, &espec, &sspec, &ifname).await?;
+        ep.join = Some(JoinRecord {
+            sandbox: Some(sb.id.clone()),
+            sandbox_key: None,
+            interface: ifname.clone(),
+            host_link: made.host_link,
+        });
+        sb.endpoints.push(ep.id.clone());
+        joined.push(ep.clone());
+        let mut ops = extra;
+        ops.push(Op::Endpoint(ep.clone()));
+        ops.push(Op::Sandbox(sb.clone()));
+        let upto = self.ipam_seq();
+        let stored = async {
+            self.write_files(&sb, &joined)?;
+            self.commit(ops, upto).await
+        }
+        .await;
+        if let Err(e) = stored {
+            if let Err(undo) = driver.leave(&nspec, &espec, &sspec, &ifname).await {
+                tracing::warn!(endpoint = %ep.name, error = %undo, "could not undo a join");
+            }
+            joined.pop();
+            let _ = self.write_files(&sb, &joined);
+            return Err(e);
+        }
+        tracing::debug!(endpoint = %ep.name, sandbox = %sb.name, interface = %ifname, "joined");
+        Ok((ep, sb))
+    }
+
+    /// Create an endpoint on a network and join it to a sandbox, stored in one commit.
+    pub async fn attach(&self, sandbox: &str, req: Attach) -> Result<EndpointRecord, ControllerError> {
+        let sb = self.sandbox(sandbox)?;
+        let net = self.network(&req.network)?;
+        let lock_ = self.sandbox_lock(&sb.id);
+        let _sb_lock = lock_.lock().await;
+        let slot = self.slot(&net.id);
+        let _gate = slot.gate.read().await;
+        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
+        let net: NetworkRecord = self.get(Kind::Network, "network", &net.id)?;
+        let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint())?;
+        prepared.record.attached = true;
+        let (ep, _) = self
+            .join_locked(&net, prepared.record.clone(), sb, Vec::new())
+            .await?;
+        prepared.holdings.commit();
+        prepared.name.commit();
+        Ok(ep)
+    }
+
+    /// Leave: the endpoint's interface is removed from the sandbox.
+    pub async fn leave(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ControllerError> {
+        self.leave_or_detach(sandbox, endpoint, false).await
+    }
+
+    /// Detach: leave, and delete the endpoint.
+    pub async fn detach(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ControllerError> {
+        self.leave_or_detach(sandbox, endpoint, true).await
+    }
+
+    async fn leave_or_detach(
+        &self,
+        sandbox: &str,
+        endpoint: &str,
+        delete: bool,
+    ) -> Result<EndpointRecord, ControllerError> {
+        let sb = self.sandbox(sandbox)?;
+        let ep = self.endpoint(endpoint)?;
+        let _claim = self.claim_endpoint(&ep)?;
+        let lock_ = self.sandbox_lock(&sb.id);
+        let _sb_lock = lock_.lock().await;
+        let slot = self.slot(&ep.network);
+        let _gate = slot.gate.read().await;
+        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
+        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
+        if !sb.endpoints.contains(&ep.id) {
+            return Err(ControllerError::Conflict(format!(
+                "endpoint {} is not joined to sandbox {}",
+                ep.name, sb.name
+            )));
+        }
+        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
+        let (ep, _) = self.leave_locked(&net, ep, sb, delete).await?;
+        if delete {
+            lock(&slot.endpoint_names).remove(&ep.name);
+        }
+        Ok(ep)
+    }
+
+    /// Leave under the sandbox's lock and the network's gate; with `delete`, the
+    /// endpoint goes too.
+    async fn leave_locked(
+        &self,
+        net: &NetworkRecord,
+        mut ep: EndpointRecord,
+        mut sb: SandboxRecord,
+        delete: bool,
+    ) -> Result<(EndpointRecord, SandboxRecord), ControllerError> {
+        let ifname = ep
+            .join
+            .as_ref()
+            .map(|j| j.interface.clone())
+            .unwrap_or_default();
+        let driver = self.driver(&net.driver)?;
+        let sspec = SandboxSpec {
+            netns: Some(sb.netns.clone()),
+        };
+        driver
+            .leave(&network_spec(net), &endpoint_spec(&ep), &sspec, &ifname)
+            .await?;
+        ep.join = None;
+        sb.endpoints.retain(|id| *id != ep.id);
+        let mut ops = vec![Op::Sandbox(sb.clone())];
+        if delete {
+            self.release_endpoint_addresses(net, &ep);
+            ops.push(Op::Delete(Kind::Endpoint, ep.id.clone()));
+        } else {
+            ops.push(Op::Endpoint(ep.clone()));
+        }
+        let upto = self.ipam_seq();
+        self.commit(ops, upto).await?;
+        let joined = self.joined(&sb)?;
+        if let Err(e) = self.write_files(&sb, &joined) {
+            tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not rewrite the hosts file");
+        }
+        Ok((ep, sb))
+    }
+
+    /// Delete a sandbox: its endpoints leave (attached ones are deleted), its
+    /// namespace is removed if netd made it, and its files go.
+    pub async fn delete_sandbox(&self, key: &str) -> Result<SandboxRecord, ControllerError> {
+        let sb = self.sandbox(key)?;
+        let lock_ = self.sandbox_lock(&sb.id);
+        let _sb_lock = lock_.lock().await;
+        let mut sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
+        for ep in self.joined(&sb)? {
+            let _claim = self.claim_endpoint(&ep)?;
+            let slot = self.slot(&ep.network);
+            let _gate = slot.gate.read().await;
+            let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
+            let delete = ep.attached;
+            let name = ep.name.clone();
+            sb = self.leave_locked(&net, ep, sb, delete).await?.1;
+            if delete {
+                lock(&slot.endpoint_names).remove(&name);
+            }
+        }
+        self.commit(vec![Op::Delete(Kind::Sandbox, sb.id.clone())], 0)
+            .await?;
+        if sb.owned {
+            if let Err(e) = netns::remove(&sb.netns) {
+                tracing::warn!(sandbox = %sb.name, error = %e, "could not remove the namespace");
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.settings.run_dir.join("sandboxes").join(&sb.id));
+        lock(&self.sandbox_names).remove(&sb.name);
+        lock(&self.sandbox_locks).remove(&sb.id);
+        Ok(sb)
+    }
+}
