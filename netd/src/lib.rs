@@ -2,7 +2,13 @@
 //! the allocator, the drivers and the store, with three thin faces onto it: the
 //! native API, the Docker plugin protocol and the CLI (see ARCHITECTURE.md).
 
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
 pub mod controller;
+pub mod docker_face;
 pub mod files;
 pub mod model;
 pub mod store;

@@ -1,14 +1,72 @@
-//! netd: the network daemon. Only the command line exists yet; the controller,
-//! drivers and APIs come with issue 4 (see ARCHITECTURE.md).
+//! The `netd` binary: the daemon and its command-line client.
 
 use clap::Parser;
+use netd::cli::{Cli, Command, DaemonArgs};
+use netd::config::{default_host_id, FileConfig};
+use netd::controller::Settings;
+use netd::daemon::DaemonOptions;
+use std::path::PathBuf;
 
-/// The netd network daemon (not built yet).
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<DaemonOptions> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let run_dir = args.run_dir.or(file.run_dir.clone()).unwrap_or_else(|| "/run/netd".into());
+    let host_id = file.host_id.clone().unwrap_or_else(default_host_id);
+    let settings = Settings {
+        state_dir: args.state_dir.or(file.state_dir.clone()).unwrap_or_else(|| "/var/lib/netd".into()),
+        run_dir: run_dir.clone(),
+        ipam: file.ipam(&host_id),
+        fallback_dns: file.dns.clone().unwrap_or_else(|| netd::files::FALLBACK_DNS.to_vec()),
+        host_resolv_conf: "/etc/resolv.conf".into(),
+    };
+    let plugin_dir = if args.no_docker {
+        None
+    } else {
+        Some(
+            args.plugin_dir
+                .or(file.plugin_dir.clone())
+                .unwrap_or_else(|| plugin_api::server::DEFAULT_SOCKET_DIR.into()),
+        )
+    };
+    Ok(DaemonOptions {
+        settings,
+        socket: socket.or(file.socket.clone()).unwrap_or_else(|| run_dir.join("netd.sock")),
+        plugin_dir,
+        plugin_name: args.plugin_name.or(file.plugin_name.clone()).unwrap_or_else(|| "netd".into()),
+    })
+}
 
-fn main() -> anyhow::Result<()> {
-    Cli::parse();
-    anyhow::bail!("netd is not built yet: see ARCHITECTURE.md for what exists")
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async move {
+                match cli.command {
+                    Command::Daemon(args) => {
+                        tracing_subscriber::fmt()
+                            .with_env_filter(
+                                tracing_subscriber::EnvFilter::try_from_default_env()
+                                    .unwrap_or_else(|_| "info".into()),
+                            )
+                            .with_writer(std::io::stderr)
+                            .init();
+                        let opts = daemon_options(cli.socket, args)?;
+                        netd::daemon::run(opts).await.map_err(anyhow::Error::from)
+                    }
+                    other => netd::cli::run_client(cli.socket, other).await,
+                }
+            })
+        });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

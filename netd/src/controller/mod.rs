@@ -8,7 +8,7 @@
 //! has a mutex, so its interface names are handed out in order. Names are reserved
 //! in sets before any work starts. No lock is held across another network's work.
 
-mod docker;
+pub mod docker;
 mod endpoints;
 mod error;
 mod networks;

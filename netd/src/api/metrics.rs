@@ -1,0 +1,82 @@
+//! `/metrics` in the Prometheus text format: object counts from the store, the
+//! allocator's pools, and per-route request counts and time.
+
+use crate::controller::Controller;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Request counts and time by method, route and status.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    by_route: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+}
+
+impl RequestMetrics {
+    /// Count one request.
+    pub fn observe(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let mut map = self.by_route.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += took.as_secs_f64();
+    }
+}
+
+/// The metrics page.
+pub fn render(ctl: &Controller, requests: &RequestMetrics) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: Result<usize, String>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        match value {
+            Ok(v) => {
+                let _ = writeln!(out, "{name} {v}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "# {name} unavailable: {e}");
+            }
+        }
+    };
+    let eps = ctl.endpoints().map_err(|e| e.full_message());
+    gauge("netd_networks", "Networks in the store.", ctl.networks().map(|n| n.len()).map_err(|e| e.full_message()));
+    gauge("netd_endpoints", "Endpoints in the store.", eps.as_ref().map(|e| e.len()).map_err(Clone::clone));
+    gauge(
+        "netd_endpoints_joined",
+        "Endpoints joined to a sandbox.",
+        eps.as_ref().map(|e| e.iter().filter(|e| e.join.is_some()).count()).map_err(Clone::clone),
+    );
+    gauge("netd_sandboxes", "Sandboxes in the store.", ctl.sandboxes().map(|s| s.len()).map_err(|e| e.full_message()));
+    let pools = ctl.pools();
+    gauge("netd_ipam_pools", "Address pools allocated.", Ok(pools.len()));
+    let _ = writeln!(
+        out,
+        "# HELP netd_ipam_addresses_allocated Addresses handed out, per pool.\n# TYPE netd_ipam_addresses_allocated gauge"
+    );
+    for p in &pools {
+        let _ = writeln!(out, "netd_ipam_addresses_allocated{{pool=\"{}\"}} {}", p.id, p.allocated);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP netd_api_requests_total Native API requests.\n# TYPE netd_api_requests_total counter"
+    );
+    let map = requests.by_route.lock().unwrap_or_else(|e| e.into_inner());
+    for ((method, route, status), (count, _)) in map.iter() {
+        let _ = writeln!(
+            out,
+            "netd_api_requests_total{{method=\"{method}\",route=\"{route}\",code=\"{status}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP netd_api_request_seconds_total Time spent answering native API requests.\n# TYPE netd_api_request_seconds_total counter"
+    );
+    for ((method, route, status), (_, secs)) in map.iter() {
+        let _ = writeln!(
+            out,
+            "netd_api_request_seconds_total{{method=\"{method}\",route=\"{route}\",code=\"{status}\"}} {secs:.6}"
+        );
+    }
+    out
+}

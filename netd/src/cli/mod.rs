@@ -1,0 +1,507 @@
+//! The command line: `netd daemon` runs the server; every other command is a
+//! client of its native API.
+
+mod table;
+
+use crate::client::{Client, ClientError, DEFAULT_SOCKET};
+use crate::controller::{Attach, EndpointCreate, NetworkCreate, SandboxCreate, SubnetRequest};
+use crate::model::{short_id, EndpointRecord, NetworkRecord, SandboxRecord};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// netd: container networks on Linux bridges, for dockerd and any runtime.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The daemon's API socket.
+    #[arg(long, global = true, env = "NETD_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Daemon(DaemonArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Manage endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// Manage sandboxes.
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+}
+
+/// `netd daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// TOML config file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the store lives [default: /var/lib/netd].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Runtime directory for namespaces and sandbox files [default: /run/netd].
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Where dockerd looks for plugin sockets [default: /run/docker/plugins].
+    #[arg(long)]
+    pub plugin_dir: Option<PathBuf>,
+    /// Do not serve the Docker plugin protocol.
+    #[arg(long)]
+    pub no_docker: bool,
+    /// The plugin's name, as given to `docker network create -d` [default: netd].
+    #[arg(long)]
+    pub plugin_name: Option<String>,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Aligned columns.
+    #[default]
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `netd network ...`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network; prints its id.
+    Create {
+        /// Its name.
+        name: String,
+        /// bridge, host or none.
+        #[arg(long, short, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR form (repeat for IPv4 and IPv6).
+        #[arg(long)]
+        subnet: Vec<IpNet>,
+        /// Gateway; belongs to the subnet containing it.
+        #[arg(long)]
+        gateway: Vec<IpAddr>,
+        /// Allocate addresses only from this range of a subnet.
+        #[arg(long)]
+        ip_range: Vec<IpNet>,
+        /// Keep NAME=IP out of allocation.
+        #[arg(long, value_parser = parse_kv)]
+        aux_address: Vec<(String, String)>,
+        /// Also take an IPv6 subnet from the default pools.
+        #[arg(long)]
+        ipv6: bool,
+        /// Driver option KEY=VALUE (Docker's names).
+        #[arg(long = "opt", short = 'o', value_parser = parse_kv)]
+        opt: Vec<(String, String)>,
+        /// Label KEY=VALUE.
+        #[arg(long, value_parser = parse_kv)]
+        label: Vec<(String, String)>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(FormatArg),
+    /// Show a network and its endpoints as JSON.
+    Inspect {
+        /// Id, id prefix or name.
+        network: String,
+    },
+    /// Delete networks.
+    #[command(alias = "remove")]
+    Rm {
+        /// Ids, id prefixes or names.
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+}
+
+/// `netd endpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCmd {
+    /// Create an endpoint on a network; prints its id.
+    Create {
+        /// The network.
+        network: String,
+        #[command(flatten)]
+        spec: EndpointArgs,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// List endpoints.
+    #[command(alias = "list")]
+    Ls(FormatArg),
+    /// Show an endpoint as JSON.
+    Inspect {
+        /// Id, id prefix or name.
+        endpoint: String,
+    },
+    /// Delete endpoints.
+    #[command(alias = "remove")]
+    Rm {
+        /// Ids, id prefixes or names.
+        #[arg(required = true)]
+        endpoints: Vec<String>,
+    },
+}
+
+/// Options of a new endpoint.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Its name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Fixed IPv4 address.
+    #[arg(long)]
+    pub ip: Option<IpAddr>,
+    /// Fixed IPv6 address.
+    #[arg(long)]
+    pub ipv6: Option<IpAddr>,
+    /// Fixed MAC address.
+    #[arg(long)]
+    pub mac: Option<String>,
+}
+
+/// `netd sandbox ...`.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCmd {
+    /// Create a sandbox (or adopt a namespace with --netns); prints its id.
+    Create {
+        /// Its name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Adopt this namespace (/proc/PID/ns/net or a netns file).
+        #[arg(long)]
+        netns: Option<PathBuf>,
+        /// Host name for its hosts file.
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Name server (repeatable).
+        #[arg(long)]
+        dns: Vec<IpAddr>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// List sandboxes.
+    #[command(alias = "list")]
+    Ls(FormatArg),
+    /// Show a sandbox as JSON.
+    Inspect {
+        /// Id, id prefix or name.
+        sandbox: String,
+    },
+    /// Delete sandboxes (their endpoints leave first).
+    #[command(alias = "remove")]
+    Rm {
+        /// Ids, id prefixes or names.
+        #[arg(required = true)]
+        sandboxes: Vec<String>,
+    },
+    /// Join an endpoint to a sandbox.
+    Join {
+        /// The sandbox.
+        sandbox: String,
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// Take an endpoint out of a sandbox.
+    Leave {
+        /// The sandbox.
+        sandbox: String,
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// Create an endpoint on a network and join it; prints the endpoint's id.
+    Attach {
+        /// The sandbox.
+        sandbox: String,
+        /// The network.
+        network: String,
+        #[command(flatten)]
+        spec: EndpointArgs,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Leave and delete an endpoint.
+    Detach {
+        /// The sandbox.
+        sandbox: String,
+        /// The endpoint.
+        endpoint: String,
+    },
+}
+
+fn parse_kv(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?}: expected KEY=VALUE")),
+    }
+}
+
+/// Subnets with their gateways, ranges and aux addresses placed by containment.
+fn subnets(
+    subnet: Vec<IpNet>,
+    gateway: Vec<IpAddr>,
+    ip_range: Vec<IpNet>,
+    aux: Vec<(String, String)>,
+) -> Result<Vec<SubnetRequest>, String> {
+    let mut out: Vec<SubnetRequest> = subnet
+        .into_iter()
+        .map(|s| SubnetRequest {
+            subnet: Some(s),
+            ipv6: matches!(s, IpNet::V6(_)),
+            ..Default::default()
+        })
+        .collect();
+    let home = |out: &mut Vec<SubnetRequest>, what: &str, addr: IpAddr| -> Result<usize, String> {
+        out.iter()
+            .position(|s| s.subnet.is_some_and(|n| n.contains(&addr)))
+            .ok_or_else(|| format!("{what} {addr} is in none of the given subnets"))
+    };
+    for gw in gateway {
+        let i = home(&mut out, "gateway", gw)?;
+        if out[i].gateway.replace(gw).is_some() {
+            return Err(format!("two gateways for subnet {}", out[i].subnet.map(|s| s.to_string()).unwrap_or_default()));
+        }
+    }
+    for r in ip_range {
+        let i = home(&mut out, "ip range", r.network())?;
+        out[i].ip_range = Some(r);
+    }
+    for (name, addr) in aux {
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("aux address {name}={addr}: not an IP address"))?;
+        let i = home(&mut out, "aux address", addr)?;
+        out[i].aux_addresses.insert(name, addr);
+    }
+    Ok(out)
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn created<T: Serialize>(format: Format, id: &str, value: &T) -> anyhow::Result<()> {
+    match format {
+        Format::Table => {
+            println!("{id}");
+            Ok(())
+        }
+        Format::Json => print_json(value),
+    }
+}
+
+fn network_rows(nets: &[NetworkRecord]) -> String {
+    let rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| {
+            vec![
+                short_id(&n.id).to_string(),
+                n.name.clone(),
+                n.driver.clone(),
+                n.subnets.iter().map(|s| s.subnet.to_string()).collect::<Vec<_>>().join(","),
+            ]
+        })
+        .collect();
+    table::render(&["NETWORK ID", "NAME", "DRIVER", "SUBNETS"], &rows)
+}
+
+fn endpoint_rows(eps: &[EndpointRecord], nets: &BTreeMap<String, String>) -> String {
+    let rows: Vec<Vec<String>> = eps
+        .iter()
+        .map(|e| {
+            vec![
+                short_id(&e.id).to_string(),
+                e.name.clone(),
+                nets.get(&e.network).cloned().unwrap_or_else(|| short_id(&e.network).to_string()),
+                e.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),
+                e.mac.clone(),
+                e.join
+                    .as_ref()
+                    .map(|j| {
+                        let whom = j.sandbox.as_deref().or(j.sandbox_key.as_deref()).unwrap_or("");
+                        format!("{}:{}", short_id(whom), j.interface)
+                    })
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table::render(&["ENDPOINT ID", "NAME", "NETWORK", "ADDRESSES", "MAC", "JOINED"], &rows)
+}
+
+fn sandbox_rows(sbs: &[SandboxRecord]) -> String {
+    let rows: Vec<Vec<String>> = sbs
+        .iter()
+        .map(|s| {
+            vec![
+                short_id(&s.id).to_string(),
+                s.name.clone(),
+                s.netns.display().to_string(),
+                s.endpoints.len().to_string(),
+            ]
+        })
+        .collect();
+    table::render(&["SANDBOX ID", "NAME", "NETNS", "ENDPOINTS"], &rows)
+}
+
+/// Run one client command against the daemon.
+pub async fn run_client(socket: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
+    let client = Client::new(socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)));
+    match command {
+        Command::Daemon(_) => anyhow::bail!("internal: daemon is not a client command"),
+        Command::Network(cmd) => network(&client, cmd).await,
+        Command::Endpoint(cmd) => endpoint(&client, cmd).await,
+        Command::Sandbox(cmd) => sandbox(&client, cmd).await,
+    }
+}
+
+/// Delete each of `keys`, printing each deleted one; fails if any failed.
+async fn remove_each<F, Fut, T>(keys: Vec<String>, remove: F) -> anyhow::Result<()>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut failed = 0;
+    for key in keys {
+        match remove(key.clone()).await {
+            Ok(_) => println!("{key}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} could not be removed");
+    }
+    Ok(())
+}
+
+async fn network(client: &Client, cmd: NetworkCmd) -> anyhow::Result<()> {
+    match cmd {
+        NetworkCmd::Create {
+            name,
+            driver,
+            subnet,
+            gateway,
+            ip_range,
+            aux_address,
+            ipv6,
+            opt,
+            label,
+            format,
+        } => {
+            let req = NetworkCreate {
+                name,
+                driver: Some(driver),
+                subnets: subnets(subnet, gateway, ip_range, aux_address).map_err(anyhow::Error::msg)?,
+                ipv6,
+                options: opt.into_iter().collect(),
+                labels: label.into_iter().collect(),
+            };
+            let net = client.create_network(&req).await?;
+            created(format.format, &net.id, &net)
+        }
+        NetworkCmd::Ls(f) => {
+            let nets = client.networks().await?;
+            match f.format {
+                Format::Table => print!("{}", network_rows(&nets)),
+                Format::Json => print_json(&nets)?,
+            }
+            Ok(())
+        }
+        NetworkCmd::Inspect { network } => print_json(&client.network(&network).await?),
+        NetworkCmd::Rm { networks } => remove_each(networks, |k| async move { client.delete_network(&k).await }).await,
+    }
+}
+
+async fn endpoint(client: &Client, cmd: EndpointCmd) -> anyhow::Result<()> {
+    match cmd {
+        EndpointCmd::Create { network, spec, format } => {
+            let req = EndpointCreate {
+                network,
+                name: spec.name,
+                ip: spec.ip,
+                ipv6: spec.ipv6,
+                mac: spec.mac,
+            };
+            let ep = client.create_endpoint(&req).await?;
+            created(format.format, &ep.id, &ep)
+        }
+        EndpointCmd::Ls(f) => {
+            let eps = client.endpoints().await?;
+            match f.format {
+                Format::Table => {
+                    let nets = client.networks().await?.into_iter().map(|n| (n.id, n.name)).collect();
+                    print!("{}", endpoint_rows(&eps, &nets));
+                }
+                Format::Json => print_json(&eps)?,
+            }
+            Ok(())
+        }
+        EndpointCmd::Inspect { endpoint } => print_json(&client.endpoint(&endpoint).await?),
+        EndpointCmd::Rm { endpoints } => remove_each(endpoints, |k| async move { client.delete_endpoint(&k).await }).await,
+    }
+}
+
+async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
+    match cmd {
+        SandboxCmd::Create { name, netns, hostname, dns, format } => {
+            let req = SandboxCreate { name, netns, hostname, dns };
+            let sb = client.create_sandbox(&req).await?;
+            created(format.format, &sb.id, &sb)
+        }
+        SandboxCmd::Ls(f) => {
+            let sbs = client.sandboxes().await?;
+            match f.format {
+                Format::Table => print!("{}", sandbox_rows(&sbs)),
+                Format::Json => print_json(&sbs)?,
+            }
+            Ok(())
+        }
+        SandboxCmd::Inspect { sandbox } => print_json(&client.sandbox(&sandbox).await?),
+        SandboxCmd::Rm { sandboxes } => remove_each(sandboxes, |k| async move { client.delete_sandbox(&k).await }).await,
+        SandboxCmd::Join { sandbox, endpoint } => {
+            let ep = client.join(&sandbox, &endpoint).await?;
+            println!("{}", ep.join.map(|j| j.interface).unwrap_or_default());
+            Ok(())
+        }
+        SandboxCmd::Leave { sandbox, endpoint } => {
+            client.leave(&sandbox, &endpoint).await?;
+            Ok(())
+        }
+        SandboxCmd::Attach { sandbox, network, spec, format } => {
+            let req = Attach {
+                network,
+                name: spec.name,
+                ip: spec.ip,
+                ipv6: spec.ipv6,
+                mac: spec.mac,
+            };
+            let ep = client.attach(&sandbox, &req).await?;
+            created(format.format, &ep.id, &ep)
+        }
+        SandboxCmd::Detach { sandbox, endpoint } => {
+            client.detach(&sandbox, &endpoint).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! A client for the native API over its unix socket: what the CLI, the tests and
+//! the benchmark use.
+
+use crate::api::{ApiErrorBody, Info, NetworkInspect};
+use crate::controller::{Attach, EndpointCreate, Join, NetworkCreate, SandboxCreate};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon's socket did not answer.
+    #[error("cannot reach netd at {socket}: is `netd daemon` running?")]
+    Connect {
+        /// The socket.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("talking to netd: {0}")]
+    Http(String),
+    /// The daemon refused: its message.
+    #[error("{}", .body.message)]
+    Api {
+        /// HTTP status.
+        status: StatusCode,
+        /// The error body.
+        body: ApiErrorBody,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from netd: {0}")]
+    Decode(String),
+}
+
+/// A native API client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+/// Where `netd daemon` listens by default.
+pub const DEFAULT_SOCKET: &str = "/run/netd/netd.sock";
+
+impl Client {
+    /// A client for the daemon at `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Client {
+            socket: socket.into(),
+        }
+    }
+
+    /// The socket it talks to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// One request; the status and body whatever they are.
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "netd");
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&(impl Serialize + ?Sized)>) -> Result<T, ClientError> {
+        let body = match body {
+            Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?),
+            None => None,
+        };
+        let (status, bytes) = self.raw(method, path, body).await?;
+        if !status.is_success() {
+            let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ApiErrorBody {
+                message: String::from_utf8_lossy(&bytes).trim().to_string(),
+                kind: "internal".into(),
+            });
+            return Err(ClientError::Api { status, body });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    /// `GET /v1/info`.
+    pub async fn info(&self) -> Result<Info, ClientError> {
+        self.get("/v1/info").await
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (status, bytes) = self.raw(Method::GET, "/metrics", None).await?;
+        if !status.is_success() {
+            return Err(ClientError::Decode(format!("/metrics answered {status}")));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Create a network.
+    pub async fn create_network(&self, req: &NetworkCreate) -> Result<NetworkRecord, ClientError> {
+        self.call(Method::POST, "/v1/networks", Some(req)).await
+    }
+
+    /// List networks.
+    pub async fn networks(&self) -> Result<Vec<NetworkRecord>, ClientError> {
+        self.get("/v1/networks").await
+    }
+
+    /// Inspect a network (with its endpoints).
+    pub async fn network(&self, key: &str) -> Result<NetworkInspect, ClientError> {
+        self.get(&format!("/v1/networks/{}", escape(key))).await
+    }
+
+    /// Delete a network.
+    pub async fn delete_network(&self, key: &str) -> Result<NetworkRecord, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/networks/{}", escape(key)), None::<&()>).await
+    }
+
+    /// Create an endpoint.
+    pub async fn create_endpoint(&self, req: &EndpointCreate) -> Result<EndpointRecord, ClientError> {
+        self.call(Method::POST, "/v1/endpoints", Some(req)).await
+    }
+
+    /// List endpoints.
+    pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, ClientError> {
+        self.get("/v1/endpoints").await
+    }
+
+    /// Inspect an endpoint.
+    pub async fn endpoint(&self, key: &str) -> Result<EndpointRecord, ClientError> {
+        self.get(&format!("/v1/endpoints/{}", escape(key))).await
+    }
+
+    /// Delete an endpoint.
+    pub async fn delete_endpoint(&self, key: &str) -> Result<EndpointRecord, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/endpoints/{}", escape(key)), None::<&()>).await
+    }
+
+    /// Create (or adopt) a sandbox.
+    pub async fn create_sandbox(&self, req: &SandboxCreate) -> Result<SandboxRecord, ClientError> {
+        self.call(Method::POST, "/v1/sandboxes", Some(req)).await
+    }
+
+    /// List sandboxes.
+    pub async fn sandboxes(&self) -> Result<Vec<SandboxRecord>, ClientError> {
+        self.get("/v1/sandboxes").await
+    }
+
+    /// Inspect a sandbox.
+    pub async fn sandbox(&self, key: &str) -> Result<SandboxRecord, ClientError> {
+        self.get(&format!("/v1/sandboxes/{}", escape(key))).await
+    }
+
+    /// Delete a sandbox.
+    pub async fn delete_sandbox(&self, key: &str) -> Result<SandboxRecord, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/sandboxes/{}", escape(key)), None::<&()>).await
+    }
+
+    /// Join an endpoint to a sandbox.
+    pub async fn join(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ClientError> {
+        let body = Join { endpoint: endpoint.to_string() };
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/join", escape(sandbox)), Some(&body)).await
+    }
+
+    /// Take an endpoint out of a sandbox.
+    pub async fn leave(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ClientError> {
+        let body = Join { endpoint: endpoint.to_string() };
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/leave", escape(sandbox)), Some(&body)).await
+    }
+
+    /// Create an endpoint and join it.
+    pub async fn attach(&self, sandbox: &str, req: &Attach) -> Result<EndpointRecord, ClientError> {
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/attach", escape(sandbox)), Some(req)).await
+    }
+
+    /// Leave and delete an endpoint.
+    pub async fn detach(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ClientError> {
+        let body = Join { endpoint: endpoint.to_string() };
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/detach", escape(sandbox)), Some(&body)).await
+    }
+}
+
+/// Keys are names or hex ids; anything else is percent-encoded so it cannot
+/// change the path.
+fn escape(key: &str) -> String {
+    key.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,100 @@
+//! `netd daemon`: open the store, reconcile the kernel, then serve the native API
+//! and the Docker plugin socket until SIGTERM or SIGINT.
+
+use crate::controller::{Controller, Settings};
+use crate::{api, docker_face};
+use drivers::netlink::Netlink;
+use plugin_api::server::{shutdown_signal, PluginSocket, Registration, SocketPermissions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where and how the daemon serves.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The controller's settings.
+    pub settings: Settings,
+    /// The native API socket.
+    pub socket: PathBuf,
+    /// Where the Docker plugin socket goes (`None`: no Docker face).
+    pub plugin_dir: Option<PathBuf>,
+    /// The plugin's name: dockerd's `-d` and `--ipam-driver` value.
+    pub plugin_name: String,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Start-up failed.
+    #[error("starting the controller")]
+    Controller(#[from] crate::controller::ControllerError),
+    /// The netlink socket could not be opened.
+    #[error("opening netlink")]
+    Netlink(#[from] drivers::netlink::NetlinkError),
+    /// A socket could not be bound or served.
+    #[error("serving")]
+    Serve(#[from] plugin_api::server::ServeError),
+    /// The socket path has no usable file name.
+    #[error("invalid socket path {0}: give a path like /run/netd/netd.sock")]
+    SocketPath(PathBuf),
+}
+
+/// Run the daemon until a signal.
+pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    let nl = Netlink::current()?;
+    let ctl = Arc::new(Controller::open(opts.settings.clone(), nl)?);
+    let report = ctl.reconcile().await;
+    tracing::info!(
+        networks = report.networks,
+        rejoined = report.rejoined.len(),
+        dropped = report.dropped.len(),
+        removed_links = ?report.removed_links,
+        removed_files = report.removed_files.len(),
+        "reconciled"
+    );
+    for e in &report.errors {
+        tracing::warn!(error = %e, "reconcile");
+    }
+
+    let (dir, name) = split_socket(&opts.socket)?;
+    let native = PluginSocket::bind(&name, &Registration::SocketIn(dir), SocketPermissions::default())?;
+    let docker = match &opts.plugin_dir {
+        Some(dir) => Some(PluginSocket::bind(
+            &opts.plugin_name,
+            &Registration::SocketIn(dir.clone()),
+            SocketPermissions::default(),
+        )?),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    println!("netd listening on {}", native.socket_path().display());
+    let native_task = tokio::spawn(native.serve(api::router(Arc::clone(&ctl)), stopped(stop_rx.clone())));
+    let docker_task = docker.map(|socket| {
+        println!("netd plugin listening on {}", socket.socket_path().display());
+        tokio::spawn(socket.serve(docker_face::plugin(Arc::clone(&ctl)).router(), stopped(stop_rx.clone())))
+    });
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    if let Ok(result) = native_task.await {
+        result?;
+    }
+    if let Some(task) = docker_task {
+        if let Ok(result) = task.await {
+            result?;
+        }
+    }
+    Ok(())
+}
+
+fn split_socket(path: &Path) -> Result<(PathBuf, String), DaemonError> {
+    let bad = || DaemonError::SocketPath(path.to_path_buf());
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".sock"))
+        .ok_or_else(bad)?;
+    let dir = path.parent().ok_or_else(bad)?;
+    Ok((dir.to_path_buf(), name.to_string()))
+}
