@@ -294,6 +294,36 @@ impl Driver for BridgeDriver {
         }
     }
 
+    async fn repair_join(&self, net: &NetworkSpec, ep: &EndpointSpec) -> Result<bool, DriverError> {
+        let host = host_link_name(ep);
+        let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
+        let Some(link) = self
+            .nl
+            .link(&host)
+            .await
+            .map_err(DriverError::kernel(doing("looking up the host link")))?
+        else {
+            return Ok(false);
+        };
+        let bridge = self
+            .nl
+            .index(&bridge_name(net))
+            .await
+            .map_err(DriverError::kernel(doing("finding the network's bridge")))?;
+        if link.master == Some(bridge) {
+            return Ok(false);
+        }
+        self.nl
+            .set_master(link.index, bridge)
+            .await
+            .map_err(DriverError::kernel(doing("attaching to the bridge again")))?;
+        self.nl
+            .set_up(link.index)
+            .await
+            .map_err(DriverError::kernel(doing("bringing the host end up")))?;
+        Ok(true)
+    }
+
     async fn leave(
         &self,
         _net: &NetworkSpec,

@@ -88,6 +88,19 @@ impl Controller {
                 continue;
             }
             let missing = join.host_link.as_ref().is_some_and(|l| !links.contains(l));
+            if !missing {
+                if let Ok(d) = self.driver(&net.driver) {
+                    match d.repair_join(&network_spec(net), &endpoint_spec(ep)).await {
+                        Ok(true) => out.rejoined.push(ep.name.clone()),
+                        Ok(false) => {}
+                        Err(e) => out.errors.push(format!(
+                            "repairing endpoint {}: {}",
+                            ep.name,
+                            super::ControllerError::from(e).full_message()
+                        )),
+                    }
+                }
+            }
             if missing {
                 let Some(sb) = sbs.get(sb_id) else { continue };
                 let sspec = SandboxSpec { netns: Some(sb.netns.clone()) };
