@@ -249,9 +249,9 @@ impl Driver for BridgeDriver {
             .await
             .map_err(DriverError::kernel(doing("finding the network's bridge")))?;
         let netns = match &sandbox.netns {
-            Some(path) => Some(
-                open_netns(path).map_err(DriverError::kernel(doing("opening the sandbox")))?,
-            ),
+            Some(path) => {
+                Some(open_netns(path).map_err(DriverError::kernel(doing("opening the sandbox")))?)
+            }
             None => None,
         };
         let host_index = self
@@ -363,21 +363,19 @@ async fn configure_inside(
         inside
             .add_address(index, addr.addr(), addr.prefix_len())
             .await
-            .map_err(DriverError::kernel(doing(&format!("adding address {addr}"))))?;
+            .map_err(DriverError::kernel(doing(&format!(
+                "adding address {addr}"
+            ))))?;
     }
     if ep.addresses.iter().any(|a| a.addr().is_ipv4()) {
         // The kernel then announces the address (gratuitous ARP) when the link comes
         // up, so neighbours drop a stale MAC for a reused address at once.
-        netns::write_sysctl(
-            netns,
-            &format!("net/ipv4/conf/{ifname}/arp_notify"),
-            "1",
-        )
-        .await
-        .map_err(|source| DriverError::Sandbox {
-            doing: doing("enabling gratuitous ARP"),
-            source,
-        })?;
+        netns::write_sysctl(netns, &format!("net/ipv4/conf/{ifname}/arp_notify"), "1")
+            .await
+            .map_err(|source| DriverError::Sandbox {
+                doing: doing("enabling gratuitous ARP"),
+                source,
+            })?;
     }
     inside
         .set_up(index)

@@ -129,7 +129,11 @@ pub trait Driver: Send + Sync {
     /// After a restart: make sure a joined endpoint's existing host link is still
     /// wired as the join left it (for a bridge: a port of it, up). Whether anything
     /// had to be repaired.
-    async fn repair_join(&self, _net: &NetworkSpec, _ep: &EndpointSpec) -> Result<bool, DriverError> {
+    async fn repair_join(
+        &self,
+        _net: &NetworkSpec,
+        _ep: &EndpointSpec,
+    ) -> Result<bool, DriverError> {
         Ok(false)
     }
 

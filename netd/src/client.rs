@@ -63,7 +63,12 @@ impl Client {
     }
 
     /// One request; the status and body whatever they are.
-    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), ClientError> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| ClientError::Connect {
@@ -100,7 +105,12 @@ impl Client {
         Ok((status, bytes))
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&(impl Serialize + ?Sized)>) -> Result<T, ClientError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, ClientError> {
         let body = match body {
             Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?),
             None => None,
@@ -151,11 +161,19 @@ impl Client {
 
     /// Delete a network.
     pub async fn delete_network(&self, key: &str) -> Result<NetworkRecord, ClientError> {
-        self.call(Method::DELETE, &format!("/v1/networks/{}", escape(key)), None::<&()>).await
+        self.call(
+            Method::DELETE,
+            &format!("/v1/networks/{}", escape(key)),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Create an endpoint.
-    pub async fn create_endpoint(&self, req: &EndpointCreate) -> Result<EndpointRecord, ClientError> {
+    pub async fn create_endpoint(
+        &self,
+        req: &EndpointCreate,
+    ) -> Result<EndpointRecord, ClientError> {
         self.call(Method::POST, "/v1/endpoints", Some(req)).await
     }
 
@@ -171,7 +189,12 @@ impl Client {
 
     /// Delete an endpoint.
     pub async fn delete_endpoint(&self, key: &str) -> Result<EndpointRecord, ClientError> {
-        self.call(Method::DELETE, &format!("/v1/endpoints/{}", escape(key)), None::<&()>).await
+        self.call(
+            Method::DELETE,
+            &format!("/v1/endpoints/{}", escape(key)),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Create (or adopt) a sandbox.
@@ -191,30 +214,69 @@ impl Client {
 
     /// Delete a sandbox.
     pub async fn delete_sandbox(&self, key: &str) -> Result<SandboxRecord, ClientError> {
-        self.call(Method::DELETE, &format!("/v1/sandboxes/{}", escape(key)), None::<&()>).await
+        self.call(
+            Method::DELETE,
+            &format!("/v1/sandboxes/{}", escape(key)),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Join an endpoint to a sandbox.
     pub async fn join(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ClientError> {
-        let body = Join { endpoint: endpoint.to_string() };
-        self.call(Method::POST, &format!("/v1/sandboxes/{}/join", escape(sandbox)), Some(&body)).await
+        let body = Join {
+            endpoint: endpoint.to_string(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/join", escape(sandbox)),
+            Some(&body),
+        )
+        .await
     }
 
     /// Take an endpoint out of a sandbox.
-    pub async fn leave(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ClientError> {
-        let body = Join { endpoint: endpoint.to_string() };
-        self.call(Method::POST, &format!("/v1/sandboxes/{}/leave", escape(sandbox)), Some(&body)).await
+    pub async fn leave(
+        &self,
+        sandbox: &str,
+        endpoint: &str,
+    ) -> Result<EndpointRecord, ClientError> {
+        let body = Join {
+            endpoint: endpoint.to_string(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/leave", escape(sandbox)),
+            Some(&body),
+        )
+        .await
     }
 
     /// Create an endpoint and join it.
     pub async fn attach(&self, sandbox: &str, req: &Attach) -> Result<EndpointRecord, ClientError> {
-        self.call(Method::POST, &format!("/v1/sandboxes/{}/attach", escape(sandbox)), Some(req)).await
+        self.call(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/attach", escape(sandbox)),
+            Some(req),
+        )
+        .await
     }
 
     /// Leave and delete an endpoint.
-    pub async fn detach(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ClientError> {
-        let body = Join { endpoint: endpoint.to_string() };
-        self.call(Method::POST, &format!("/v1/sandboxes/{}/detach", escape(sandbox)), Some(&body)).await
+    pub async fn detach(
+        &self,
+        sandbox: &str,
+        endpoint: &str,
+    ) -> Result<EndpointRecord, ClientError> {
+        let body = Join {
+            endpoint: endpoint.to_string(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/detach", escape(sandbox)),
+            Some(&body),
+        )
+        .await
     }
 }
 

@@ -135,9 +135,15 @@ mod tests {
         assert_eq!(c.state_dir.as_deref(), Some(Path::new("/tmp/s")));
         assert_eq!(c.ipam("h").local_v4[0].base.to_string(), "10.10.0.0/16");
         let err = FileConfig::parse(p, "stat_dir = \"/x\"\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `stat_dir`"), "{err}");
-        let err = FileConfig::parse(p, "default_address_pools = [{ base = \"10.10.0.0/16\", size = 8 }]\n")
-            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `stat_dir`"),
+            "{err}"
+        );
+        let err = FileConfig::parse(
+            p,
+            "default_address_pools = [{ base = \"10.10.0.0/16\", size = 8 }]\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("default pool"), "{err}");
     }
 }

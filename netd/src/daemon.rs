@@ -56,7 +56,11 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
 
     let (dir, name) = split_socket(&opts.socket)?;
-    let native = PluginSocket::bind(&name, &Registration::SocketIn(dir), SocketPermissions::default())?;
+    let native = PluginSocket::bind(
+        &name,
+        &Registration::SocketIn(dir),
+        SocketPermissions::default(),
+    )?;
     let docker = match &opts.plugin_dir {
         Some(dir) => Some(PluginSocket::bind(
             &opts.plugin_name,
@@ -70,10 +74,17 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let _ = rx.wait_for(|s| *s).await;
     };
     println!("netd listening on {}", native.socket_path().display());
-    let native_task = tokio::spawn(native.serve(api::router(Arc::clone(&ctl)), stopped(stop_rx.clone())));
+    let native_task =
+        tokio::spawn(native.serve(api::router(Arc::clone(&ctl)), stopped(stop_rx.clone())));
     let docker_task = docker.map(|socket| {
-        println!("netd plugin listening on {}", socket.socket_path().display());
-        tokio::spawn(socket.serve(docker_face::plugin(Arc::clone(&ctl)).router(), stopped(stop_rx.clone())))
+        println!(
+            "netd plugin listening on {}",
+            socket.socket_path().display()
+        );
+        tokio::spawn(socket.serve(
+            docker_face::plugin(Arc::clone(&ctl)).router(),
+            stopped(stop_rx.clone()),
+        ))
     });
     shutdown_signal().await;
     let _ = stop_tx.send(true);

@@ -6,12 +6,12 @@ use crate::controller::docker::DockerPool;
 use crate::controller::{Buffer, Controller, ControllerError, ErrorKind};
 use async_trait::async_trait;
 use ipam::docker::DockerIpam;
+use ipnet::IpNet;
 use plugin_api::protocol::ipam::*;
 use plugin_api::protocol::network::*;
 use plugin_api::protocol::types::MacAddress;
 use plugin_api::server::Plugin;
 use plugin_api::{IpamDriver, NetworkDriver, PluginError};
-use ipnet::IpNet;
 use std::sync::{Arc, Mutex};
 
 fn to_plugin(e: ControllerError) -> PluginError {
@@ -71,7 +71,10 @@ impl IpamDriver for DockerAllocator {
         self.inner.get_default_address_spaces().await
     }
 
-    async fn request_pool(&self, req: RequestPoolRequest) -> Result<RequestPoolResponse, PluginError> {
+    async fn request_pool(
+        &self,
+        req: RequestPoolRequest,
+    ) -> Result<RequestPoolResponse, PluginError> {
         if req.pool.is_none() {
             // A pool chosen for dockerd avoids the host's routes and name servers.
             let now = self.ctl.host_exclusions().await;
@@ -84,7 +87,10 @@ impl IpamDriver for DockerAllocator {
         self.durable(self.inner.release_pool(req).await).await
     }
 
-    async fn request_address(&self, req: RequestAddressRequest) -> Result<RequestAddressResponse, PluginError> {
+    async fn request_address(
+        &self,
+        req: RequestAddressRequest,
+    ) -> Result<RequestAddressResponse, PluginError> {
         self.durable(self.inner.request_address(req).await).await
     }
 
@@ -125,9 +131,16 @@ impl NetworkDriver for DockerNetwork {
             .map_err(to_plugin)
     }
 
-    async fn create_endpoint(&self, req: CreateEndpointRequest) -> Result<CreateEndpointResponse, PluginError> {
+    async fn create_endpoint(
+        &self,
+        req: CreateEndpointRequest,
+    ) -> Result<CreateEndpointResponse, PluginError> {
         let iface = req.interface.unwrap_or_default();
-        let addresses = iface.address.into_iter().chain(iface.address_ipv6).collect();
+        let addresses = iface
+            .address
+            .into_iter()
+            .chain(iface.address_ipv6)
+            .collect();
         let mac = iface.mac_address.map(|m| m.to_string());
         let chosen = self
             .ctl
@@ -136,7 +149,10 @@ impl NetworkDriver for DockerNetwork {
             .map_err(to_plugin)?;
         let interface = match chosen {
             Some(mac) => Some(EndpointInterface {
-                mac_address: Some(mac.parse::<MacAddress>().map_err(|e| PluginError::new(e.0))?),
+                mac_address: Some(
+                    mac.parse::<MacAddress>()
+                        .map_err(|e| PluginError::new(e.0))?,
+                ),
                 ..Default::default()
             }),
             None => None,

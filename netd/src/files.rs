@@ -35,7 +35,9 @@ fn read_host(path: &Path) -> HostResolv {
                     servers.push(addr);
                 }
             }
-            Some("search") | Some("options") | Some("domain") => other.push(line.trim().to_string()),
+            Some("search") | Some("options") | Some("domain") => {
+                other.push(line.trim().to_string())
+            }
             _ => {}
         }
     }
@@ -119,7 +121,11 @@ mod tests {
     fn resolv_and_hosts() {
         let dir = tempfile::tempdir().unwrap();
         let host = dir.path().join("resolv.conf");
-        std::fs::write(&host, "nameserver 127.0.0.53\nsearch example.org\noptions edns0\n").unwrap();
+        std::fs::write(
+            &host,
+            "nameserver 127.0.0.53\nsearch example.org\noptions edns0\n",
+        )
+        .unwrap();
         assert!(host_name_servers(&host).is_empty());
         let servers = sandbox_name_servers(&[], &host, &FALLBACK_DNS);
         assert_eq!(servers, FALLBACK_DNS.to_vec());
@@ -127,7 +133,10 @@ mod tests {
         assert!(text.contains("nameserver 8.8.8.8\n"), "{text}");
         assert!(text.contains("search example.org\n"), "{text}");
         std::fs::write(&host, "nameserver 10.0.0.2\n").unwrap();
-        assert_eq!(host_name_servers(&host), vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            host_name_servers(&host),
+            vec!["10.0.0.2".parse::<IpAddr>().unwrap()]
+        );
         let h = hosts("web", &["10.1.0.5/24".parse().unwrap()]);
         assert!(h.contains("10.1.0.5\tweb\n"), "{h}");
         assert!(valid_hostname("web-1.example"));

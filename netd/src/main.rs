@@ -12,13 +12,22 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let run_dir = args.run_dir.or(file.run_dir.clone()).unwrap_or_else(|| "/run/netd".into());
+    let run_dir = args
+        .run_dir
+        .or(file.run_dir.clone())
+        .unwrap_or_else(|| "/run/netd".into());
     let host_id = file.host_id.clone().unwrap_or_else(default_host_id);
     let settings = Settings {
-        state_dir: args.state_dir.or(file.state_dir.clone()).unwrap_or_else(|| "/var/lib/netd".into()),
+        state_dir: args
+            .state_dir
+            .or(file.state_dir.clone())
+            .unwrap_or_else(|| "/var/lib/netd".into()),
         run_dir: run_dir.clone(),
         ipam: file.ipam(&host_id),
-        fallback_dns: file.dns.clone().unwrap_or_else(|| netd::files::FALLBACK_DNS.to_vec()),
+        fallback_dns: file
+            .dns
+            .clone()
+            .unwrap_or_else(|| netd::files::FALLBACK_DNS.to_vec()),
         host_resolv_conf: "/etc/resolv.conf".into(),
     };
     let plugin_dir = if args.no_docker {
@@ -32,9 +41,14 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
     };
     Ok(DaemonOptions {
         settings,
-        socket: socket.or(file.socket.clone()).unwrap_or_else(|| run_dir.join("netd.sock")),
+        socket: socket
+            .or(file.socket.clone())
+            .unwrap_or_else(|| run_dir.join("netd.sock")),
         plugin_dir,
-        plugin_name: args.plugin_name.or(file.plugin_name.clone()).unwrap_or_else(|| "netd".into()),
+        plugin_name: args
+            .plugin_name
+            .or(file.plugin_name.clone())
+            .unwrap_or_else(|| "netd".into()),
     })
 }
 

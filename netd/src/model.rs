@@ -178,7 +178,10 @@ pub fn new_id() -> Result<String, std::io::Error> {
 
 /// Whether `text` is a full 64-hex id.
 pub fn is_full_id(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// The first 12 digits of an id, as tables show it.
@@ -189,7 +192,8 @@ pub fn short_id(id: &str) -> &str {
 /// A MAC address in text form.
 pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = text.split(':').collect();
-    let bad = || format!("invalid MAC address {text:?}: expected six hex pairs like 02:42:ac:11:00:02");
+    let bad =
+        || format!("invalid MAC address {text:?}: expected six hex pairs like 02:42:ac:11:00:02");
     if parts.len() != 6 {
         return Err(bad());
     }
@@ -201,7 +205,9 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
         *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
     }
     if mac[0] & 1 == 1 {
-        return Err(format!("invalid MAC address {text:?}: a multicast address cannot be an endpoint's"));
+        return Err(format!(
+            "invalid MAC address {text:?}: a multicast address cannot be an endpoint's"
+        ));
     }
     if mac == [0; 6] {
         return Err(format!("invalid MAC address {text:?}: all zeros"));
@@ -253,7 +259,10 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("02:42:ac:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:02").unwrap(),
+            [2, 0x42, 0xac, 0x11, 0, 2]
+        );
         assert!(parse_mac("01:00:5e:00:00:01").is_err());
         assert!(parse_mac("02:42:ac:11:00").is_err());
         assert!(parse_mac("zz:42:ac:11:00:02").is_err());

@@ -166,8 +166,7 @@ impl Store {
                 Some(v) => decode(SNAPSHOT_KEY, v.value())?,
                 None => State::default(),
             };
-            let mut ipam =
-                Ipam::restore(config, &state, journal).map_err(StoreError::Ipam)?;
+            let mut ipam = Ipam::restore(config, &state, journal).map_err(StoreError::Ipam)?;
             let journal = tx
                 .open_table(IPAM_JOURNAL)
                 .map_err(dbe("opening the journal"))?;

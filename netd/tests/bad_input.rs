@@ -7,7 +7,16 @@ use common::{runtime, Netd};
 use hyper::{Method, StatusCode};
 
 /// Everything a failed request could have left behind.
-fn snapshot(netd: &Netd) -> (Vec<String>, String, String, String, Vec<std::path::PathBuf>, String) {
+fn snapshot(
+    netd: &Netd,
+) -> (
+    Vec<String>,
+    String,
+    String,
+    String,
+    Vec<std::path::PathBuf>,
+    String,
+) {
     let c = &netd.client;
     let (n, e, s) = runtime().block_on(async {
         (
@@ -26,9 +35,20 @@ fn bad_requests_are_refused_clearly_and_change_nothing() {
     let c = netd.client.clone();
     let rt = runtime();
     // Something to collide with.
-    netd.cli(&["network", "create", "n1", "--subnet", "10.75.0.0/24"]).unwrap();
+    netd.cli(&["network", "create", "n1", "--subnet", "10.75.0.0/24"])
+        .unwrap();
     netd.cli(&["sandbox", "create", "--name", "sb"]).unwrap();
-    netd.cli(&["sandbox", "attach", "sb", "n1", "--ip", "10.75.0.9", "--name", "taken"]).unwrap();
+    netd.cli(&[
+        "sandbox",
+        "attach",
+        "sb",
+        "n1",
+        "--ip",
+        "10.75.0.9",
+        "--name",
+        "taken",
+    ])
+    .unwrap();
     let before = snapshot(&netd);
 
     let cases: Vec<(Method, &str, &str, StatusCode, &str)> = vec![
@@ -80,29 +100,63 @@ fn bad_requests_are_refused_clearly_and_change_nothing() {
         let (got, bytes) = rt.block_on(c.raw(method.clone(), path, body)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert_eq!(got, status, "{method} {path}: {text}");
-        let answer: netd::api::ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{method} {path}: not an error body ({e}): {text}"));
-        assert!(answer.message.contains(fragment), "{method} {path}: {:?} lacks {fragment:?}", answer.message);
-        assert_eq!(snapshot(&netd), before, "{method} {path} left something behind");
+        let answer: netd::api::ApiErrorBody = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{method} {path}: not an error body ({e}): {text}"));
+        assert!(
+            answer.message.contains(fragment),
+            "{method} {path}: {:?} lacks {fragment:?}",
+            answer.message
+        );
+        assert_eq!(
+            snapshot(&netd),
+            before,
+            "{method} {path} left something behind"
+        );
     }
 
     // An oversized body is refused before it is read.
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(100 * 1024));
-    let (got, _) = rt.block_on(c.raw(Method::POST, "/v1/networks", Some(big.into_bytes()))).unwrap();
+    let (got, _) = rt
+        .block_on(c.raw(Method::POST, "/v1/networks", Some(big.into_bytes())))
+        .unwrap();
     assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE);
 
     // A kernel failure half-way through a join (the interface name is taken in the
     // sandbox) is undone: no veth, no address, no record.
     let sb = rt.block_on(c.sandbox("sb")).unwrap();
     let net = format!("--net={}", sb.netns.display());
-    netd.host.run("nsenter", &[&net, "ip", "link", "add", "eth1", "type", "bridge"]).unwrap();
+    netd.host
+        .run(
+            "nsenter",
+            &[&net, "ip", "link", "add", "eth1", "type", "bridge"],
+        )
+        .unwrap();
     let before = snapshot(&netd);
     let err = netd.cli(&["sandbox", "attach", "sb", "n1"]).unwrap_err();
     assert!(err.contains("creating veth"), "{err}");
-    assert_eq!(snapshot(&netd), before, "a failed join left something behind");
+    assert_eq!(
+        snapshot(&netd),
+        before,
+        "a failed join left something behind"
+    );
     // The address it had taken is free again.
-    let again = netd.cli(&["sandbox", "attach", "sb", "n1", "--ip", "10.75.0.2", "--format", "json"]);
-    assert!(again.is_err(), "eth1 is still taken, so this fails too: {again:?}");
-    netd.host.run("nsenter", &[&net, "ip", "link", "del", "eth1"]).unwrap();
+    let again = netd.cli(&[
+        "sandbox",
+        "attach",
+        "sb",
+        "n1",
+        "--ip",
+        "10.75.0.2",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        again.is_err(),
+        "eth1 is still taken, so this fails too: {again:?}"
+    );
+    netd.host
+        .run("nsenter", &[&net, "ip", "link", "del", "eth1"])
+        .unwrap();
     let ok = netd.cli(&["sandbox", "attach", "sb", "n1", "--ip", "10.75.0.2"]);
     assert!(ok.is_ok(), "{ok:?}");
 }

@@ -8,7 +8,13 @@ use netd::controller::{Attach, NetworkCreate, SandboxCreate, SubnetRequest};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
-fn setup(netd: &Netd) -> (netd::model::SandboxRecord, netd::model::SandboxRecord, String) {
+fn setup(
+    netd: &Netd,
+) -> (
+    netd::model::SandboxRecord,
+    netd::model::SandboxRecord,
+    String,
+) {
     let c = &netd.client;
     runtime().block_on(async {
         c.create_network(&NetworkCreate {
@@ -21,9 +27,24 @@ fn setup(netd: &Netd) -> (netd::model::SandboxRecord, netd::model::SandboxRecord
         })
         .await
         .unwrap();
-        let a = c.create_sandbox(&SandboxCreate { name: Some("a".into()), ..Default::default() }).await.unwrap();
-        let b = c.create_sandbox(&SandboxCreate { name: Some("b".into()), ..Default::default() }).await.unwrap();
-        let at = Attach { network: "n1".into(), ..Default::default() };
+        let a = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("a".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let b = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("b".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let at = Attach {
+            network: "n1".into(),
+            ..Default::default()
+        };
         c.attach("a", &at).await.unwrap();
         let eb = c.attach("b", &at).await.unwrap();
         (a, b, ipv4(&eb))
@@ -37,7 +58,11 @@ fn kill_9_and_restart_keeps_traffic_flowing_and_state_intact() {
     let c = netd.client.clone();
     let rt = runtime();
     let before = rt.block_on(async {
-        (c.networks().await.unwrap(), c.endpoints().await.unwrap(), c.sandboxes().await.unwrap())
+        (
+            c.networks().await.unwrap(),
+            c.endpoints().await.unwrap(),
+            c.sandboxes().await.unwrap(),
+        )
     });
     let links_before = netd.links();
 
@@ -46,7 +71,18 @@ fn kill_9_and_restart_keeps_traffic_flowing_and_state_intact() {
     let pinger = netd
         .host
         .command("nsenter")
-        .args([net.as_str(), "busybox", "ping", "-c", "40", "-i", "0.1", "-W", "1", b_ip.as_str()])
+        .args([
+            net.as_str(),
+            "busybox",
+            "ping",
+            "-c",
+            "40",
+            "-i",
+            "0.1",
+            "-W",
+            "1",
+            b_ip.as_str(),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -58,20 +94,50 @@ fn kill_9_and_restart_keeps_traffic_flowing_and_state_intact() {
     netd.launch();
     let out = pinger.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("40 packets transmitted, 40 packets received"), "pings were lost:\n{text}");
+    assert!(
+        text.contains("40 packets transmitted, 40 packets received"),
+        "pings were lost:\n{text}"
+    );
 
     let after = rt.block_on(async {
-        (c.networks().await.unwrap(), c.endpoints().await.unwrap(), c.sandboxes().await.unwrap())
+        (
+            c.networks().await.unwrap(),
+            c.endpoints().await.unwrap(),
+            c.sandboxes().await.unwrap(),
+        )
     });
     assert_eq!(before, after, "state changed across the restart");
-    assert_eq!(netd.links(), links_before, "links changed across the restart");
+    assert_eq!(
+        netd.links(),
+        links_before,
+        "links changed across the restart"
+    );
 
     // And it keeps working: a new sandbox gets the next address, not a taken one.
     rt.block_on(async {
-        let s = c.create_sandbox(&SandboxCreate { name: Some("c".into()), ..Default::default() }).await.unwrap();
-        let ep = c.attach("c", &Attach { network: "n1".into(), ..Default::default() }).await.unwrap();
+        let s = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("c".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ep = c
+            .attach(
+                "c",
+                &Attach {
+                    network: "n1".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         let taken: Vec<String> = before.1.iter().map(ipv4).collect();
-        assert!(!taken.contains(&ipv4(&ep)), "{} handed out twice", ipv4(&ep));
+        assert!(
+            !taken.contains(&ipv4(&ep)),
+            "{} handed out twice",
+            ipv4(&ep)
+        );
         assert!(netd.pings(&s, &b_ip));
     });
 }
@@ -91,16 +157,46 @@ fn restart_recreates_a_missing_bridge_and_removes_orphans() {
     // While netd is down: its bridge disappears (taking the ports with it), and
     // links of its naming that it never made show up.
     netd.host.run("ip", &["link", "del", &bridge]).unwrap();
-    netd.host.run("ip", &["link", "add", "vn0123456789ab", "type", "veth", "peer", "name", "orphanpeer"]).unwrap();
-    netd.host.run("ip", &["link", "add", "br-0123456789ab", "type", "bridge"]).unwrap();
-    netd.host.run("ip", &["link", "add", "keepme", "type", "bridge"]).unwrap();
+    netd.host
+        .run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "vn0123456789ab",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "orphanpeer",
+            ],
+        )
+        .unwrap();
+    netd.host
+        .run("ip", &["link", "add", "br-0123456789ab", "type", "bridge"])
+        .unwrap();
+    netd.host
+        .run("ip", &["link", "add", "keepme", "type", "bridge"])
+        .unwrap();
 
     netd.launch();
     let links = netd.links();
     assert!(links.contains(&bridge), "bridge not recreated: {links:?}");
-    assert!(!links.iter().any(|l| l == "vn0123456789ab" || l == "br-0123456789ab"), "orphans left: {links:?}");
-    assert!(links.contains(&"keepme".to_string()), "a link netd does not own was removed: {links:?}");
+    assert!(
+        !links
+            .iter()
+            .any(|l| l == "vn0123456789ab" || l == "br-0123456789ab"),
+        "orphans left: {links:?}"
+    );
+    assert!(
+        links.contains(&"keepme".to_string()),
+        "a link netd does not own was removed: {links:?}"
+    );
     // The veths were still there (deleting a bridge only detaches its ports):
     // reattached, the sandboxes reach each other again.
-    assert!(netd.pings(&a, &b_ip), "a cannot reach b after reconcile\n{}", netd.log());
+    assert!(
+        netd.pings(&a, &b_ip),
+        "a cannot reach b after reconcile\n{}",
+        netd.log()
+    );
 }

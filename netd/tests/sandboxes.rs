@@ -30,11 +30,33 @@ fn sandboxes_on_a_network_reach_each_other_and_not_other_networks() {
     let c = &netd.client;
     let rt = runtime();
     rt.block_on(async {
-        c.create_network(&network("n1", "10.70.1.0/24")).await.unwrap();
-        c.create_network(&network("n2", "10.70.2.0/24")).await.unwrap();
-        let a = c.create_sandbox(&SandboxCreate { name: Some("a".into()), ..Default::default() }).await.unwrap();
-        let b = c.create_sandbox(&SandboxCreate { name: Some("b".into()), ..Default::default() }).await.unwrap();
-        let x = c.create_sandbox(&SandboxCreate { name: Some("x".into()), ..Default::default() }).await.unwrap();
+        c.create_network(&network("n1", "10.70.1.0/24"))
+            .await
+            .unwrap();
+        c.create_network(&network("n2", "10.70.2.0/24"))
+            .await
+            .unwrap();
+        let a = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("a".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let b = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("b".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let x = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("x".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         let ea = c.attach("a", &attach("n1")).await.unwrap();
         let eb = c.attach("b", &attach("n1")).await.unwrap();
         let ex = c.attach("x", &attach("n2")).await.unwrap();
@@ -46,18 +68,33 @@ fn sandboxes_on_a_network_reach_each_other_and_not_other_networks() {
         assert!(netd.pings(&b, &ipv4(&ea)), "b cannot reach a");
         assert!(netd.pings(&a, "10.70.1.1"), "a cannot reach its gateway");
         // Other network: no way through.
-        assert!(!netd.pings(&a, &ipv4(&ex)), "a reaches x on another network");
-        assert!(!netd.pings(&x, &ipv4(&ea)), "x reaches a on another network");
+        assert!(
+            !netd.pings(&a, &ipv4(&ex)),
+            "a reaches x on another network"
+        );
+        assert!(
+            !netd.pings(&x, &ipv4(&ea)),
+            "x reaches a on another network"
+        );
 
         // The interface inside has the endpoint's address and MAC, and a default
         // route through the gateway.
         let shown = netd.in_sandbox(&a, &["ip", "-o", "addr", "show", "eth0"]);
         let shown = String::from_utf8_lossy(&shown.stdout);
-        assert!(shown.contains(&format!("inet {}", ea.addresses[0])), "{shown}");
+        assert!(
+            shown.contains(&format!("inet {}", ea.addresses[0])),
+            "{shown}"
+        );
         let link = netd.in_sandbox(&a, &["ip", "-o", "link", "show", "eth0"]);
-        assert!(String::from_utf8_lossy(&link.stdout).contains(&ea.mac), "{link:?}");
+        assert!(
+            String::from_utf8_lossy(&link.stdout).contains(&ea.mac),
+            "{link:?}"
+        );
         let routes = netd.in_sandbox(&a, &["ip", "route"]);
-        assert!(String::from_utf8_lossy(&routes.stdout).contains("default via 10.70.1.1 dev eth0"), "{routes:?}");
+        assert!(
+            String::from_utf8_lossy(&routes.stdout).contains("default via 10.70.1.1 dev eth0"),
+            "{routes:?}"
+        );
 
         // A second network joins as eth1; hosts lists both addresses.
         let a2 = c.attach("a", &attach("n2")).await.unwrap();
@@ -90,25 +127,42 @@ fn static_ip_and_mac_and_an_adopted_namespace() {
     let c = &netd.client;
     let rt = runtime();
     // A namespace made by someone else (a runtime's container process).
-    let mut holder = netd.host.spawn("holder", "unshare", &["-n", "sleep", "600"]).unwrap();
-    let netns = tests::wait_for("holder's namespace", std::time::Duration::from_secs(10), || {
-        holder.check_running()?;
-        let child = std::fs::read_to_string(format!("/proc/{}/task/{}/children", holder.pid(), holder.pid()))
+    let mut holder = netd
+        .host
+        .spawn("holder", "unshare", &["-n", "sleep", "600"])
+        .unwrap();
+    let netns = tests::wait_for(
+        "holder's namespace",
+        std::time::Duration::from_secs(10),
+        || {
+            holder.check_running()?;
+            let child = std::fs::read_to_string(format!(
+                "/proc/{}/task/{}/children",
+                holder.pid(),
+                holder.pid()
+            ))
             .unwrap_or_default();
-        let pids: Vec<&str> = child.split_whitespace().collect();
-        // nsenter -> unshare execs sleep: the sleeping process is a child or nsenter itself.
-        for pid in pids.iter().copied().chain(std::iter::once("")) {
-            let pid = if pid.is_empty() { holder.pid().to_string() } else { pid.to_string() };
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "sleep" {
-                return Ok(Some(format!("/proc/{pid}/ns/net")));
+            let pids: Vec<&str> = child.split_whitespace().collect();
+            // nsenter -> unshare execs sleep: the sleeping process is a child or nsenter itself.
+            for pid in pids.iter().copied().chain(std::iter::once("")) {
+                let pid = if pid.is_empty() {
+                    holder.pid().to_string()
+                } else {
+                    pid.to_string()
+                };
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "sleep" {
+                    return Ok(Some(format!("/proc/{pid}/ns/net")));
+                }
             }
-        }
-        Ok(None)
-    })
+            Ok(None)
+        },
+    )
     .unwrap();
     rt.block_on(async {
-        c.create_network(&network("n1", "10.71.0.0/24")).await.unwrap();
+        c.create_network(&network("n1", "10.71.0.0/24"))
+            .await
+            .unwrap();
         let adopted = c
             .create_sandbox(&SandboxCreate {
                 name: Some("adopted".into()),
@@ -135,17 +189,43 @@ fn static_ip_and_mac_and_an_adopted_namespace() {
         // What the container sees, through its own process's namespace.
         let out = netd
             .host
-            .run("nsenter", &[&format!("--net={netns}"), "ip", "-o", "addr", "show", "eth0"])
+            .run(
+                "nsenter",
+                &[
+                    &format!("--net={netns}"),
+                    "ip",
+                    "-o",
+                    "addr",
+                    "show",
+                    "eth0",
+                ],
+            )
             .unwrap();
         assert!(out.contains("inet 10.71.0.50/24"), "{out}");
         let out = netd
             .host
-            .run("nsenter", &[&format!("--net={netns}"), "ip", "-o", "link", "show", "eth0"])
+            .run(
+                "nsenter",
+                &[
+                    &format!("--net={netns}"),
+                    "ip",
+                    "-o",
+                    "link",
+                    "show",
+                    "eth0",
+                ],
+            )
             .unwrap();
         assert!(out.contains("02:aa:bb:cc:dd:ee"), "{out}");
 
         // The same address again is refused, and leaves nothing behind.
-        let b = c.create_sandbox(&SandboxCreate { name: Some("b".into()), ..Default::default() }).await.unwrap();
+        let b = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("b".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         let links_before = netd.links();
         let err = c
             .attach(
@@ -158,7 +238,10 @@ fn static_ip_and_mac_and_an_adopted_namespace() {
             )
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("10.71.0.50 is already allocated"), "{err}");
+        assert!(
+            err.to_string().contains("10.71.0.50 is already allocated"),
+            "{err}"
+        );
         assert_eq!(netd.links(), links_before);
         assert_eq!(c.endpoints().await.unwrap().len(), 1);
         assert!(c.sandbox("b").await.unwrap().endpoints.is_empty());
@@ -169,7 +252,10 @@ fn static_ip_and_mac_and_an_adopted_namespace() {
         // Deleting the adopted sandbox leaves the namespace to its owner.
         c.delete_sandbox("adopted").await.unwrap();
         assert!(std::path::Path::new(&netns).exists());
-        let out = netd.host.run("nsenter", &[&format!("--net={netns}"), "ip", "-o", "link"]).unwrap();
+        let out = netd
+            .host
+            .run("nsenter", &[&format!("--net={netns}"), "ip", "-o", "link"])
+            .unwrap();
         assert!(!out.contains("eth0"), "{out}");
     });
     holder.stop(std::time::Duration::from_secs(1));
@@ -178,9 +264,12 @@ fn static_ip_and_mac_and_an_adopted_namespace() {
 #[test]
 fn a_network_with_endpoints_cannot_be_deleted_and_the_error_names_them() {
     let netd = Netd::start();
-    netd.cli(&["network", "create", "n1", "--subnet", "10.72.0.0/24"]).unwrap();
-    netd.cli(&["endpoint", "create", "n1", "--name", "web"]).unwrap();
-    netd.cli(&["endpoint", "create", "n1", "--name", "db"]).unwrap();
+    netd.cli(&["network", "create", "n1", "--subnet", "10.72.0.0/24"])
+        .unwrap();
+    netd.cli(&["endpoint", "create", "n1", "--name", "web"])
+        .unwrap();
+    netd.cli(&["endpoint", "create", "n1", "--name", "db"])
+        .unwrap();
     let err = netd.cli(&["network", "rm", "n1"]).unwrap_err();
     assert!(err.contains("network n1 has 2 endpoint(s)"), "{err}");
     assert!(err.contains("web (") && err.contains("db ("), "{err}");
@@ -189,7 +278,10 @@ fn a_network_with_endpoints_cannot_be_deleted_and_the_error_names_them() {
     netd.cli(&["endpoint", "rm", "web", "db"]).unwrap();
     assert_eq!(netd.cli(&["network", "rm", "n1"]).unwrap().trim(), "n1");
     let json = netd.cli(&["network", "ls", "--format", "json"]).unwrap();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -198,11 +290,16 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
     let c = netd.client.clone();
     let rt = runtime();
     let eps = rt.block_on(async {
-        c.create_network(&network("n1", "10.73.0.0/24")).await.unwrap();
+        c.create_network(&network("n1", "10.73.0.0/24"))
+            .await
+            .unwrap();
         let mut sandboxes = Vec::new();
         for i in 0..100 {
             let sb = c
-                .create_sandbox(&SandboxCreate { name: Some(format!("s{i}")), ..Default::default() })
+                .create_sandbox(&SandboxCreate {
+                    name: Some(format!("s{i}")),
+                    ..Default::default()
+                })
                 .await
                 .unwrap();
             sandboxes.push(sb);
@@ -227,7 +324,10 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
     assert_eq!(veths, 100);
     // The kernel agrees with the store: each sandbox has its address on eth0.
     let sb = rt.block_on(c.sandbox("s42")).unwrap();
-    let ep = eps.iter().find(|e| e.join.as_ref().unwrap().sandbox.as_deref() == Some(sb.id.as_str())).unwrap();
+    let ep = eps
+        .iter()
+        .find(|e| e.join.as_ref().unwrap().sandbox.as_deref() == Some(sb.id.as_str()))
+        .unwrap();
     let out = netd.in_sandbox(&sb, &["ip", "-o", "addr", "show", "eth0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&ep.addresses[0].to_string()));
 }

@@ -7,10 +7,14 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Method, route template and status code.
+type RouteKey = (String, String, u16);
+
 /// Request counts and time by method, route and status.
 #[derive(Debug, Default)]
 pub struct RequestMetrics {
-    by_route: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    /// Count and total seconds.
+    by_route: Mutex<BTreeMap<RouteKey, (u64, f64)>>,
 }
 
 impl RequestMetrics {
@@ -40,22 +44,48 @@ pub fn render(ctl: &Controller, requests: &RequestMetrics) -> String {
         }
     };
     let eps = ctl.endpoints().map_err(|e| e.full_message());
-    gauge("netd_networks", "Networks in the store.", ctl.networks().map(|n| n.len()).map_err(|e| e.full_message()));
-    gauge("netd_endpoints", "Endpoints in the store.", eps.as_ref().map(|e| e.len()).map_err(Clone::clone));
+    gauge(
+        "netd_networks",
+        "Networks in the store.",
+        ctl.networks()
+            .map(|n| n.len())
+            .map_err(|e| e.full_message()),
+    );
+    gauge(
+        "netd_endpoints",
+        "Endpoints in the store.",
+        eps.as_ref().map(|e| e.len()).map_err(Clone::clone),
+    );
     gauge(
         "netd_endpoints_joined",
         "Endpoints joined to a sandbox.",
-        eps.as_ref().map(|e| e.iter().filter(|e| e.join.is_some()).count()).map_err(Clone::clone),
+        eps.as_ref()
+            .map(|e| e.iter().filter(|e| e.join.is_some()).count())
+            .map_err(Clone::clone),
     );
-    gauge("netd_sandboxes", "Sandboxes in the store.", ctl.sandboxes().map(|s| s.len()).map_err(|e| e.full_message()));
+    gauge(
+        "netd_sandboxes",
+        "Sandboxes in the store.",
+        ctl.sandboxes()
+            .map(|s| s.len())
+            .map_err(|e| e.full_message()),
+    );
     let pools = ctl.pools();
-    gauge("netd_ipam_pools", "Address pools allocated.", Ok(pools.len()));
+    gauge(
+        "netd_ipam_pools",
+        "Address pools allocated.",
+        Ok(pools.len()),
+    );
     let _ = writeln!(
         out,
         "# HELP netd_ipam_addresses_allocated Addresses handed out, per pool.\n# TYPE netd_ipam_addresses_allocated gauge"
     );
     for p in &pools {
-        let _ = writeln!(out, "netd_ipam_addresses_allocated{{pool=\"{}\"}} {}", p.id, p.allocated);
+        let _ = writeln!(
+            out,
+            "netd_ipam_addresses_allocated{{pool=\"{}\"}} {}",
+            p.id, p.allocated
+        );
     }
     let _ = writeln!(
         out,

@@ -69,11 +69,20 @@ pub fn router(ctl: Arc<Controller>) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/networks", get(list_networks).post(create_network))
-        .route("/v1/networks/{key}", get(inspect_network).delete(delete_network))
+        .route(
+            "/v1/networks/{key}",
+            get(inspect_network).delete(delete_network),
+        )
         .route("/v1/endpoints", get(list_endpoints).post(create_endpoint))
-        .route("/v1/endpoints/{key}", get(inspect_endpoint).delete(delete_endpoint))
+        .route(
+            "/v1/endpoints/{key}",
+            get(inspect_endpoint).delete(delete_endpoint),
+        )
         .route("/v1/sandboxes", get(list_sandboxes).post(create_sandbox))
-        .route("/v1/sandboxes/{key}", get(inspect_sandbox).delete(delete_sandbox))
+        .route(
+            "/v1/sandboxes/{key}",
+            get(inspect_sandbox).delete(delete_sandbox),
+        )
         .route("/v1/sandboxes/{key}/join", post(join))
         .route("/v1/sandboxes/{key}/leave", post(leave))
         .route("/v1/sandboxes/{key}/attach", post(attach))
@@ -103,7 +112,10 @@ async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no such API path {}; see docs/netd-api.json", req.uri().path()),
+        format!(
+            "no such API path {}; see docs/netd-api.json",
+            req.uri().path()
+        ),
     )
 }
 
@@ -126,7 +138,10 @@ async fn info(State(s): State<ApiState>) -> Reply<Json<Info>> {
 
 async fn metrics_page(State(s): State<ApiState>) -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         metrics::render(&s.ctl, &s.requests),
     )
 }
@@ -135,12 +150,19 @@ async fn list_networks(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.networks()?))
 }
 
-async fn create_network(State(s): State<ApiState>, headers: HeaderMap, b: Body) -> Reply<impl IntoResponse> {
+async fn create_network(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
     let req: NetworkCreate = body(&headers, b, "network create").await?;
     Ok((StatusCode::CREATED, Json(s.ctl.create_network(req).await?)))
 }
 
-async fn inspect_network(State(s): State<ApiState>, Path(key): Path<String>) -> Reply<impl IntoResponse> {
+async fn inspect_network(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Reply<impl IntoResponse> {
     let network = s.ctl.network(&key)?;
     let endpoints = s
         .ctl
@@ -151,7 +173,10 @@ async fn inspect_network(State(s): State<ApiState>, Path(key): Path<String>) -> 
     Ok(Json(NetworkInspect { network, endpoints }))
 }
 
-async fn delete_network(State(s): State<ApiState>, Path(key): Path<String>) -> Reply<impl IntoResponse> {
+async fn delete_network(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.delete_network(&key).await?))
 }
 
@@ -159,16 +184,26 @@ async fn list_endpoints(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.endpoints()?))
 }
 
-async fn create_endpoint(State(s): State<ApiState>, headers: HeaderMap, b: Body) -> Reply<impl IntoResponse> {
+async fn create_endpoint(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
     let req: EndpointCreate = body(&headers, b, "endpoint create").await?;
     Ok((StatusCode::CREATED, Json(s.ctl.create_endpoint(req).await?)))
 }
 
-async fn inspect_endpoint(State(s): State<ApiState>, Path(key): Path<String>) -> Reply<impl IntoResponse> {
+async fn inspect_endpoint(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.endpoint(&key)?))
 }
 
-async fn delete_endpoint(State(s): State<ApiState>, Path(key): Path<String>) -> Reply<impl IntoResponse> {
+async fn delete_endpoint(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.delete_endpoint(&key).await?))
 }
 
@@ -176,35 +211,65 @@ async fn list_sandboxes(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.sandboxes()?))
 }
 
-async fn create_sandbox(State(s): State<ApiState>, headers: HeaderMap, b: Body) -> Reply<impl IntoResponse> {
+async fn create_sandbox(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
     let req: SandboxCreate = body(&headers, b, "sandbox create").await?;
     Ok((StatusCode::CREATED, Json(s.ctl.create_sandbox(req).await?)))
 }
 
-async fn inspect_sandbox(State(s): State<ApiState>, Path(key): Path<String>) -> Reply<impl IntoResponse> {
+async fn inspect_sandbox(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.sandbox(&key)?))
 }
 
-async fn delete_sandbox(State(s): State<ApiState>, Path(key): Path<String>) -> Reply<impl IntoResponse> {
+async fn delete_sandbox(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Reply<impl IntoResponse> {
     Ok(Json(s.ctl.delete_sandbox(&key).await?))
 }
 
-async fn join(State(s): State<ApiState>, Path(key): Path<String>, headers: HeaderMap, b: Body) -> Reply<impl IntoResponse> {
+async fn join(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
     let req: Join = body(&headers, b, "sandbox join").await?;
     Ok(Json(s.ctl.join(&key, &req.endpoint).await?))
 }
 
-async fn leave(State(s): State<ApiState>, Path(key): Path<String>, headers: HeaderMap, b: Body) -> Reply<impl IntoResponse> {
+async fn leave(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
     let req: Join = body(&headers, b, "sandbox leave").await?;
     Ok(Json(s.ctl.leave(&key, &req.endpoint).await?))
 }
 
-async fn attach(State(s): State<ApiState>, Path(key): Path<String>, headers: HeaderMap, b: Body) -> Reply<impl IntoResponse> {
+async fn attach(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
     let req: Attach = body(&headers, b, "sandbox attach").await?;
     Ok((StatusCode::CREATED, Json(s.ctl.attach(&key, req).await?)))
 }
 
-async fn detach(State(s): State<ApiState>, Path(key): Path<String>, headers: HeaderMap, b: Body) -> Reply<impl IntoResponse> {
+async fn detach(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
     let req: Join = body(&headers, b, "sandbox detach").await?;
     Ok(Json(s.ctl.detach(&key, &req.endpoint).await?))
 }

@@ -277,7 +277,10 @@ fn subnets(
     for gw in gateway {
         let i = home(&mut out, "gateway", gw)?;
         if out[i].gateway.replace(gw).is_some() {
-            return Err(format!("two gateways for subnet {}", out[i].subnet.map(|s| s.to_string()).unwrap_or_default()));
+            return Err(format!(
+                "two gateways for subnet {}",
+                out[i].subnet.map(|s| s.to_string()).unwrap_or_default()
+            ));
         }
     }
     for r in ip_range {
@@ -317,7 +320,11 @@ fn network_rows(nets: &[NetworkRecord]) -> String {
                 short_id(&n.id).to_string(),
                 n.name.clone(),
                 n.driver.clone(),
-                n.subnets.iter().map(|s| s.subnet.to_string()).collect::<Vec<_>>().join(","),
+                n.subnets
+                    .iter()
+                    .map(|s| s.subnet.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ]
         })
         .collect();
@@ -331,20 +338,40 @@ fn endpoint_rows(eps: &[EndpointRecord], nets: &BTreeMap<String, String>) -> Str
             vec![
                 short_id(&e.id).to_string(),
                 e.name.clone(),
-                nets.get(&e.network).cloned().unwrap_or_else(|| short_id(&e.network).to_string()),
-                e.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),
+                nets.get(&e.network)
+                    .cloned()
+                    .unwrap_or_else(|| short_id(&e.network).to_string()),
+                e.addresses
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 e.mac.clone(),
                 e.join
                     .as_ref()
                     .map(|j| {
-                        let whom = j.sandbox.as_deref().or(j.sandbox_key.as_deref()).unwrap_or("");
+                        let whom = j
+                            .sandbox
+                            .as_deref()
+                            .or(j.sandbox_key.as_deref())
+                            .unwrap_or("");
                         format!("{}:{}", short_id(whom), j.interface)
                     })
                     .unwrap_or_default(),
             ]
         })
         .collect();
-    table::render(&["ENDPOINT ID", "NAME", "NETWORK", "ADDRESSES", "MAC", "JOINED"], &rows)
+    table::render(
+        &[
+            "ENDPOINT ID",
+            "NAME",
+            "NETWORK",
+            "ADDRESSES",
+            "MAC",
+            "JOINED",
+        ],
+        &rows,
+    )
 }
 
 fn sandbox_rows(sbs: &[SandboxRecord]) -> String {
@@ -412,7 +439,8 @@ async fn network(client: &Client, cmd: NetworkCmd) -> anyhow::Result<()> {
             let req = NetworkCreate {
                 name,
                 driver: Some(driver),
-                subnets: subnets(subnet, gateway, ip_range, aux_address).map_err(anyhow::Error::msg)?,
+                subnets: subnets(subnet, gateway, ip_range, aux_address)
+                    .map_err(anyhow::Error::msg)?,
                 ipv6,
                 options: opt.into_iter().collect(),
                 labels: label.into_iter().collect(),
@@ -429,13 +457,19 @@ async fn network(client: &Client, cmd: NetworkCmd) -> anyhow::Result<()> {
             Ok(())
         }
         NetworkCmd::Inspect { network } => print_json(&client.network(&network).await?),
-        NetworkCmd::Rm { networks } => remove_each(networks, |k| async move { client.delete_network(&k).await }).await,
+        NetworkCmd::Rm { networks } => {
+            remove_each(networks, |k| async move { client.delete_network(&k).await }).await
+        }
     }
 }
 
 async fn endpoint(client: &Client, cmd: EndpointCmd) -> anyhow::Result<()> {
     match cmd {
-        EndpointCmd::Create { network, spec, format } => {
+        EndpointCmd::Create {
+            network,
+            spec,
+            format,
+        } => {
             let req = EndpointCreate {
                 network,
                 name: spec.name,
@@ -450,7 +484,12 @@ async fn endpoint(client: &Client, cmd: EndpointCmd) -> anyhow::Result<()> {
             let eps = client.endpoints().await?;
             match f.format {
                 Format::Table => {
-                    let nets = client.networks().await?.into_iter().map(|n| (n.id, n.name)).collect();
+                    let nets = client
+                        .networks()
+                        .await?
+                        .into_iter()
+                        .map(|n| (n.id, n.name))
+                        .collect();
                     print!("{}", endpoint_rows(&eps, &nets));
                 }
                 Format::Json => print_json(&eps)?,
@@ -458,14 +497,31 @@ async fn endpoint(client: &Client, cmd: EndpointCmd) -> anyhow::Result<()> {
             Ok(())
         }
         EndpointCmd::Inspect { endpoint } => print_json(&client.endpoint(&endpoint).await?),
-        EndpointCmd::Rm { endpoints } => remove_each(endpoints, |k| async move { client.delete_endpoint(&k).await }).await,
+        EndpointCmd::Rm { endpoints } => {
+            remove_each(
+                endpoints,
+                |k| async move { client.delete_endpoint(&k).await },
+            )
+            .await
+        }
     }
 }
 
 async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
     match cmd {
-        SandboxCmd::Create { name, netns, hostname, dns, format } => {
-            let req = SandboxCreate { name, netns, hostname, dns };
+        SandboxCmd::Create {
+            name,
+            netns,
+            hostname,
+            dns,
+            format,
+        } => {
+            let req = SandboxCreate {
+                name,
+                netns,
+                hostname,
+                dns,
+            };
             let sb = client.create_sandbox(&req).await?;
             created(format.format, &sb.id, &sb)
         }
@@ -478,7 +534,13 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
             Ok(())
         }
         SandboxCmd::Inspect { sandbox } => print_json(&client.sandbox(&sandbox).await?),
-        SandboxCmd::Rm { sandboxes } => remove_each(sandboxes, |k| async move { client.delete_sandbox(&k).await }).await,
+        SandboxCmd::Rm { sandboxes } => {
+            remove_each(
+                sandboxes,
+                |k| async move { client.delete_sandbox(&k).await },
+            )
+            .await
+        }
         SandboxCmd::Join { sandbox, endpoint } => {
             let ep = client.join(&sandbox, &endpoint).await?;
             println!("{}", ep.join.map(|j| j.interface).unwrap_or_default());
@@ -488,7 +550,12 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
             client.leave(&sandbox, &endpoint).await?;
             Ok(())
         }
-        SandboxCmd::Attach { sandbox, network, spec, format } => {
+        SandboxCmd::Attach {
+            sandbox,
+            network,
+            spec,
+            format,
+        } => {
             let req = Attach {
                 network,
                 name: spec.name,

@@ -32,7 +32,13 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn aligns() {
-        let t = super::render(&["ID", "NAME"], &[vec!["abc".into(), "n1".into()], vec!["a".into(), "n22".into()]]);
+        let t = super::render(
+            &["ID", "NAME"],
+            &[
+                vec!["abc".into(), "n1".into()],
+                vec!["a".into(), "n22".into()],
+            ],
+        );
         assert_eq!(t, "ID    NAME\nabc   n1\na     n22\n");
     }
 }

@@ -4,9 +4,7 @@
 
 use super::endpoints::Prepared;
 use super::persist::Op;
-use super::{
-    endpoint_spec, lock, network_spec, Controller, ControllerError, Holdings, NameGuard,
-};
+use super::{endpoint_spec, lock, network_spec, Controller, ControllerError, Holdings, NameGuard};
 use crate::model::{
     format_mac, generate_mac, is_full_id, now, parse_mac, short_id, EndpointRecord, JoinRecord,
     NetworkRecord, Origin, SubnetRecord,
@@ -98,7 +96,11 @@ impl Controller {
     /// `NetworkDriver.DeleteNetwork`; an unknown network is already deleted.
     pub async fn docker_delete_network(&self, id: &str) -> Result<(), ControllerError> {
         check_id("network", id)?;
-        if self.store.get::<NetworkRecord>(Kind::Network, id)?.is_none() {
+        if self
+            .store
+            .get::<NetworkRecord>(Kind::Network, id)?
+            .is_none()
+        {
             return Ok(());
         }
         self.delete_network(id).await.map(|_| ())
@@ -118,7 +120,11 @@ impl Controller {
         let net: NetworkRecord = self.get(Kind::Network, "network", network)?;
         let slot = self.slot(&net.id);
         let _gate = slot.gate.read().await;
-        if self.store.get::<EndpointRecord>(Kind::Endpoint, endpoint)?.is_some() {
+        if self
+            .store
+            .get::<EndpointRecord>(Kind::Endpoint, endpoint)?
+            .is_some()
+        {
             return Err(ControllerError::Conflict(format!(
                 "endpoint {} exists already",
                 short_id(endpoint)
@@ -164,7 +170,7 @@ impl Controller {
         self.commit(vec![Op::Endpoint(prepared.record.clone())], 0)
             .await?;
         prepared.name.commit();
-        Ok(chosen.then(|| prepared.record.mac))
+        Ok(chosen.then_some(prepared.record.mac))
     }
 
     /// `NetworkDriver.DeleteEndpoint`; an unknown endpoint is already deleted. Its
@@ -175,7 +181,10 @@ impl Controller {
             return Ok(());
         };
         let _claim = self.claim_endpoint(&ep)?;
-        if let Some(net) = self.store.get::<NetworkRecord>(Kind::Network, &ep.network)? {
+        if let Some(net) = self
+            .store
+            .get::<NetworkRecord>(Kind::Network, &ep.network)?
+        {
             if ep.join.is_some() {
                 self.docker_unjoin(&net, ep.clone()).await?;
             }
@@ -255,7 +264,11 @@ impl Controller {
         self.docker_unjoin(&net, ep).await
     }
 
-    async fn docker_unjoin(&self, net: &NetworkRecord, mut ep: EndpointRecord) -> Result<(), ControllerError> {
+    async fn docker_unjoin(
+        &self,
+        net: &NetworkRecord,
+        mut ep: EndpointRecord,
+    ) -> Result<(), ControllerError> {
         let Some(join) = ep.join.take() else {
             return Ok(());
         };

@@ -6,8 +6,7 @@ use super::{
     lock, pool_of, Controller, ControllerError, EndpointCreate, Holdings, NameGuard, NetSlot,
 };
 use crate::model::{
-    format_mac, generate_mac, now, parse_mac, short_id, EndpointRecord, Name, NetworkRecord,
-    Origin,
+    format_mac, generate_mac, now, parse_mac, short_id, EndpointRecord, Name, NetworkRecord, Origin,
 };
 use crate::store::Kind;
 use std::net::IpAddr;
@@ -54,11 +53,16 @@ impl Controller {
                 )));
             }
             if !net.subnets.iter().any(|s| s.subnet.contains(&addr)) {
-                let subnets: Vec<String> = net.subnets.iter().map(|s| s.subnet.to_string()).collect();
+                let subnets: Vec<String> =
+                    net.subnets.iter().map(|s| s.subnet.to_string()).collect();
                 return Err(ControllerError::Invalid(format!(
                     "{what} {addr} is not in any subnet of network {} ({})",
                     net.name,
-                    if subnets.is_empty() { "none".to_string() } else { subnets.join(", ") }
+                    if subnets.is_empty() {
+                        "none".to_string()
+                    } else {
+                        subnets.join(", ")
+                    }
                 )));
             }
         }
@@ -75,9 +79,12 @@ impl Controller {
                     .into_iter()
                     .flatten()
                     .find(|a| s.subnet.contains(a));
-                let addr = ipam.request_address(&pool, wanted).map_err(ControllerError::ipam(
-                    format!("allocating an address in {} for endpoint {name}", s.subnet),
-                ))?;
+                let addr = ipam
+                    .request_address(&pool, wanted)
+                    .map_err(ControllerError::ipam(format!(
+                        "allocating an address in {} for endpoint {name}",
+                        s.subnet
+                    )))?;
                 holdings.addresses.push((pool, addr.addr()));
                 addresses.push(addr);
             }
@@ -108,7 +115,10 @@ impl Controller {
     }
 
     /// Create an endpoint: addresses allocated and stored, not joined anywhere.
-    pub async fn create_endpoint(&self, req: EndpointCreate) -> Result<EndpointRecord, ControllerError> {
+    pub async fn create_endpoint(
+        &self,
+        req: EndpointCreate,
+    ) -> Result<EndpointRecord, ControllerError> {
         let net = self.network(&req.network)?;
         let slot = self.slot(&net.id);
         let _gate = slot.gate.read().await;
@@ -163,7 +173,10 @@ impl Controller {
     }
 
     /// Keep other operations off this endpoint until the claim drops.
-    pub(crate) fn claim_endpoint(&self, ep: &EndpointRecord) -> Result<NameGuard<'_>, ControllerError> {
+    pub(crate) fn claim_endpoint(
+        &self,
+        ep: &EndpointRecord,
+    ) -> Result<NameGuard<'_>, ControllerError> {
         NameGuard::reserve(&self.busy_endpoints, &ep.id, || {
             format!(
                 "endpoint {} is busy with another operation; try again",

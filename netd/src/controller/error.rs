@@ -84,9 +84,10 @@ impl ControllerError {
             ControllerError::NotFound { .. } => ErrorKind::NotFound,
             ControllerError::Conflict(_) => ErrorKind::Conflict,
             ControllerError::Ipam { source, .. } => match source {
-                I::Overlap { .. } | I::InUse { .. } | I::Exhausted { .. } | I::NoFreePool { .. } => {
-                    ErrorKind::Conflict
-                }
+                I::Overlap { .. }
+                | I::InUse { .. }
+                | I::Exhausted { .. }
+                | I::NoFreePool { .. } => ErrorKind::Conflict,
                 I::Journal(_) => ErrorKind::Internal,
                 _ => ErrorKind::Invalid,
             },

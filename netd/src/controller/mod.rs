@@ -234,7 +234,11 @@ impl Controller {
     }
 
     fn sandbox_lock(&self, sandbox: &str) -> Arc<tokio::sync::Mutex<()>> {
-        Arc::clone(lock(&self.sandbox_locks).entry(sandbox.to_string()).or_default())
+        Arc::clone(
+            lock(&self.sandbox_locks)
+                .entry(sandbox.to_string())
+                .or_default(),
+        )
     }
 
     fn driver(&self, name: &str) -> Result<Arc<dyn Driver>, ControllerError> {
@@ -249,32 +253,53 @@ impl Controller {
 
     /// Every network.
     pub fn networks(&self) -> Result<Vec<NetworkRecord>, ControllerError> {
-        Ok(self.store.list(Kind::Network)?.into_iter().map(|(_, r)| r).collect())
+        Ok(self
+            .store
+            .list(Kind::Network)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     /// Every endpoint.
     pub fn endpoints(&self) -> Result<Vec<EndpointRecord>, ControllerError> {
-        Ok(self.store.list(Kind::Endpoint)?.into_iter().map(|(_, r)| r).collect())
+        Ok(self
+            .store
+            .list(Kind::Endpoint)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     /// Every sandbox.
     pub fn sandboxes(&self) -> Result<Vec<SandboxRecord>, ControllerError> {
-        Ok(self.store.list(Kind::Sandbox)?.into_iter().map(|(_, r)| r).collect())
+        Ok(self
+            .store
+            .list(Kind::Sandbox)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     /// A network by id, unique id prefix or name.
     pub fn network(&self, key: &str) -> Result<NetworkRecord, ControllerError> {
-        self.find(Kind::Network, "network", key, |r: &NetworkRecord| (&r.id, &r.name))
+        self.find(Kind::Network, "network", key, |r: &NetworkRecord| {
+            (&r.id, &r.name)
+        })
     }
 
     /// An endpoint by id, unique id prefix or name.
     pub fn endpoint(&self, key: &str) -> Result<EndpointRecord, ControllerError> {
-        self.find(Kind::Endpoint, "endpoint", key, |r: &EndpointRecord| (&r.id, &r.name))
+        self.find(Kind::Endpoint, "endpoint", key, |r: &EndpointRecord| {
+            (&r.id, &r.name)
+        })
     }
 
     /// A sandbox by id, unique id prefix or name.
     pub fn sandbox(&self, key: &str) -> Result<SandboxRecord, ControllerError> {
-        self.find(Kind::Sandbox, "sandbox", key, |r: &SandboxRecord| (&r.id, &r.name))
+        self.find(Kind::Sandbox, "sandbox", key, |r: &SandboxRecord| {
+            (&r.id, &r.name)
+        })
     }
 
     fn find<T: DeserializeOwned>(
@@ -313,7 +338,12 @@ impl Controller {
         }
     }
 
-    fn get<T: DeserializeOwned>(&self, kind: Kind, what: &'static str, id: &str) -> Result<T, ControllerError> {
+    fn get<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        what: &'static str,
+        id: &str,
+    ) -> Result<T, ControllerError> {
         self.store
             .get(kind, id)?
             .ok_or_else(|| ControllerError::not_found(what, id))

@@ -4,7 +4,7 @@ use super::persist::Op;
 use super::{lock, network_spec, Controller, ControllerError, Holdings, NameGuard, NetworkCreate};
 use crate::model::{new_id, now, short_id, Name, NetworkRecord, Origin, SubnetRecord};
 use crate::store::Kind;
-use ipam::{PoolRequest, Family};
+use ipam::{Family, PoolRequest};
 use ipnet::IpNet;
 
 fn io(doing: &'static str) -> impl FnOnce(std::io::Error) -> ControllerError {
@@ -73,7 +73,10 @@ fn check_subnet(req: &super::SubnetRequest) -> Result<(), ControllerError> {
 impl Controller {
     /// Create a network: validate, allocate its subnets and gateways, make its kernel
     /// objects, then store it. A failure at any step undoes the ones before.
-    pub async fn create_network(&self, req: NetworkCreate) -> Result<NetworkRecord, ControllerError> {
+    pub async fn create_network(
+        &self,
+        req: NetworkCreate,
+    ) -> Result<NetworkRecord, ControllerError> {
         let name = Name::parse("network", &req.name).map_err(ControllerError::Invalid)?;
         let driver_name = req.driver.clone().unwrap_or_else(|| "bridge".to_string());
         let driver = self.driver(&driver_name)?;
@@ -116,7 +119,11 @@ impl Controller {
             if wanted.is_empty() {
                 wanted.push(Default::default());
             }
-            if req.ipv6 && !wanted.iter().any(|s| s.ipv6 || s.subnet.is_some_and(|n| matches!(n, IpNet::V6(_)))) {
+            if req.ipv6
+                && !wanted
+                    .iter()
+                    .any(|s| s.ipv6 || s.subnet.is_some_and(|n| matches!(n, IpNet::V6(_))))
+            {
                 wanted.push(super::SubnetRequest {
                     ipv6: true,
                     ..Default::default()
@@ -193,26 +200,31 @@ impl Controller {
             owner: Some(owner.to_string()),
             exclude: exclude.to_vec(),
         };
-        let what = req
-            .subnet
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| format!("a free {} subnet", if v6 { Family::V6 } else { Family::V4 }));
+        let what = req.subnet.map(|s| s.to_string()).unwrap_or_else(|| {
+            format!("a free {} subnet", if v6 { Family::V6 } else { Family::V4 })
+        });
         let mut ipam = self.lock_ipam();
         let pool = ipam
             .request_pool(&pool_req)
-            .map_err(ControllerError::ipam(format!("allocating {what} for network {owner}")))?;
+            .map_err(ControllerError::ipam(format!(
+                "allocating {what} for network {owner}"
+            )))?;
         holdings.pools.push(pool);
         // Aux addresses first, so the lowest-free gateway does not take one of them.
         for (aux, addr) in &req.aux_addresses {
-            ipam.request_address(&pool, Some(*addr)).map_err(ControllerError::ipam(format!(
-                "reserving aux address {aux}={addr} in {}",
-                pool.subnet
-            )))?;
+            ipam.request_address(&pool, Some(*addr))
+                .map_err(ControllerError::ipam(format!(
+                    "reserving aux address {aux}={addr} in {}",
+                    pool.subnet
+                )))?;
             holdings.addresses.push((pool, *addr));
         }
-        let gateway = ipam.request_address(&pool, req.gateway).map_err(ControllerError::ipam(
-            format!("allocating the gateway of {}", pool.subnet),
-        ))?;
+        let gateway = ipam
+            .request_address(&pool, req.gateway)
+            .map_err(ControllerError::ipam(format!(
+                "allocating the gateway of {}",
+                pool.subnet
+            )))?;
         holdings.addresses.push((pool, gateway.addr()));
         Ok(SubnetRecord {
             subnet: pool.subnet,
@@ -233,7 +245,11 @@ impl Controller {
                 Vec::new()
             }
         };
-        out.extend(crate::files::host_name_servers(&self.settings.host_resolv_conf).into_iter().map(IpNet::from));
+        out.extend(
+            crate::files::host_name_servers(&self.settings.host_resolv_conf)
+                .into_iter()
+                .map(IpNet::from),
+        );
         out
     }
 

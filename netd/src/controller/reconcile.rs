@@ -41,16 +41,20 @@ impl Controller {
     /// Reconcile the kernel with the store. Safe to run at any time.
     pub async fn reconcile(&self) -> Reconciled {
         let mut out = Reconciled::default();
-        let (networks, endpoints, sandboxes) = match (self.networks(), self.endpoints(), self.sandboxes()) {
-            (Ok(n), Ok(e), Ok(s)) => (n, e, s),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                out.errors.push(e.full_message());
-                return out;
-            }
-        };
-        let nets: HashMap<&str, &NetworkRecord> = networks.iter().map(|n| (n.id.as_str(), n)).collect();
-        let mut sbs: HashMap<String, SandboxRecord> =
-            sandboxes.iter().map(|s| (s.id.clone(), s.clone())).collect();
+        let (networks, endpoints, sandboxes) =
+            match (self.networks(), self.endpoints(), self.sandboxes()) {
+                (Ok(n), Ok(e), Ok(s)) => (n, e, s),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    out.errors.push(e.full_message());
+                    return out;
+                }
+            };
+        let nets: HashMap<&str, &NetworkRecord> =
+            networks.iter().map(|n| (n.id.as_str(), n)).collect();
+        let mut sbs: HashMap<String, SandboxRecord> = sandboxes
+            .iter()
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
         let mut known: HashSet<String> = HashSet::new();
         for net in &networks {
             out.networks += 1;
@@ -60,7 +64,11 @@ impl Controller {
             match self.driver(&net.driver) {
                 Ok(d) => {
                     if let Err(e) = d.create_network(&network_spec(net)).await {
-                        out.errors.push(format!("network {}: {}", net.name, super::ControllerError::from(e).full_message()));
+                        out.errors.push(format!(
+                            "network {}: {}",
+                            net.name,
+                            super::ControllerError::from(e).full_message()
+                        ));
                     }
                 }
                 Err(e) => out.errors.push(e.full_message()),
@@ -80,7 +88,9 @@ impl Controller {
                 known.insert(link.clone());
             }
             let Some(sb_id) = &join.sandbox else { continue };
-            let Some(net) = nets.get(ep.network.as_str()) else { continue };
+            let Some(net) = nets.get(ep.network.as_str()) else {
+                continue;
+            };
             let alive = sbs.get(sb_id).is_some_and(|sb| netns::is_netns(&sb.netns));
             if !alive {
                 self.drop_join(net, ep, &mut sbs, &mut ops).await;
@@ -103,34 +113,64 @@ impl Controller {
             }
             if missing {
                 let Some(sb) = sbs.get(sb_id) else { continue };
-                let sspec = SandboxSpec { netns: Some(sb.netns.clone()) };
+                let sspec = SandboxSpec {
+                    netns: Some(sb.netns.clone()),
+                };
                 let result = match self.driver(&net.driver) {
                     Ok(d) => d
-                        .join(&network_spec(net), &endpoint_spec(ep), &sspec, &join.interface)
+                        .join(
+                            &network_spec(net),
+                            &endpoint_spec(ep),
+                            &sspec,
+                            &join.interface,
+                        )
                         .await
                         .map_err(|e| super::ControllerError::from(e).full_message()),
                     Err(e) => Err(e.full_message()),
                 };
                 match result {
                     Ok(_) => out.rejoined.push(ep.name.clone()),
-                    Err(e) => out.errors.push(format!("rejoining endpoint {}: {e}", ep.name)),
+                    Err(e) => out
+                        .errors
+                        .push(format!("rejoining endpoint {}: {e}", ep.name)),
                 }
             }
         }
-        for name in links.iter().filter(|n| netd_link_name(n) && !known.contains(*n)) {
+        for name in links
+            .iter()
+            .filter(|n| netd_link_name(n) && !known.contains(*n))
+        {
             match self.nl.delete_by_name(name).await {
                 Ok(_) => out.removed_links.push(name.clone()),
                 Err(e) => out.errors.push(format!("removing orphan link {name}: {e}")),
             }
         }
-        let owned: HashSet<_> = sbs.values().filter(|s| s.owned).map(|s| s.netns.clone()).collect();
-        self.sweep_dir("netns", |p| !owned.contains(p), |p| netns::remove(p).map(|_| ()).map_err(|e| e.to_string()), &mut out);
-        let dirs: HashSet<_> = sbs.keys().map(|id| self.settings.run_dir.join("sandboxes").join(id)).collect();
-        self.sweep_dir("sandboxes", |p| !dirs.contains(p), |p| std::fs::remove_dir_all(p).map_err(|e| e.to_string()), &mut out);
+        let owned: HashSet<_> = sbs
+            .values()
+            .filter(|s| s.owned)
+            .map(|s| s.netns.clone())
+            .collect();
+        self.sweep_dir(
+            "netns",
+            |p| !owned.contains(p),
+            |p| netns::remove(p).map(|_| ()).map_err(|e| e.to_string()),
+            &mut out,
+        );
+        let dirs: HashSet<_> = sbs
+            .keys()
+            .map(|id| self.settings.run_dir.join("sandboxes").join(id))
+            .collect();
+        self.sweep_dir(
+            "sandboxes",
+            |p| !dirs.contains(p),
+            |p| std::fs::remove_dir_all(p).map_err(|e| e.to_string()),
+            &mut out,
+        );
         if !ops.is_empty() {
             let upto = self.ipam_seq();
             if let Err(e) = self.commit(ops, upto).await {
-                out.errors.push(format!("saving reconciled state: {}", e.full_message()));
+                out.errors
+                    .push(format!("saving reconciled state: {}", e.full_message()));
             }
         }
         out
@@ -150,7 +190,12 @@ impl Controller {
                 tracing::warn!(link = %link, error = %e, "removing the link of a gone sandbox");
             }
         }
-        if let Some(sb) = ep.join.as_ref().and_then(|j| j.sandbox.as_ref()).and_then(|id| sbs.get_mut(id)) {
+        if let Some(sb) = ep
+            .join
+            .as_ref()
+            .and_then(|j| j.sandbox.as_ref())
+            .and_then(|id| sbs.get_mut(id))
+        {
             sb.endpoints.retain(|id| *id != ep.id);
             ops.push(Op::Sandbox(sb.clone()));
         }
@@ -172,7 +217,9 @@ impl Controller {
         out: &mut Reconciled,
     ) {
         let dir = self.settings.run_dir.join(sub);
-        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if unknown(&path) {

@@ -40,7 +40,10 @@ fn next_interface(joined: &[EndpointRecord]) -> String {
 
 impl Controller {
     /// Create a sandbox: a new namespace under the run dir, or an adopted one.
-    pub async fn create_sandbox(&self, req: SandboxCreate) -> Result<SandboxRecord, ControllerError> {
+    pub async fn create_sandbox(
+        &self,
+        req: SandboxCreate,
+    ) -> Result<SandboxRecord, ControllerError> {
         let id = new_random_id()?;
         let name = match &req.name {
             Some(n) => Name::parse("sandbox", n).map_err(ControllerError::Invalid)?,
@@ -106,11 +109,18 @@ impl Controller {
         Ok(record)
     }
 
-    fn write_files(&self, sb: &SandboxRecord, joined: &[EndpointRecord]) -> Result<(), ControllerError> {
+    fn write_files(
+        &self,
+        sb: &SandboxRecord,
+        joined: &[EndpointRecord],
+    ) -> Result<(), ControllerError> {
         ensure_parent(&sb.hosts)?;
         let addresses: Vec<_> = joined.iter().flat_map(|e| e.addresses.clone()).collect();
         for (path, text) in [
-            (&sb.resolv_conf, files::resolv_conf(&sb.dns, &self.settings.host_resolv_conf)),
+            (
+                &sb.resolv_conf,
+                files::resolv_conf(&sb.dns, &self.settings.host_resolv_conf),
+            ),
             (&sb.hosts, files::hosts(&sb.hostname, &addresses)),
         ] {
             files::write_in_place(path, &text).map_err(|source| ControllerError::Io {
@@ -130,7 +140,11 @@ impl Controller {
     }
 
     /// Join an existing endpoint to a sandbox.
-    pub async fn join(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ControllerError> {
+    pub async fn join(
+        &self,
+        sandbox: &str,
+        endpoint: &str,
+    ) -> Result<EndpointRecord, ControllerError> {
         let sb = self.sandbox(sandbox)?;
         let ep = self.endpoint(endpoint)?;
         let _claim = self.claim_endpoint(&ep)?;
@@ -201,7 +215,11 @@ impl Controller {
     }
 
     /// Create an endpoint on a network and join it to a sandbox, stored in one commit.
-    pub async fn attach(&self, sandbox: &str, req: Attach) -> Result<EndpointRecord, ControllerError> {
+    pub async fn attach(
+        &self,
+        sandbox: &str,
+        req: Attach,
+    ) -> Result<EndpointRecord, ControllerError> {
         let sb = self.sandbox(sandbox)?;
         let net = self.network(&req.network)?;
         let lock_ = self.sandbox_lock(&sb.id);
@@ -221,12 +239,20 @@ impl Controller {
     }
 
     /// Leave: the endpoint's interface is removed from the sandbox.
-    pub async fn leave(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ControllerError> {
+    pub async fn leave(
+        &self,
+        sandbox: &str,
+        endpoint: &str,
+    ) -> Result<EndpointRecord, ControllerError> {
         self.leave_or_detach(sandbox, endpoint, false).await
     }
 
     /// Detach: leave, and delete the endpoint.
-    pub async fn detach(&self, sandbox: &str, endpoint: &str) -> Result<EndpointRecord, ControllerError> {
+    pub async fn detach(
+        &self,
+        sandbox: &str,
+        endpoint: &str,
+    ) -> Result<EndpointRecord, ControllerError> {
         self.leave_or_detach(sandbox, endpoint, true).await
     }
 

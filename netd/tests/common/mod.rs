@@ -71,7 +71,9 @@ impl Netd {
             .spawn_plugin_at("netd", &socket_ready, env!("CARGO_BIN_EXE_netd"), &args)
             .expect("netd starts");
         tests::wait_for("netd API", Duration::from_secs(20), || {
-            Ok(std::os::unix::net::UnixStream::connect(&socket).is_ok().then_some(()))
+            Ok(std::os::unix::net::UnixStream::connect(&socket)
+                .is_ok()
+                .then_some(()))
         })
         .expect("netd API");
         self.daemon = Some(daemon);
@@ -119,7 +121,10 @@ impl Netd {
 
     /// The host's link names.
     pub fn links(&self) -> Vec<String> {
-        let out = self.host.run("ip", &["-o", "link", "show"]).expect("ip link");
+        let out = self
+            .host
+            .run("ip", &["-o", "link", "show"])
+            .expect("ip link");
         out.lines()
             .filter_map(|l| l.split(':').nth(1))
             .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
