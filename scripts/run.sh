@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# The main job, as root: for now it serves the example plugins to the machine's dockerd,
-# registered in /run/docker/plugins: the volume driver `dirvol` and the network driver
-# `vethnet` (plugin-api's examples) and the IPAM driver `netipam` (the ipam crate).
-# netd and volumed replace them as they are built.
+# The main job, as root: run netd with its embedded store, serving its native API on
+# /run/netd/netd.sock and registering its Docker plugin socket as
+# /run/docker/plugins/netd.sock (NetworkDriver and IpamDriver), so the machine's
+# dockerd can use `docker network create -d netd --ipam-driver netd ...`.
+# Extra arguments go to `netd daemon` (for example --config /etc/netd/netd.toml).
+# The example volume plugin `dirvol` runs beside it until volumed is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then
-  echo "scripts/run.sh: plugins register in /run/docker/plugins: run as root" >&2
+  echo "scripts/run.sh: netd makes bridges and registers in /run/docker/plugins: run as root" >&2
   exit 1
 fi
 
-cargo build --release --locked -p plugin-api -p ipam --examples
+cargo build --release --locked -p netd -p plugin-api --bins --examples
 target/release/examples/volume_driver --name dirvol --root /var/lib/dirvol &
-target/release/examples/network_driver --name vethnet &
-target/release/examples/ipam_plugin --name netipam &
 trap 'kill $(jobs -p) 2>/dev/null || true' INT TERM EXIT
+target/release/netd daemon "$@" &
 wait
