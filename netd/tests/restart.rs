@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{ipv4, runtime, Netd};
-use netd::controller::{Attach, NetworkCreate, SandboxCreate, SubnetRequest};
+use common::{attach, ipv4, network, runtime, sandbox, Netd};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -17,34 +16,12 @@ fn setup(
 ) {
     let c = &netd.client;
     runtime().block_on(async {
-        c.create_network(&NetworkCreate {
-            name: "n1".into(),
-            subnets: vec![SubnetRequest {
-                subnet: Some("10.74.0.0/24".parse().unwrap()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let a = c
-            .create_sandbox(&SandboxCreate {
-                name: Some("a".into()),
-                ..Default::default()
-            })
+        c.create_network(&network("n1", "10.74.0.0/24"))
             .await
             .unwrap();
-        let b = c
-            .create_sandbox(&SandboxCreate {
-                name: Some("b".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let at = Attach {
-            network: "n1".into(),
-            ..Default::default()
-        };
+        let a = c.create_sandbox(&sandbox("a")).await.unwrap();
+        let b = c.create_sandbox(&sandbox("b")).await.unwrap();
+        let at = attach("n1");
         c.attach("a", &at).await.unwrap();
         let eb = c.attach("b", &at).await.unwrap();
         (a, b, ipv4(&eb))
@@ -115,23 +92,8 @@ fn kill_9_and_restart_keeps_traffic_flowing_and_state_intact() {
 
     // And it keeps working: a new sandbox gets the next address, not a taken one.
     rt.block_on(async {
-        let s = c
-            .create_sandbox(&SandboxCreate {
-                name: Some("c".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let ep = c
-            .attach(
-                "c",
-                &Attach {
-                    network: "n1".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let s = c.create_sandbox(&sandbox("c")).await.unwrap();
+        let ep = c.attach("c", &attach("n1")).await.unwrap();
         let taken: Vec<String> = before.1.iter().map(ipv4).collect();
         assert!(
             !taken.contains(&ipv4(&ep)),

@@ -3,26 +3,8 @@
 
 mod common;
 
-use common::{ipv4, runtime, Netd};
-use netd::controller::{Attach, NetworkCreate, SandboxCreate, SubnetRequest};
-
-fn network(name: &str, subnet: &str) -> NetworkCreate {
-    NetworkCreate {
-        name: name.into(),
-        subnets: vec![SubnetRequest {
-            subnet: Some(subnet.parse().unwrap()),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-fn attach(network: &str) -> Attach {
-    Attach {
-        network: network.into(),
-        ..Default::default()
-    }
-}
+use common::{attach, ipv4, network, runtime, sandbox, Netd};
+use netd::controller::{Attach, SandboxCreate};
 
 #[test]
 fn sandboxes_on_a_network_reach_each_other_and_not_other_networks() {
@@ -36,27 +18,9 @@ fn sandboxes_on_a_network_reach_each_other_and_not_other_networks() {
         c.create_network(&network("n2", "10.70.2.0/24"))
             .await
             .unwrap();
-        let a = c
-            .create_sandbox(&SandboxCreate {
-                name: Some("a".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let b = c
-            .create_sandbox(&SandboxCreate {
-                name: Some("b".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let x = c
-            .create_sandbox(&SandboxCreate {
-                name: Some("x".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let a = c.create_sandbox(&sandbox("a")).await.unwrap();
+        let b = c.create_sandbox(&sandbox("b")).await.unwrap();
+        let x = c.create_sandbox(&sandbox("x")).await.unwrap();
         let ea = c.attach("a", &attach("n1")).await.unwrap();
         let eb = c.attach("b", &attach("n1")).await.unwrap();
         let ex = c.attach("x", &attach("n2")).await.unwrap();
@@ -219,13 +183,7 @@ fn static_ip_and_mac_and_an_adopted_namespace() {
         assert!(out.contains("02:aa:bb:cc:dd:ee"), "{out}");
 
         // The same address again is refused, and leaves nothing behind.
-        let b = c
-            .create_sandbox(&SandboxCreate {
-                name: Some("b".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let b = c.create_sandbox(&sandbox("b")).await.unwrap();
         let links_before = netd.links();
         let err = c
             .attach(
@@ -295,13 +253,7 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
             .unwrap();
         let mut sandboxes = Vec::new();
         for i in 0..100 {
-            let sb = c
-                .create_sandbox(&SandboxCreate {
-                    name: Some(format!("s{i}")),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            let sb = c.create_sandbox(&sandbox(&format!("s{i}"))).await.unwrap();
             sandboxes.push(sb);
         }
         let tasks: Vec<_> = (0..100)

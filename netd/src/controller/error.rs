@@ -98,17 +98,9 @@ impl ControllerError {
 
     /// The message with its causes, `: `-joined, for answers and logs.
     pub fn full_message(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !message.ends_with(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
-            source = cause.source();
-        }
-        message
+        plugin_api::PluginError::from_error(self)
+            .message()
+            .to_string()
     }
 
     pub(crate) fn ipam(doing: impl Into<String>) -> impl FnOnce(ipam::IpamError) -> Self {

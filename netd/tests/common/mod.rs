@@ -148,6 +148,34 @@ pub fn ipv4(ep: &netd::model::EndpointRecord) -> String {
         .expect("an IPv4 address")
 }
 
+/// A bridge network with one subnet.
+pub fn network(name: &str, subnet: &str) -> netd::controller::NetworkCreate {
+    netd::controller::NetworkCreate {
+        name: name.into(),
+        subnets: vec![netd::controller::SubnetRequest {
+            subnet: Some(subnet.parse().expect("a CIDR")),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// An attach to `network` with everything chosen by netd.
+pub fn attach(network: &str) -> netd::controller::Attach {
+    netd::controller::Attach {
+        network: network.into(),
+        ..Default::default()
+    }
+}
+
+/// A sandbox named `name`, created by netd.
+pub fn sandbox(name: &str) -> netd::controller::SandboxCreate {
+    netd::controller::SandboxCreate {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
 /// A multi-thread runtime for a test body.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
