@@ -57,6 +57,7 @@ fn bad_requests_are_refused_clearly_and_change_nothing() {
         (Method::POST, "/v1/networks", "{\"name\": 5}", StatusCode::BAD_REQUEST, "at name"),
         (Method::POST, "/v1/networks", "{\"name\": \"x\", \"subnet\": \"10.0.0.0/24\"}", StatusCode::BAD_REQUEST, "unknown field `subnet`"),
         (Method::POST, "/v1/networks", "", StatusCode::BAD_REQUEST, "missing field `name`"),
+        (Method::POST, "/v1/networks", "[\"n9\"]", StatusCode::BAD_REQUEST, "expected a JSON object"),
         // names
         (Method::POST, "/v1/networks", "{\"name\": \"bad name\"}", StatusCode::BAD_REQUEST, "invalid network name"),
         (Method::POST, "/v1/networks", "{\"name\": \"n1\", \"subnets\": [{\"subnet\": \"10.76.0.0/24\"}]}", StatusCode::CONFLICT, "a network named n1 exists already"),

@@ -30,7 +30,10 @@ impl Drop for NetnsGuard {
 fn next_interface(joined: &[EndpointRecord]) -> String {
     let used: Vec<&str> = joined
         .iter()
-        .filter_map(|e| e.join.as_ref().map(|j| j.interface.as_str()))
+        .filter_map(|e| e.join.as_ref())
+        // host and none make no interface, so they take no name.
+        .filter(|j| j.host_link.is_some())
+        .map(|j| j.interface.as_str())
         .collect();
     (0..)
         .map(|n| format!("eth{n}"))

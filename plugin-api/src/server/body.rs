@@ -48,6 +48,13 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], method: &str) -> Result<
     } else {
         bytes
     };
+    // Every call's body is an object: serde would also take an array, matching fields
+    // by position and so bypassing the field names (and `deny_unknown_fields`).
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(PluginError::bad_request(format!(
+            "invalid JSON body for {method}: expected a JSON object"
+        )));
+    }
     let mut de = serde_json::Deserializer::from_slice(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -94,6 +101,19 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn only_objects() {
+        for body in [&b"[\"v1\"]"[..], b"null", b"3", b"\"x\""] {
+            let err = decode::<CreateVolumeRequest>(body, "VolumeDriver.Create").unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+            assert!(
+                err.message().contains("expected a JSON object"),
+                "{}",
+                err.message()
+            );
+        }
     }
 
     #[test]
