@@ -275,7 +275,11 @@ impl Driver for BridgeDriver {
                 .await
                 .map_err(DriverError::kernel(doing("bringing the host end up")))?;
             match &sandbox.netns {
-                Some(path) => configure_inside(net, ep, path, ifname).await,
+                Some(path) => {
+                    let inside = configure_inside(net, ep, path, ifname).await?;
+                    announce_when_forwarding(self.nl.clone(), host.clone(), inside, ep);
+                    Ok(())
+                }
                 None => Ok(()),
             }
         }
@@ -332,8 +336,13 @@ impl Driver for BridgeDriver {
         _ifname: &str,
     ) -> Result<(), DriverError> {
         let host = host_link_name(ep);
-        self.nl
-            .delete_by_name(&host)
+        // A socket of its own, so concurrent leaves overlap in the kernel instead of
+        // queueing behind each other on the driver's one socket.
+        let nl = self.nl.fresh().await.map_err(DriverError::kernel(format!(
+            "endpoint {}: opening netlink",
+            short(&ep.id)
+        )))?;
+        nl.delete_by_name(&host)
             .await
             .map(|_| ())
             .map_err(DriverError::kernel(format!(
@@ -343,14 +352,49 @@ impl Driver for BridgeDriver {
     }
 }
 
-/// Addresses, link up with a gratuitous ARP, loopback up and default routes, inside
-/// the sandbox.
+/// The gratuitous ARP the kernel sends when the interface comes up is lost: the
+/// bridge port starts forwarding only once the kernel's link watcher has seen the
+/// carrier, up to a second later. So, in the background, wait for the host end to
+/// be operationally up and then set the interface's MAC again, which (with
+/// `arp_notify`) sends the announcement through a forwarding port. Best effort: a
+/// sandbox gone in the meantime just ends it.
+fn announce_when_forwarding(
+    host_nl: Netlink,
+    host: String,
+    inside: (Netlink, u32),
+    ep: &EndpointSpec,
+) {
+    let Some(mac) = ep.mac else { return };
+    if !ep.addresses.iter().any(|a| a.addr().is_ipv4()) {
+        return;
+    }
+    let (nl, index) = inside;
+    tokio::spawn(async move {
+        for _ in 0..60 {
+            match host_nl.link(&host).await {
+                Ok(Some(link)) if link.oper_up => {
+                    // The bridge reacts to the same carrier event; give it a moment.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    if let Err(e) = nl.set_mac(index, mac).await {
+                        tracing::debug!(link = %host, error = %e, "no gratuitous ARP");
+                    }
+                    return;
+                }
+                Ok(Some(_)) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                _ => return,
+            }
+        }
+    });
+}
+
+/// Addresses, link up, loopback up and default routes, inside the sandbox. Returns
+/// the sandbox's netlink connection and the interface's index.
 async fn configure_inside(
     net: &NetworkSpec,
     ep: &EndpointSpec,
     netns: &Path,
     ifname: &str,
-) -> Result<(), DriverError> {
+) -> Result<(Netlink, u32), DriverError> {
     let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
     let inside = Netlink::in_netns(netns)
         .await
@@ -396,7 +440,7 @@ async fn configure_inside(
                 "adding the default route via {gw}"
             ))))?;
     }
-    Ok(())
+    Ok((inside, index))
 }
 
 /// The gateway of each of the endpoint's address families.

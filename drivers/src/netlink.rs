@@ -7,7 +7,7 @@
 
 use futures::TryStreamExt;
 use nix::errno::Errno;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage, State};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -105,6 +105,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// MAC address.
     pub mac: Option<Vec<u8>>,
+    /// Whether the kernel reports it operationally up (carrier seen).
+    pub oper_up: bool,
 }
 
 impl Link {
@@ -115,6 +117,7 @@ impl Link {
             master: None,
             mtu: None,
             mac: None,
+            oper_up: false,
         };
         for attr in &msg.attributes {
             match attr {
@@ -122,6 +125,7 @@ impl Link {
                 LinkAttribute::Controller(m) => link.master = Some(*m),
                 LinkAttribute::Mtu(m) => link.mtu = Some(*m),
                 LinkAttribute::Address(a) => link.mac = Some(a.clone()),
+                LinkAttribute::OperState(state) => link.oper_up = *state == State::Up,
                 _ => {}
             }
         }
@@ -133,6 +137,8 @@ impl Link {
 #[derive(Debug, Clone)]
 pub struct Netlink {
     handle: Handle,
+    /// The namespace file it was opened for; `None` for the process's own.
+    netns: Option<PathBuf>,
 }
 
 impl Netlink {
@@ -140,7 +146,20 @@ impl Netlink {
     pub fn current() -> Result<Netlink, NetlinkError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         tokio::spawn(connection);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            netns: None,
+        })
+    }
+
+    /// Another connection to the same namespace. The kernel answers one socket's
+    /// requests one after another, so work that should overlap (deleting many veths
+    /// at once, which the kernel amortises) needs sockets of its own.
+    pub async fn fresh(&self) -> Result<Netlink, NetlinkError> {
+        match &self.netns {
+            None => Netlink::current(),
+            Some(path) => Netlink::in_netns(path).await,
+        }
     }
 
     /// A connection to the namespace at `path` (such as `/run/netns/NAME` or
@@ -176,7 +195,10 @@ impl Netlink {
             .await
             .map_err(|_| NetlinkError::Thread(path.to_path_buf()))??;
         tokio::spawn(connection);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            netns: Some(path.to_path_buf()),
+        })
     }
 
     /// The link named `name`, if it exists.
@@ -296,6 +318,21 @@ impl Netlink {
             .execute()
             .await
             .map_err(request(format!("bringing link {index} up")))
+    }
+
+    /// Set link `index`'s MAC address. With `arp_notify` on, this announces the
+    /// link's addresses (gratuitous ARP), even when the MAC does not change.
+    pub async fn set_mac(&self, index: u32, mac: Mac) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .address(mac.to_vec())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(request(format!("setting the MAC of link {index}")))
     }
 
     /// Rename link `index` (it must be down).

@@ -91,8 +91,12 @@ pub fn hosts(hostname: &str, addresses: &[IpNet]) -> String {
     out
 }
 
-/// Write `text` into `path` in place (truncate, write, sync).
+/// Write `text` into `path` in place (truncate, write, sync), unless it holds
+/// exactly that already (joins rewrite hosts often; most leave resolv.conf as is).
 pub fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

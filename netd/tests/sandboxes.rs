@@ -283,3 +283,51 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
     let out = netd.in_sandbox(&sb, &["ip", "-o", "addr", "show", "eth0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&ep.addresses[0].to_string()));
 }
+
+/// A joining interface announces itself (gratuitous ARP), so a neighbour that
+/// cached another MAC for a reused address learns the new one without asking.
+#[test]
+fn a_reused_address_is_announced_with_its_new_mac() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    rt.block_on(async {
+        c.create_network(&network("n1", "10.78.0.0/24"))
+            .await
+            .unwrap();
+        let a = c.create_sandbox(&sandbox("a")).await.unwrap();
+        c.create_sandbox(&sandbox("b")).await.unwrap();
+        c.create_sandbox(&sandbox("c")).await.unwrap();
+        c.attach("a", &attach("n1")).await.unwrap();
+        let fixed = |mac: &str| Attach {
+            network: "n1".into(),
+            ip: Some("10.78.0.99".parse().unwrap()),
+            mac: Some(mac.into()),
+            ..Default::default()
+        };
+        let old = c.attach("b", &fixed("02:00:00:00:00:01")).await.unwrap();
+        // Let the joins' own announcements pass: each flushes its interface's young
+        // neighbour cache (the kernel does on a MAC change).
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert!(netd.pings(&a, "10.78.0.99"));
+        let neigh = |sb| {
+            String::from_utf8_lossy(
+                &netd
+                    .in_sandbox(sb, &["ip", "neigh", "show", "10.78.0.99"])
+                    .stdout,
+            )
+            .into_owned()
+        };
+        assert!(neigh(&a).contains("02:00:00:00:00:01"), "{}", neigh(&a));
+        c.detach("b", &old.id).await.unwrap();
+        // The kernel ignores updates within a second of the last (locktime).
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        c.attach("c", &fixed("02:00:00:00:00:02")).await.unwrap();
+        let learnt = tests::wait_for(
+            "a learns the new MAC",
+            std::time::Duration::from_secs(3),
+            || Ok(neigh(&a).contains("02:00:00:00:00:02").then_some(())),
+        );
+        assert!(learnt.is_ok(), "a still has: {}", neigh(&a));
+    });
+}

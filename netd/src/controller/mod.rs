@@ -52,7 +52,7 @@ pub struct Settings {
 /// A network's gate and the endpoint names taken on it.
 #[derive(Debug, Default)]
 pub(crate) struct NetSlot {
-    gate: tokio::sync::RwLock<()>,
+    gate: Arc<tokio::sync::RwLock<()>>,
     endpoint_names: Mutex<HashSet<String>>,
 }
 

@@ -12,6 +12,18 @@ use crate::model::{now, short_id, EndpointRecord, JoinRecord, Name, NetworkRecor
 use crate::store::Kind;
 use drivers::{netns, SandboxSpec};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A sandbox and an endpoint, locked for a join or leave, with fresh records.
+struct Pair<'a> {
+    sb: SandboxRecord,
+    ep: EndpointRecord,
+    net: NetworkRecord,
+    slot: Arc<super::NetSlot>,
+    _claim: NameGuard<'a>,
+    _sb_lock: tokio::sync::OwnedMutexGuard<()>,
+    _gate: tokio::sync::OwnedRwLockReadGuard<()>,
+}
 
 /// Removes a namespace netd made unless committed.
 struct NetnsGuard(Option<PathBuf>);
@@ -148,25 +160,40 @@ impl Controller {
         sandbox: &str,
         endpoint: &str,
     ) -> Result<EndpointRecord, ControllerError> {
-        let sb = self.sandbox(sandbox)?;
-        let ep = self.endpoint(endpoint)?;
-        let _claim = self.claim_endpoint(&ep)?;
-        let lock_ = self.sandbox_lock(&sb.id);
-        let _sb_lock = lock_.lock().await;
-        let slot = self.slot(&ep.network);
-        let _gate = slot.gate.read().await;
-        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
-        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
-        if ep.join.is_some() {
+        let p = self.lock_pair(sandbox, endpoint).await?;
+        if p.ep.join.is_some() {
             return Err(ControllerError::Conflict(format!(
                 "endpoint {} is joined already; leave it first",
-                ep.name
+                p.ep.name
             )));
         }
-        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
-        let (ep, sb) = self.join_locked(&net, ep, sb, Vec::new()).await?;
-        let _ = sb;
+        let (ep, _) = self
+            .join_locked(&p.net, p.ep.clone(), p.sb.clone(), Vec::new())
+            .await?;
         Ok(ep)
+    }
+
+    /// Claim the endpoint, lock the sandbox and the endpoint's network gate (in that
+    /// order everywhere), then read all three records fresh.
+    async fn lock_pair(&self, sandbox: &str, endpoint: &str) -> Result<Pair<'_>, ControllerError> {
+        let sb = self.sandbox(sandbox)?;
+        let ep = self.endpoint(endpoint)?;
+        let claim = self.claim_endpoint(&ep)?;
+        let sb_lock = self.sandbox_lock(&sb.id).lock_owned().await;
+        let slot = self.slot(&ep.network);
+        let gate = Arc::clone(&slot.gate).read_owned().await;
+        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
+        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
+        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
+        Ok(Pair {
+            sb,
+            ep,
+            net,
+            slot,
+            _claim: claim,
+            _sb_lock: sb_lock,
+            _gate: gate,
+        })
     }
 
     /// The join itself, under the sandbox's lock and the network's gate: the kernel
@@ -265,25 +292,18 @@ impl Controller {
         endpoint: &str,
         delete: bool,
     ) -> Result<EndpointRecord, ControllerError> {
-        let sb = self.sandbox(sandbox)?;
-        let ep = self.endpoint(endpoint)?;
-        let _claim = self.claim_endpoint(&ep)?;
-        let lock_ = self.sandbox_lock(&sb.id);
-        let _sb_lock = lock_.lock().await;
-        let slot = self.slot(&ep.network);
-        let _gate = slot.gate.read().await;
-        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
-        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
-        if !sb.endpoints.contains(&ep.id) {
+        let p = self.lock_pair(sandbox, endpoint).await?;
+        if !p.sb.endpoints.contains(&p.ep.id) {
             return Err(ControllerError::Conflict(format!(
                 "endpoint {} is not joined to sandbox {}",
-                ep.name, sb.name
+                p.ep.name, p.sb.name
             )));
         }
-        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
-        let (ep, _) = self.leave_locked(&net, ep, sb, delete).await?;
+        let (ep, _) = self
+            .leave_locked(&p.net, p.ep.clone(), p.sb.clone(), delete)
+            .await?;
         if delete {
-            lock(&slot.endpoint_names).remove(&ep.name);
+            lock(&p.slot.endpoint_names).remove(&ep.name);
         }
         Ok(ep)
     }
