@@ -336,13 +336,8 @@ impl Driver for BridgeDriver {
         _ifname: &str,
     ) -> Result<(), DriverError> {
         let host = host_link_name(ep);
-        // A socket of its own, so concurrent leaves overlap in the kernel instead of
-        // queueing behind each other on the driver's one socket.
-        let nl = self.nl.fresh().await.map_err(DriverError::kernel(format!(
-            "endpoint {}: opening netlink",
-            short(&ep.id)
-        )))?;
-        nl.delete_by_name(&host)
+        self.nl
+            .delete_by_name(&host)
             .await
             .map(|_| ())
             .map_err(DriverError::kernel(format!(

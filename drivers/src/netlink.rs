@@ -137,8 +137,6 @@ impl Link {
 #[derive(Debug, Clone)]
 pub struct Netlink {
     handle: Handle,
-    /// The namespace file it was opened for; `None` for the process's own.
-    netns: Option<PathBuf>,
 }
 
 impl Netlink {
@@ -146,20 +144,7 @@ impl Netlink {
     pub fn current() -> Result<Netlink, NetlinkError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         tokio::spawn(connection);
-        Ok(Netlink {
-            handle,
-            netns: None,
-        })
-    }
-
-    /// Another connection to the same namespace. The kernel answers one socket's
-    /// requests one after another, so work that should overlap (deleting many veths
-    /// at once, which the kernel amortises) needs sockets of its own.
-    pub async fn fresh(&self) -> Result<Netlink, NetlinkError> {
-        match &self.netns {
-            None => Netlink::current(),
-            Some(path) => Netlink::in_netns(path).await,
-        }
+        Ok(Netlink { handle })
     }
 
     /// A connection to the namespace at `path` (such as `/run/netns/NAME` or
@@ -195,10 +180,7 @@ impl Netlink {
             .await
             .map_err(|_| NetlinkError::Thread(path.to_path_buf()))??;
         tokio::spawn(connection);
-        Ok(Netlink {
-            handle,
-            netns: Some(path.to_path_buf()),
-        })
+        Ok(Netlink { handle })
     }
 
     /// The link named `name`, if it exists.
