@@ -2,11 +2,9 @@
 //! the peer created inside the sandbox.
 
 use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
-use crate::netlink::{open_netns, Mac, Netlink, NetlinkError};
-use crate::netns;
+use crate::netlink::{open_netns, Mac, Netlink, NetlinkError, VethPair, LOOPBACK_INDEX};
 use async_trait::async_trait;
 use std::net::IpAddr;
-use std::path::Path;
 
 /// `-o com.docker.network.bridge.name=NAME`: the bridge's name (default `br-<id12>`).
 pub const OPTION_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
@@ -254,9 +252,15 @@ impl Driver for BridgeDriver {
             }
             None => None,
         };
-        let host_index = self
-            .nl
-            .add_veth(&host, ifname, netns.as_ref(), mtu(net)?, ep.mac)
+        self.nl
+            .add_veth(&VethPair {
+                host: &host,
+                master: Some(bridge),
+                peer: ifname,
+                peer_netns: netns.as_ref(),
+                peer_mac: ep.mac,
+                mtu: mtu(net)?,
+            })
             .await
             .map_err(DriverError::kernel(doing(&format!(
                 "creating veth {host} with peer {ifname}"
@@ -265,25 +269,12 @@ impl Driver for BridgeDriver {
             nl: &self.nl,
             name: Some(host.clone()),
         };
-        let result = async {
-            self.nl
-                .set_master(host_index, bridge)
+        let result = match netns {
+            Some(_) => configure_inside(net, ep, sandbox, ifname)
                 .await
-                .map_err(DriverError::kernel(doing("attaching to the bridge")))?;
-            self.nl
-                .set_up(host_index)
-                .await
-                .map_err(DriverError::kernel(doing("bringing the host end up")))?;
-            match &sandbox.netns {
-                Some(path) => {
-                    let inside = configure_inside(net, ep, path, ifname).await?;
-                    announce_when_forwarding(self.nl.clone(), host.clone(), inside, ep);
-                    Ok(())
-                }
-                None => Ok(()),
-            }
-        }
-        .await;
+                .map(|inside| announce_when_forwarding(self.nl.clone(), host.clone(), inside, ep)),
+            None => Ok(()),
+        };
         match result {
             Ok(()) => {
                 guard.commit();
@@ -382,18 +373,21 @@ fn announce_when_forwarding(
     });
 }
 
-/// Addresses, link up, loopback up and default routes, inside the sandbox. Returns
-/// the sandbox's netlink connection and the interface's index.
+/// Addresses, link up with `arp_notify`, loopback up and default routes, inside the
+/// sandbox. Returns the sandbox's netlink connection and the
+/// interface's index.
 async fn configure_inside(
     net: &NetworkSpec,
     ep: &EndpointSpec,
-    netns: &Path,
+    sandbox: &SandboxSpec,
     ifname: &str,
 ) -> Result<(Netlink, u32), DriverError> {
     let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
-    let inside = Netlink::in_netns(netns)
+    let inside = sandbox
+        .connect()
         .await
-        .map_err(DriverError::kernel(doing("entering the sandbox")))?;
+        .map_err(DriverError::kernel(doing("entering the sandbox")))?
+        .ok_or_else(|| DriverError::invalid("sandbox", "no namespace to configure"))?;
     let index = inside
         .index(ifname)
         .await
@@ -406,26 +400,14 @@ async fn configure_inside(
                 "adding address {addr}"
             ))))?;
     }
-    if ep.addresses.iter().any(|a| a.addr().is_ipv4()) {
-        // The kernel then announces the address (gratuitous ARP) when the link comes
-        // up, so neighbours drop a stale MAC for a reused address at once.
-        netns::write_sysctl(netns, &format!("net/ipv4/conf/{ifname}/arp_notify"), "1")
-            .await
-            .map_err(|source| DriverError::Sandbox {
-                doing: doing("enabling gratuitous ARP"),
-                source,
-            })?;
-    }
+    // With arp_notify the kernel announces the address (gratuitous ARP) when the
+    // MAC is set, so neighbours drop a stale MAC for a reused address at once.
     inside
-        .set_up(index)
+        .set_up_announcing(index)
         .await
         .map_err(DriverError::kernel(doing("bringing the interface up")))?;
-    let lo = inside
-        .index("lo")
-        .await
-        .map_err(DriverError::kernel(doing("finding lo")))?;
     inside
-        .set_up(lo)
+        .set_up(LOOPBACK_INDEX)
         .await
         .map_err(DriverError::kernel(doing("bringing lo up")))?;
     for gw in gateways(net, ep) {

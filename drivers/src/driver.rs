@@ -1,7 +1,7 @@
 //! The one driver contract: the controller calls it and never knows which driver
 //! answers.
 
-use crate::netlink::{Mac, NetlinkError};
+use crate::netlink::{Mac, Netlink, NetlinkError};
 use async_trait::async_trait;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -40,13 +40,36 @@ pub struct EndpointSpec {
 }
 
 /// A sandbox: a container's network namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct SandboxSpec {
     /// The namespace file (`/run/netd/netns/<id>`, `/proc/<pid>/ns/net`). `None`
     /// when the engine places the interface itself (Docker's remote protocol): the
     /// driver then leaves it, down and unaddressed, in the daemon's namespace under
     /// the join's interface name, and the engine moves, renames and configures it.
     pub netns: Option<PathBuf>,
+    /// A netlink connection already open inside `netns` (netd keeps one per
+    /// sandbox); without it a driver opens one for the call, which costs a thread.
+    pub netlink: Option<Netlink>,
+}
+
+impl SandboxSpec {
+    /// A sandbox at `netns`, with no connection yet.
+    pub fn at(netns: impl Into<PathBuf>) -> Self {
+        SandboxSpec {
+            netns: Some(netns.into()),
+            netlink: None,
+        }
+    }
+
+    /// A connection inside the sandbox: the one it came with, or a new one; `None`
+    /// for an engine-placed sandbox.
+    pub async fn connect(&self) -> Result<Option<Netlink>, NetlinkError> {
+        match (&self.netlink, &self.netns) {
+            (Some(nl), _) => Ok(Some(nl.clone())),
+            (None, Some(path)) => Netlink::in_netns(path).await.map(Some),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// What a join made.

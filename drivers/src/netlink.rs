@@ -2,8 +2,15 @@
 //!
 //! A netlink socket belongs to the namespace of the thread that created it. So a
 //! connection for another namespace is made on a short-lived thread that enters the
-//! namespace, creates the socket and ends; no runtime thread ever changes namespace,
-//! and the connection is then used from async code like any other.
+//! namespace, creates the socket and ends (or on the thread that creates the
+//! namespace); no runtime thread ever changes namespace, and the connection is then
+//! used from async code like any other.
+//!
+//! Link deletion is the exception: the kernel does it inside the sender's `sendmsg`
+//! and waits there for RCU grace periods (about 20 ms for a veth). Sent from the async
+//! connection it would block a runtime worker and serialise every deletion behind it;
+//! sent from a blocking thread on a socket of its own, many run at once and the kernel
+//! batches their grace periods.
 
 use futures::TryStreamExt;
 use nix::errno::Errno;
@@ -13,6 +20,9 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+/// The interface index of `lo`: the kernel gives it 1 in every namespace.
+pub const LOOPBACK_INDEX: u32 = 1;
 
 /// A MAC address as six bytes.
 pub type Mac = [u8; 6];
@@ -53,6 +63,9 @@ pub enum NetlinkError {
         #[source]
         source: std::io::Error,
     },
+    /// The blocking thread deleting a link died.
+    #[error("the thread deleting link {0} failed")]
+    DeleteThread(String),
     /// A link that should exist does not.
     #[error("no link named {0:?}")]
     NoSuchLink(String),
@@ -137,6 +150,26 @@ impl Link {
 #[derive(Debug, Clone)]
 pub struct Netlink {
     handle: Handle,
+    /// Whether it is the process's own namespace, which every blocking-pool thread
+    /// is in: deletions can then go out from those threads.
+    process_ns: bool,
+}
+
+/// A veth pair to create; see [`Netlink::add_veth`].
+#[derive(Debug)]
+pub struct VethPair<'a> {
+    /// The host end's name, in the connection's namespace.
+    pub host: &'a str,
+    /// The bridge the host end becomes a port of.
+    pub master: Option<u32>,
+    /// The peer's name.
+    pub peer: &'a str,
+    /// The namespace the peer is created in; `None` keeps it beside the host end.
+    pub peer_netns: Option<&'a File>,
+    /// The peer's MAC address.
+    pub peer_mac: Option<Mac>,
+    /// Both ends' MTU.
+    pub mtu: Option<u32>,
 }
 
 impl Netlink {
@@ -144,7 +177,27 @@ impl Netlink {
     pub fn current() -> Result<Netlink, NetlinkError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         tokio::spawn(connection);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            process_ns: true,
+        })
+    }
+
+    /// A connection to the namespace the calling thread is in, for a thread that has
+    /// entered or created another namespace (see [`crate::netns::create_with`]).
+    /// `runtime` drives the connection.
+    pub fn on_this_thread(runtime: &tokio::runtime::Handle) -> Result<Netlink, NetlinkError> {
+        let (connection, handle, _) = {
+            // The socket's reactor registration needs the runtime; the socket itself
+            // is created here, in this thread's namespace.
+            let _guard = runtime.enter();
+            rtnetlink::new_connection().map_err(NetlinkError::Socket)?
+        };
+        runtime.spawn(connection);
+        Ok(Netlink {
+            handle,
+            process_ns: false,
+        })
     }
 
     /// A connection to the namespace at `path` (such as `/run/netns/NAME` or
@@ -160,27 +213,18 @@ impl Netlink {
         std::thread::Builder::new()
             .name("netlink-setns".into())
             .spawn(move || {
-                let result = (|| {
-                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                        |source| NetlinkError::Setns {
-                            path: owned.clone(),
-                            source,
-                        },
-                    )?;
-                    // The socket's reactor registration needs the runtime; the socket
-                    // itself is created here, inside the namespace.
-                    let _guard = runtime.enter();
-                    rtnetlink::new_connection().map_err(NetlinkError::Socket)
-                })();
+                let result = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|source| NetlinkError::Setns {
+                        path: owned.clone(),
+                        source,
+                    })
+                    .and_then(|()| Netlink::on_this_thread(&runtime));
                 let _ = tx.send(result);
                 // The thread ends here, still in the namespace: nothing else runs on it.
             })
             .map_err(NetlinkError::Socket)?;
-        let (connection, handle, _) = rx
-            .await
-            .map_err(|_| NetlinkError::Thread(path.to_path_buf()))??;
-        tokio::spawn(connection);
-        Ok(Netlink { handle })
+        rx.await
+            .map_err(|_| NetlinkError::Thread(path.to_path_buf()))?
     }
 
     /// The link named `name`, if it exists.
@@ -248,36 +292,59 @@ impl Netlink {
         self.index(name).await
     }
 
-    /// Create a veth pair: `host` here, and `peer` created directly inside the
-    /// namespace `peer_netns` (no move afterwards; `None` keeps it here), with the
-    /// given MTU and peer MAC. Returns the host end's index.
-    pub async fn add_veth(
-        &self,
-        host: &str,
-        peer: &str,
-        peer_netns: Option<&File>,
-        mtu: Option<u32>,
-        peer_mac: Option<Mac>,
-    ) -> Result<u32, NetlinkError> {
-        let mut peer_msg = LinkMessageBuilderExt::peer(peer, peer_netns.map(|f| f.as_raw_fd()));
-        if let Some(mtu) = mtu {
-            peer_msg = peer_msg.mtu(mtu);
+    /// Create a veth pair in one request: the host end here, up and (with `master`)
+    /// a port of that bridge; the peer created directly inside its namespace (no move
+    /// afterwards), with its MAC, down (the kernel cannot open a veth end before
+    /// both exist).
+    pub async fn add_veth(&self, veth: &VethPair<'_>) -> Result<(), NetlinkError> {
+        let mut peer =
+            rtnetlink::LinkMessageBuilder::<LinkUnspec>::new().name(veth.peer.to_string());
+        if let Some(file) = veth.peer_netns {
+            peer = peer.setns_by_fd(file.as_raw_fd());
         }
-        if let Some(mac) = peer_mac {
-            peer_msg = peer_msg.address(mac.to_vec());
+        if let Some(mtu) = veth.mtu {
+            peer = peer.mtu(mtu);
         }
-        let mut builder = LinkVeth::new(host, peer)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
-        if let Some(mtu) = mtu {
+        if let Some(mac) = veth.peer_mac {
+            peer = peer.address(mac.to_vec());
+        }
+        let mut builder = LinkVeth::new(veth.host, veth.peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .up();
+        if let Some(mtu) = veth.mtu {
             builder = builder.mtu(mtu);
+        }
+        if let Some(master) = veth.master {
+            builder = builder.controller(master);
         }
         self.handle
             .link()
             .add(builder.build())
             .execute()
             .await
-            .map_err(request(format!("creating veth pair {host}/{peer}")))?;
-        self.index(host).await
+            .map_err(request(format!(
+                "creating veth pair {}/{}",
+                veth.host, veth.peer
+            )))
+    }
+
+    /// Bring link `index` up with `arp_notify` on, in one request: the kernel then
+    /// announces the link's IPv4 addresses (gratuitous ARP) whenever its MAC is set.
+    pub async fn set_up_announcing(&self, index: u32) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, InetDevConf};
+        let mut conf = InetDevConf::default();
+        conf.arp_notify = 1;
+        let mut msg = LinkUnspec::new_with_index(index).up().build();
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(request(format!("bringing link {index} up with arp_notify")))
     }
 
     /// Attach link `index` to bridge `master`.
@@ -420,8 +487,16 @@ impl Netlink {
             .map_err(request(format!("deleting link {index}")))
     }
 
-    /// Delete link `name` if it exists; whether it did.
+    /// Delete link `name` if it exists; whether it did. In the process's namespace
+    /// this goes out from a blocking thread on a socket of its own, so that
+    /// deletions overlap (see the module's note).
     pub async fn delete_by_name(&self, name: &str) -> Result<bool, NetlinkError> {
+        if self.process_ns {
+            let owned = name.to_string();
+            return tokio::task::spawn_blocking(move || delete_link_blocking(&owned))
+                .await
+                .map_err(|_| NetlinkError::DeleteThread(name.to_string()))?;
+        }
         let Some(link) = self.link(name).await? else {
             return Ok(false);
         };
@@ -433,15 +508,57 @@ impl Netlink {
     }
 }
 
-/// The peer half of a veth request, placed in another namespace by fd.
-struct LinkMessageBuilderExt;
+/// `RTM_DELLINK` by name on a new socket in the calling thread's namespace, waiting
+/// for the kernel's answer; whether the link existed.
+fn delete_link_blocking(name: &str) -> Result<bool, NetlinkError> {
+    use rtnetlink::packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    };
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-impl LinkMessageBuilderExt {
-    fn peer(name: &str, netns_fd: Option<i32>) -> rtnetlink::LinkMessageBuilder<LinkUnspec> {
-        let builder = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new().name(name.to_string());
-        match netns_fd {
-            Some(fd) => builder.setns_by_fd(fd),
-            None => builder,
+    let what = || format!("deleting link {name}");
+    let io = |source: std::io::Error| NetlinkError::Request {
+        what: what(),
+        source,
+    };
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
+    socket.bind_auto().map_err(NetlinkError::Socket)?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(NetlinkError::Socket)?;
+    let mut link = LinkMessage::default();
+    link.attributes
+        .push(LinkAttribute::IfName(name.to_string()));
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.sequence_number = 1;
+    let mut msg = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)),
+    );
+    msg.finalize();
+    let mut out = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut out);
+    socket.send(&out, 0).map_err(io)?;
+    loop {
+        let (reply, _) = socket.recv_from_full().map_err(io)?;
+        let mut offset = 0;
+        while offset < reply.len() {
+            let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply[offset..])
+                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            let len = answer.header.length as usize;
+            if let NetlinkPayload::Error(err) = answer.payload {
+                return match err.code {
+                    None => Ok(true),
+                    Some(code) if code.get() == -(Errno::ENODEV as i32) => Ok(false),
+                    Some(code) => Err(io(std::io::Error::from_raw_os_error(-code.get()))),
+                };
+            }
+            if len == 0 {
+                break;
+            }
+            offset += len;
         }
     }
 }

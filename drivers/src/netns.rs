@@ -44,6 +44,15 @@ pub enum NetnsError {
 /// Create a new network namespace and pin it at `path` (which must not exist; its
 /// directory must). Only `lo` is in it, down.
 pub fn create(path: &Path) -> Result<(), NetnsError> {
+    create_with(path, || ())
+}
+
+/// [`create`], and run `inside` in the new namespace (on the thread that made it,
+/// which ends right after): a way to open sockets there without another `setns`.
+pub fn create_with<T: Send + 'static>(
+    path: &Path,
+    inside: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NetnsError> {
     if path.symlink_metadata().is_ok() {
         return Err(NetnsError::Exists(path.to_path_buf()));
     }
@@ -55,7 +64,7 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
     let target = path.to_path_buf();
     // unshare changes only the calling thread, so do it on a thread of its own that
     // ends right after: no other thread ever sees the new namespace.
-    let result = std::thread::spawn(move || -> Result<(), NetnsError> {
+    let result = std::thread::spawn(move || -> Result<T, NetnsError> {
         let sys = |doing| {
             let path = target.clone();
             move |source| NetnsError::Sys {
@@ -72,7 +81,8 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(sys("pinning the namespace at"))
+        .map_err(sys("pinning the namespace at"))?;
+        Ok(inside())
     })
     .join()
     .map_err(|_| NetnsError::Thread(path.to_path_buf()))

@@ -4,7 +4,7 @@
 //! `none`: the container has its own namespace with only loopback, brought up.
 
 use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
-use crate::netlink::Netlink;
+use crate::netlink::LOOPBACK_INDEX;
 use async_trait::async_trait;
 
 /// The `host` or the `none` driver.
@@ -62,17 +62,16 @@ impl Driver for SimpleDriver {
     ) -> Result<Joined, DriverError> {
         if let (SimpleDriver::None, Some(netns)) = (self, &sandbox.netns) {
             let doing = || format!("bringing lo up in {}", netns.display());
-            let inside = Netlink::in_netns(netns)
+            if let Some(inside) = sandbox
+                .connect()
                 .await
-                .map_err(DriverError::kernel(doing()))?;
-            let lo = inside
-                .index("lo")
-                .await
-                .map_err(DriverError::kernel(doing()))?;
-            inside
-                .set_up(lo)
-                .await
-                .map_err(DriverError::kernel(doing()))?;
+                .map_err(DriverError::kernel(doing()))?
+            {
+                inside
+                    .set_up(LOOPBACK_INDEX)
+                    .await
+                    .map_err(DriverError::kernel(doing()))?;
+            }
         }
         Ok(Joined::default())
     }

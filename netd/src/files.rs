@@ -91,19 +91,23 @@ pub fn hosts(hostname: &str, addresses: &[IpNet]) -> String {
     out
 }
 
-/// Write `text` into `path` in place (truncate, write, sync), unless it holds
-/// exactly that already (joins rewrite hosts often; most leave resolv.conf as is).
+/// Write `text` into `path` in place (containers bind-mount the file, so it is
+/// never replaced), unless it holds exactly that already (joins rewrite hosts
+/// often; most leave resolv.conf as is). Not synced: these files live in the run
+/// dir, are derived from the store, and are rewritten when netd starts.
 pub fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(());
     }
+    // Overwrite, then cut: cheaper than truncating to nothing first, which makes
+    // the filesystem free and reallocate the block.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .open(path)?;
     f.write_all(text.as_bytes())?;
-    f.sync_data()
+    f.set_len(text.len() as u64)
 }
 
 /// Whether `name` is a valid host name (RFC 1123 labels).

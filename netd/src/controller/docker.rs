@@ -236,7 +236,7 @@ impl Controller {
         let driver = self.driver(&net.driver)?;
         let nspec = network_spec(&net);
         let espec = endpoint_spec(&ep);
-        let sspec = SandboxSpec { netns: None };
+        let sspec = SandboxSpec::default();
         let made = driver.join(&nspec, &espec, &sspec, &src_name).await?;
         ep.join = Some(JoinRecord {
             sandbox: None,
@@ -277,7 +277,7 @@ impl Controller {
             .leave(
                 &network_spec(net),
                 &endpoint_spec(&ep),
-                &SandboxSpec { netns: None },
+                &SandboxSpec::default(),
                 &join.interface,
             )
             .await?;

@@ -66,6 +66,10 @@ pub struct Controller {
     sandbox_names: Mutex<HashSet<String>>,
     busy_endpoints: Mutex<HashSet<String>>,
     sandbox_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// A netlink connection inside each namespace netd made, opened when it made it
+    /// (or at first use after a restart), so a join costs no thread. Adopted
+    /// namespaces get none: a socket would keep a dead container's namespace alive.
+    sandbox_netlink: Mutex<HashMap<String, Netlink>>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
     nl: Netlink,
     settings: Settings,
@@ -186,6 +190,7 @@ impl Controller {
             sandbox_names: Mutex::new(HashSet::new()),
             busy_endpoints: Mutex::new(HashSet::new()),
             sandbox_locks: Mutex::new(HashMap::new()),
+            sandbox_netlink: Mutex::new(HashMap::new()),
             drivers,
             nl,
             settings,

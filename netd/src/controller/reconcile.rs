@@ -8,7 +8,7 @@ use super::{endpoint_spec, network_spec, Controller};
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::store::Kind;
 use drivers::bridge::bridge_name;
-use drivers::{netns, SandboxSpec};
+use drivers::netns;
 use std::collections::{HashMap, HashSet};
 
 /// What a reconcile did.
@@ -113,9 +113,7 @@ impl Controller {
             }
             if missing {
                 let Some(sb) = sbs.get(sb_id) else { continue };
-                let sspec = SandboxSpec {
-                    netns: Some(sb.netns.clone()),
-                };
+                let sspec = self.sandbox_spec(sb).await;
                 let result = match self.driver(&net.driver) {
                     Ok(d) => d
                         .join(
@@ -171,6 +169,20 @@ impl Controller {
             if let Err(e) = self.commit(ops, upto).await {
                 out.errors
                     .push(format!("saving reconciled state: {}", e.full_message()));
+            }
+        }
+        // Sandbox files are not synced as they are written (the run dir does not
+        // outlive a reboot, and may not a crash): bring them back in line.
+        for sb in self.sandboxes().unwrap_or_default() {
+            let written = self
+                .joined(&sb)
+                .and_then(|joined| self.write_files(&sb, &joined));
+            if let Err(e) = written {
+                out.errors.push(format!(
+                    "rewriting the files of sandbox {}: {}",
+                    sb.name,
+                    e.full_message()
+                ));
             }
         }
         out

@@ -10,6 +10,7 @@ use super::{
 use crate::files;
 use crate::model::{now, short_id, EndpointRecord, JoinRecord, Name, NetworkRecord, SandboxRecord};
 use crate::store::Kind;
+use drivers::netlink::Netlink;
 use drivers::{netns, SandboxSpec};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,9 +87,20 @@ impl Controller {
             Some(path) => (path.clone(), false, NetnsGuard(None)),
             None => {
                 let path = self.settings.run_dir.join("netns").join(&id);
-                netns::create(&path).map_err(ControllerError::netns(format!(
+                let runtime = tokio::runtime::Handle::current();
+                let inside = netns::create_with(&path, move || Netlink::on_this_thread(&runtime))
+                    .map_err(ControllerError::netns(format!(
                     "creating the namespace of sandbox {name}"
                 )))?;
+                match inside {
+                    Ok(nl) => {
+                        lock(&self.sandbox_netlink).insert(id.clone(), nl);
+                    }
+                    // Joins open their own connection then.
+                    Err(e) => {
+                        tracing::warn!(sandbox = %name, error = %e, "no netlink connection kept")
+                    }
+                }
                 (path.clone(), true, NetnsGuard(Some(path)))
             }
         };
@@ -117,6 +129,7 @@ impl Controller {
         .await;
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&dir);
+            lock(&self.sandbox_netlink).remove(&id);
             return Err(e);
         }
         guard.0 = None;
@@ -124,7 +137,7 @@ impl Controller {
         Ok(record)
     }
 
-    fn write_files(
+    pub(super) fn write_files(
         &self,
         sb: &SandboxRecord,
         joined: &[EndpointRecord],
@@ -147,7 +160,34 @@ impl Controller {
         Ok(())
     }
 
-    fn joined(&self, sb: &SandboxRecord) -> Result<Vec<EndpointRecord>, ControllerError> {
+    /// What a driver is told of a sandbox, with its kept netlink connection (opened
+    /// now if netd made the namespace before a restart).
+    pub(super) async fn sandbox_spec(&self, sb: &SandboxRecord) -> SandboxSpec {
+        let kept = lock(&self.sandbox_netlink).get(&sb.id).cloned();
+        let netlink = match kept {
+            Some(nl) => Some(nl),
+            None if sb.owned => match Netlink::in_netns(&sb.netns).await {
+                Ok(nl) => {
+                    lock(&self.sandbox_netlink).insert(sb.id.clone(), nl.clone());
+                    Some(nl)
+                }
+                Err(e) => {
+                    tracing::debug!(sandbox = %sb.name, error = %e, "no netlink connection inside");
+                    None
+                }
+            },
+            None => None,
+        };
+        SandboxSpec {
+            netns: Some(sb.netns.clone()),
+            netlink,
+        }
+    }
+
+    pub(super) fn joined(
+        &self,
+        sb: &SandboxRecord,
+    ) -> Result<Vec<EndpointRecord>, ControllerError> {
         sb.endpoints
             .iter()
             .map(|id| self.get(Kind::Endpoint, "endpoint", id))
@@ -211,9 +251,7 @@ impl Controller {
         let driver = self.driver(&net.driver)?;
         let nspec = network_spec(net);
         let espec = endpoint_spec(&ep);
-        let sspec = SandboxSpec {
-            netns: Some(sb.netns.clone()),
-        };
+        let sspec = self.sandbox_spec(&sb).await;
         let made = driver.join(&nspec, &espec, &sspec, &ifname).await?;
         ep.join = Some(JoinRecord {
             sandbox: Some(sb.id.clone()),
@@ -323,9 +361,7 @@ impl Controller {
             .map(|j| j.interface.clone())
             .unwrap_or_default();
         let driver = self.driver(&net.driver)?;
-        let sspec = SandboxSpec {
-            netns: Some(sb.netns.clone()),
-        };
+        let sspec = SandboxSpec::at(&sb.netns);
         driver
             .leave(&network_spec(net), &endpoint_spec(&ep), &sspec, &ifname)
             .await?;
@@ -376,6 +412,7 @@ impl Controller {
         let _ = std::fs::remove_dir_all(self.settings.run_dir.join("sandboxes").join(&sb.id));
         lock(&self.sandbox_names).remove(&sb.name);
         lock(&self.sandbox_locks).remove(&sb.id);
+        lock(&self.sandbox_netlink).remove(&sb.id);
         Ok(sb)
     }
 }
