@@ -4,7 +4,9 @@
 use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
 use crate::netlink::{open_netns, Mac, Netlink, NetlinkError, VethPair, LOOPBACK_INDEX};
 use async_trait::async_trait;
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// `-o com.docker.network.bridge.name=NAME`: the bridge's name (default `br-<id12>`).
 pub const OPTION_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
@@ -23,12 +25,34 @@ const LATER: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct BridgeDriver {
     nl: Netlink,
+    /// Bridge name to index, so a join needs no lookup. An entry goes stale only if
+    /// someone else deletes the bridge; a join then finds out (no such device),
+    /// looks again and retries once.
+    bridges: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl BridgeDriver {
     /// A driver making bridges and veths in `nl`'s namespace.
     pub fn new(nl: Netlink) -> Self {
-        BridgeDriver { nl }
+        BridgeDriver {
+            nl,
+            bridges: Arc::default(),
+        }
+    }
+
+    fn bridges(&self) -> MutexGuard<'_, HashMap<String, u32>> {
+        // Plain inserts and removes: a panic cannot leave the map half-changed.
+        self.bridges.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The index of bridge `name`, and whether it came from the cache.
+    async fn bridge_index(&self, name: &str) -> Result<(u32, bool), NetlinkError> {
+        if let Some(index) = self.bridges().get(name) {
+            return Ok((*index, true));
+        }
+        let index = self.nl.index(name).await?;
+        self.bridges().insert(name.to_string(), index);
+        Ok((index, false))
     }
 }
 
@@ -185,6 +209,7 @@ impl Driver for BridgeDriver {
             }
         };
         let result = async {
+            self.bridges().insert(name.clone(), index);
             for s in &net.subnets {
                 if let Some(gw) = s.gateway {
                     ignore_exists(self.nl.add_address(index, gw, s.subnet.prefix_len()).await)
@@ -216,6 +241,7 @@ impl Driver for BridgeDriver {
 
     async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
         let name = bridge_name(net);
+        self.bridges().remove(&name);
         self.nl
             .delete_by_name(&name)
             .await
@@ -241,30 +267,44 @@ impl Driver for BridgeDriver {
         }
         let host = host_link_name(ep);
         let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
-        let bridge = self
-            .nl
-            .index(&bridge_name(net))
-            .await
-            .map_err(DriverError::kernel(doing("finding the network's bridge")))?;
         let netns = match &sandbox.netns {
             Some(path) => {
                 Some(open_netns(path).map_err(DriverError::kernel(doing("opening the sandbox")))?)
             }
             None => None,
         };
-        self.nl
-            .add_veth(&VethPair {
-                host: &host,
-                master: Some(bridge),
-                peer: ifname,
-                peer_netns: netns.as_ref(),
-                peer_mac: ep.mac,
-                mtu: mtu(net)?,
-            })
+        let bridge_name = bridge_name(net);
+        let mtu = mtu(net)?;
+        let find = |what| DriverError::kernel(doing(what));
+        let (mut bridge, cached) = self
+            .bridge_index(&bridge_name)
             .await
-            .map_err(DriverError::kernel(doing(&format!(
-                "creating veth {host} with peer {ifname}"
-            ))))?;
+            .map_err(find("finding the network's bridge"))?;
+        let veth = |master| VethPair {
+            host: &host,
+            master: Some(master),
+            peer: ifname,
+            peer_netns: netns.as_ref(),
+            peer_mac: ep.mac,
+            mtu,
+        };
+        let mut created = self.nl.add_veth(&veth(bridge)).await;
+        if created.is_err() && cached {
+            // The bridge may have been replaced (the kernel then refuses the old
+            // index as master): look it up again and retry once if it moved.
+            self.bridges().remove(&bridge_name);
+            let (fresh, _) = self
+                .bridge_index(&bridge_name)
+                .await
+                .map_err(find("finding the network's bridge"))?;
+            if fresh != bridge {
+                bridge = fresh;
+                created = self.nl.add_veth(&veth(bridge)).await;
+            }
+        }
+        created.map_err(DriverError::kernel(doing(&format!(
+            "creating veth {host} with peer {ifname}"
+        ))))?;
         let guard = LinkGuard {
             nl: &self.nl,
             name: Some(host.clone()),

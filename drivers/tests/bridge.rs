@@ -31,9 +31,7 @@ fn endpoint(n: u8, addresses: &[&str]) -> EndpointSpec {
 }
 
 fn sandbox(host: &TestHost) -> SandboxSpec {
-    SandboxSpec {
-        netns: Some(host.netns_path()),
-    }
+    SandboxSpec::at(host.netns_path())
 }
 
 fn links(host: &TestHost) -> Vec<String> {

@@ -2,7 +2,7 @@
 //! whose peers are created directly inside two sandbox namespaces, and a ping between
 //! the sandboxes across the bridge.
 
-use drivers::netlink::{open_netns, Netlink, NetlinkError};
+use drivers::netlink::{open_netns, Netlink, NetlinkError, VethPair};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use tests::TestHost;
@@ -42,18 +42,16 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
     for (i, sandbox) in sandboxes.iter().enumerate() {
         let peer_mac = [0x02, 0x42, 0xc6, 0x12, 0x14, 0x10 + i as u8];
         let netns = open_netns(&sandbox.netns_path()).unwrap();
-        let host_end = nl
-            .add_veth(
-                &format!("vh{i}"),
-                "eth0",
-                Some(&netns),
-                Some(1400),
-                Some(peer_mac),
-            )
-            .await
-            .unwrap();
-        nl.set_master(host_end, br).await.unwrap();
-        nl.set_up(host_end).await.unwrap();
+        nl.add_veth(&VethPair {
+            host: &format!("vh{i}"),
+            master: Some(br),
+            peer: "eth0",
+            peer_netns: Some(&netns),
+            peer_mac: Some(peer_mac),
+            mtu: Some(1400),
+        })
+        .await
+        .unwrap();
 
         let inside = Netlink::in_netns(&sandbox.netns_path()).await.unwrap();
         let eth0 = inside
@@ -67,7 +65,11 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
             .add_address(eth0.index, ip(&format!("198.18.20.{}", i + 2)), 24)
             .await
             .unwrap();
-        inside.set_up(eth0.index).await.unwrap();
+        inside.set_up_announcing(eth0.index).await.unwrap();
+        let notify = sandbox
+            .run("cat", &["/proc/sys/net/ipv4/conf/eth0/arp_notify"])
+            .unwrap();
+        assert_eq!(notify.trim(), "1");
         inside
             .add_default_route(eth0.index, ip("198.18.20.1"))
             .await

@@ -9,9 +9,7 @@ async fn none_gives_loopback_only_and_host_changes_nothing() {
     let sandbox = TestHost::new().unwrap();
     // A fresh namespace's lo starts down; the harness brings it up, so take it down.
     sandbox.run("ip", &["link", "set", "lo", "down"]).unwrap();
-    let spec = SandboxSpec {
-        netns: Some(sandbox.netns_path()),
-    };
+    let spec = SandboxSpec::at(sandbox.netns_path());
     let net = NetworkSpec {
         id: "n".repeat(64),
         ..NetworkSpec::default()

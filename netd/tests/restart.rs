@@ -107,11 +107,13 @@ fn kill_9_and_restart_keeps_traffic_flowing_and_state_intact() {
 #[test]
 fn restart_recreates_a_missing_bridge_and_removes_orphans() {
     let mut netd = Netd::start();
-    let (a, _b, b_ip) = setup(&netd);
+    let (a, b, b_ip) = setup(&netd);
     let c = netd.client.clone();
     let rt = runtime();
     let net = rt.block_on(c.network("n1")).unwrap().network;
     let bridge = format!("br-{}", &net.id[..12]);
+    let hosts = std::fs::read_to_string(&b.hosts).unwrap();
+    assert!(hosts.contains(&b_ip), "{hosts}");
     let mut daemon = netd.daemon.take().unwrap();
     daemon.signal(Signal::SIGKILL).unwrap();
     daemon.wait_exit(Duration::from_secs(5)).unwrap();
@@ -140,8 +142,15 @@ fn restart_recreates_a_missing_bridge_and_removes_orphans() {
     netd.host
         .run("ip", &["link", "add", "keepme", "type", "bridge"])
         .unwrap();
+    // Sandbox files are not synced as they are written: a crash can lose one.
+    std::fs::write(&b.hosts, "").unwrap();
 
     netd.launch();
+    assert_eq!(
+        std::fs::read_to_string(&b.hosts).unwrap(),
+        hosts,
+        "the hosts file was not rewritten"
+    );
     let links = netd.links();
     assert!(links.contains(&bridge), "bridge not recreated: {links:?}");
     assert!(

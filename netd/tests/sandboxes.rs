@@ -282,6 +282,66 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
         .unwrap();
     let out = netd.in_sandbox(&sb, &["ip", "-o", "addr", "show", "eth0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&ep.addresses[0].to_string()));
+
+    // And 100 detaches at once (their veth deletions overlap in the kernel).
+    rt.block_on(async {
+        let tasks: Vec<_> = eps
+            .iter()
+            .map(|ep| {
+                let c = c.clone();
+                let sb = ep.join.as_ref().unwrap().sandbox.clone().unwrap();
+                let id = ep.id.clone();
+                tokio::spawn(async move { c.detach(&sb, &id).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    });
+    let left: Vec<String> = netd
+        .links()
+        .into_iter()
+        .filter(|l| l.starts_with("vn"))
+        .collect();
+    assert!(left.is_empty(), "veths left: {left:?}");
+    let out = netd.in_sandbox(&sb, &["ip", "-o", "link", "show"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("eth0"));
+    let inspect = rt.block_on(c.network("n1")).unwrap();
+    assert!(inspect.endpoints.is_empty(), "{:?}", inspect.endpoints);
+}
+
+/// A bridge replaced behind netd's back (same name, new index) is found again:
+/// the next attach still lands on it.
+#[test]
+fn an_attach_finds_a_bridge_that_was_replaced() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    let net = rt.block_on(async {
+        let net = c
+            .create_network(&network("n1", "10.79.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("a")).await.unwrap();
+        c.create_sandbox(&sandbox("b")).await.unwrap();
+        c.attach("a", &attach("n1")).await.unwrap();
+        net
+    });
+    let bridge = format!("br-{}", &net.id[..12]);
+    netd.host.run("ip", &["link", "del", &bridge]).unwrap();
+    netd.host
+        .run("ip", &["link", "add", &bridge, "type", "bridge"])
+        .unwrap();
+    netd.host
+        .run("ip", &["link", "set", &bridge, "up"])
+        .unwrap();
+    let ep = rt.block_on(c.attach("b", &attach("n1"))).unwrap();
+    let host_link = ep.join.unwrap().host_link.unwrap();
+    let shown = netd
+        .host
+        .run("ip", &["-o", "link", "show", &host_link])
+        .unwrap();
+    assert!(shown.contains(&format!("master {bridge}")), "{shown}");
 }
 
 /// A joining interface announces itself (gratuitous ARP), so a neighbour that
