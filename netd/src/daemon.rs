@@ -40,6 +40,7 @@ pub enum DaemonError {
 
 /// Run the daemon until a signal.
 pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    raise_open_file_limit();
     let nl = Netlink::current()?;
     let ctl = Arc::new(Controller::open(opts.settings.clone(), nl)?);
     let report = ctl.reconcile().await;
@@ -108,4 +109,20 @@ fn split_socket(path: &Path) -> Result<(PathBuf, String), DaemonError> {
         .ok_or_else(bad)?;
     let dir = path.parent().ok_or_else(bad)?;
     Ok((dir.to_path_buf(), name.to_string()))
+}
+
+/// netd keeps a netlink socket open inside every namespace it made, so the usual soft
+/// limit of 1024 open files would cap it near a thousand sandboxes: raise the soft
+/// limit to the hard one, as container engines do.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
 }

@@ -391,3 +391,27 @@ fn a_reused_address_is_announced_with_its_new_mac() {
         assert!(learnt.is_ok(), "a still has: {}", neigh(&a));
     });
 }
+
+/// netd keeps a socket open in every namespace it made, so it runs with its
+/// open-file limit raised to the hard limit (1024 would cap it near a thousand
+/// sandboxes).
+#[test]
+fn the_daemon_raises_its_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // netd inherits this process's limits: make sure its soft limit starts below
+    // the hard one (one less is harmless to the other tests of this process).
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft == hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard - 1, hard).unwrap();
+    }
+    let netd = Netd::start();
+    let pid = netd.daemon.as_ref().unwrap().pid();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // "Max open files <soft> <hard> files"
+    assert_eq!(fields[3], fields[4], "{line}");
+}
