@@ -336,12 +336,20 @@ fn an_attach_finds_a_bridge_that_was_replaced() {
         .run("ip", &["link", "set", &bridge, "up"])
         .unwrap();
     let ep = rt.block_on(c.attach("b", &attach("n1"))).unwrap();
-    let host_link = ep.join.unwrap().host_link.unwrap();
+    let host_link = ep.join.clone().unwrap().host_link.unwrap();
     let shown = netd
         .host
         .run("ip", &["-o", "link", "show", &host_link])
         .unwrap();
     assert!(shown.contains(&format!("master {bridge}")), "{shown}");
+
+    // A veth someone else already deleted does not block the detach.
+    netd.host.run("ip", &["link", "del", &host_link]).unwrap();
+    rt.block_on(c.detach("b", &ep.id)).unwrap();
+    assert!(
+        rt.block_on(c.endpoint(&ep.id)).is_err(),
+        "the endpoint is still there"
+    );
 }
 
 /// A joining interface announces itself (gratuitous ARP), so a neighbour that
