@@ -2,7 +2,7 @@
 //! the peer created inside the sandbox.
 
 use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
-use crate::netlink::{open_netns, Mac, Netlink, NetlinkError, VethPair, LOOPBACK_INDEX};
+use crate::netlink::{open_netns, Batch, Mac, Netlink, NetlinkError, VethPair, LOOPBACK_INDEX};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -302,7 +302,7 @@ impl Driver for BridgeDriver {
                 created = self.nl.add_veth(&veth(bridge)).await;
             }
         }
-        created.map_err(DriverError::kernel(doing(&format!(
+        let peer_index = created.map_err(DriverError::kernel(doing(&format!(
             "creating veth {host} with peer {ifname}"
         ))))?;
         let guard = LinkGuard {
@@ -310,7 +310,7 @@ impl Driver for BridgeDriver {
             name: Some(host.clone()),
         };
         let result = match netns {
-            Some(_) => configure_inside(net, ep, sandbox, ifname)
+            Some(_) => configure_inside(net, ep, sandbox, ifname, peer_index)
                 .await
                 .map(|inside| announce_when_forwarding(self.nl.clone(), host.clone(), inside, ep)),
             None => Ok(()),
@@ -329,7 +329,17 @@ impl Driver for BridgeDriver {
         }
     }
 
-    async fn repair_join(&self, net: &NetworkSpec, ep: &EndpointSpec) -> Result<bool, DriverError> {
+    fn host_link(&self, ep: &EndpointSpec) -> Option<String> {
+        Some(host_link_name(ep))
+    }
+
+    async fn repair_join(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+        sandbox: &SandboxSpec,
+        ifname: &str,
+    ) -> Result<bool, DriverError> {
         let host = host_link_name(ep);
         let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
         let Some(link) = self
@@ -340,6 +350,13 @@ impl Driver for BridgeDriver {
         else {
             return Ok(false);
         };
+        if self.configured_inside(sandbox, ifname).await? == Some(false) {
+            // netd stopped between making the veth and configuring it (the join's
+            // record is stored alongside the kernel work): make the join again.
+            self.leave(net, ep, sandbox, ifname).await?;
+            self.join(net, ep, sandbox, ifname).await?;
+            return Ok(true);
+        }
         let bridge = self
             .nl
             .index(&bridge_name(net))
@@ -375,6 +392,31 @@ impl Driver for BridgeDriver {
                 "endpoint {}: deleting veth {host}",
                 short(&ep.id)
             )))
+    }
+}
+
+impl BridgeDriver {
+    /// Whether the sandbox's interface `ifname` went through a join's configuration
+    /// (its `arp_notify`, set in the same request that brought it up, is on); `None`
+    /// when there is no sandbox to look into.
+    async fn configured_inside(
+        &self,
+        sandbox: &SandboxSpec,
+        ifname: &str,
+    ) -> Result<Option<bool>, DriverError> {
+        let doing = format!("looking at {ifname} inside the sandbox");
+        let Some(inside) = sandbox
+            .connect()
+            .await
+            .map_err(DriverError::kernel(doing.clone()))?
+        else {
+            return Ok(None);
+        };
+        let link = inside
+            .link(ifname)
+            .await
+            .map_err(DriverError::kernel(doing))?;
+        Ok(Some(link.is_some_and(|l| l.arp_notify)))
     }
 }
 
@@ -421,6 +463,7 @@ async fn configure_inside(
     ep: &EndpointSpec,
     sandbox: &SandboxSpec,
     ifname: &str,
+    index: Option<u32>,
 ) -> Result<(Netlink, u32), DriverError> {
     let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
     let inside = sandbox
@@ -428,35 +471,32 @@ async fn configure_inside(
         .await
         .map_err(DriverError::kernel(doing("entering the sandbox")))?
         .ok_or_else(|| DriverError::invalid("sandbox", "no namespace to configure"))?;
-    let index = inside
-        .index(ifname)
-        .await
-        .map_err(DriverError::kernel(doing("finding the interface")))?;
-    for addr in &ep.addresses {
-        inside
-            .add_address(index, addr.addr(), addr.prefix_len())
+    let index = match index {
+        Some(i) => i,
+        None => inside
+            .index(ifname)
             .await
-            .map_err(DriverError::kernel(doing(&format!(
-                "adding address {addr}"
-            ))))?;
+            .map_err(DriverError::kernel(doing("finding the interface")))?,
+    };
+    // One batch: the kernel carries out each in order, and a failure is undone with
+    // the veth (which takes its addresses and routes along).
+    let mut batch = Batch::new();
+    for addr in &ep.addresses {
+        batch = batch.add_address(index, addr.addr(), addr.prefix_len());
+    }
+    if !ep.addresses.iter().any(|a| a.addr().is_ipv6()) {
+        batch = batch.no_ipv6_link_local(index);
     }
     // With arp_notify the kernel announces the address (gratuitous ARP) when the
     // MAC is set, so neighbours drop a stale MAC for a reused address at once.
-    inside
-        .set_up_announcing(index)
-        .await
-        .map_err(DriverError::kernel(doing("bringing the interface up")))?;
-    inside
-        .set_up(LOOPBACK_INDEX)
-        .await
-        .map_err(DriverError::kernel(doing("bringing lo up")))?;
+    batch = batch.set_up_announcing(index).set_up(LOOPBACK_INDEX);
     for gw in gateways(net, ep) {
-        ignore_exists(inside.add_default_route(index, gw).await)
-            .await
-            .map_err(DriverError::kernel(doing(&format!(
-                "adding the default route via {gw}"
-            ))))?;
+        batch = batch.default_route(index, gw);
     }
+    inside
+        .run(batch)
+        .await
+        .map_err(DriverError::kernel(doing("configuring the interface")))?;
     Ok((inside, index))
 }
 

@@ -149,13 +149,22 @@ pub trait Driver: Send + Sync {
         ifname: &str,
     ) -> Result<Joined, DriverError>;
 
-    /// After a restart: make sure a joined endpoint's existing host link is still
-    /// wired as the join left it (for a bridge: a port of it, up). Whether anything
-    /// had to be repaired.
+    /// The link a join of `ep` makes in the daemon's namespace, known before the
+    /// join (it is stored alongside the join).
+    fn host_link(&self, _ep: &EndpointSpec) -> Option<String> {
+        None
+    }
+
+    /// After a restart: make sure a joined endpoint whose host link exists is still
+    /// wired and configured as the join left it (for a bridge: a port of it, up, and
+    /// the interface inside the sandbox configured; a join cut short by a crash is
+    /// made again). Whether anything had to be repaired.
     async fn repair_join(
         &self,
         _net: &NetworkSpec,
         _ep: &EndpointSpec,
+        _sandbox: &SandboxSpec,
+        _ifname: &str,
     ) -> Result<bool, DriverError> {
         Ok(false)
     }

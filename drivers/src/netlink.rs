@@ -12,14 +12,22 @@
 //! sent from a blocking thread on a socket of its own, many run at once and the kernel
 //! batches their grace periods.
 
+mod direct;
+
+use direct::{Request, Sockets};
 use futures::TryStreamExt;
 use nix::errno::Errno;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage, State};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::{
+    AddressMessageBuilder, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The interface index of `lo`: the kernel gives it 1 in every namespace.
 pub const LOOPBACK_INDEX: u32 = 1;
@@ -120,6 +128,9 @@ pub struct Link {
     pub mac: Option<Vec<u8>>,
     /// Whether the kernel reports it operationally up (carrier seen).
     pub oper_up: bool,
+    /// Whether `arp_notify` is on: set by the one request that also brings a
+    /// joined interface up, so it tells a configured interface from a half-made one.
+    pub arp_notify: bool,
 }
 
 impl Link {
@@ -131,6 +142,7 @@ impl Link {
             mtu: None,
             mac: None,
             oper_up: false,
+            arp_notify: false,
         };
         for attr in &msg.attributes {
             match attr {
@@ -139,6 +151,18 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = Some(*m),
                 LinkAttribute::Address(a) => link.mac = Some(a.clone()),
                 LinkAttribute::OperState(state) => link.oper_up = *state == State::Up,
+                LinkAttribute::AfSpecUnspec(specs) => {
+                    use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec};
+                    for spec in specs {
+                        if let AfSpecUnspec::Inet(inet) = spec {
+                            for conf in inet {
+                                if let AfSpecInet::DevConf(c) = conf {
+                                    link.arp_notify = c.arp_notify != 0;
+                                }
+                            }
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -153,6 +177,119 @@ pub struct Netlink {
     /// Whether it is the process's own namespace, which every blocking-pool thread
     /// is in: deletions can then go out from those threads.
     process_ns: bool,
+    /// Plain sockets for the requests on the attach path (see [`direct`]).
+    direct: Arc<Sockets>,
+}
+
+fn single_queue() -> [LinkAttribute; 2] {
+    [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]
+}
+
+/// Requests sent together in one `sendmsg` (see [`Netlink::run`]).
+#[derive(Debug, Default)]
+pub struct Batch(Vec<Request>);
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// Add `address/prefix_len` to link `index`.
+    pub fn add_address(mut self, index: u32, address: IpAddr, prefix_len: u8) -> Self {
+        let message = match address {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(a, prefix_len)
+                .build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(a, prefix_len)
+                .build(),
+        };
+        self.0.push(Request::new(
+            RouteNetlinkMessage::NewAddress(message),
+            NLM_F_CREATE | NLM_F_EXCL,
+            format!("adding address {address}/{prefix_len} to link {index}"),
+        ));
+        self
+    }
+
+    /// Bring link `index` up.
+    pub fn set_up(mut self, index: u32) -> Self {
+        self.0.push(Request::new(
+            RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).up().build()),
+            0,
+            format!("bringing link {index} up"),
+        ));
+        self
+    }
+
+    /// Bring link `index` up with `arp_notify` on, in one request: the kernel then
+    /// announces the link's IPv4 addresses (gratuitous ARP) whenever its MAC is set.
+    pub fn set_up_announcing(mut self, index: u32) -> Self {
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, InetDevConf};
+        let mut conf = InetDevConf::default();
+        conf.arp_notify = 1;
+        let mut msg = LinkUnspec::new_with_index(index).up().build();
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
+        self.0.push(Request::new(
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+            format!("bringing link {index} up with arp_notify"),
+        ));
+        self
+    }
+
+    /// Give link `index` no IPv6 link-local address (and so no duplicate address
+    /// detection or multicast reports for it): for an interface with no IPv6 to
+    /// speak, as Docker's containers have IPv6 off unless their network has it.
+    /// A kernel without IPv6 has nothing to turn off.
+    pub fn no_ipv6_link_local(mut self, index: u32) -> Self {
+        use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode};
+        let mut msg = LinkUnspec::new_with_index(index).build();
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        self.0.push(
+            Request::new(
+                RouteNetlinkMessage::SetLink(msg),
+                0,
+                format!("turning off IPv6 link-local addressing on link {index}"),
+            )
+            .tolerating(Errno::EAFNOSUPPORT),
+        );
+        self
+    }
+
+    /// Make sure there is a default route through `gateway` on link `index` (one
+    /// that exists already counts).
+    pub fn default_route(mut self, index: u32, gateway: IpAddr) -> Self {
+        // The typed builders set the address family a default route needs.
+        let route = match gateway {
+            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .output_interface(index)
+                .gateway(gw)
+                .build(),
+            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .output_interface(index)
+                .gateway(gw)
+                .build(),
+        };
+        self.0.push(
+            Request::new(
+                RouteNetlinkMessage::NewRoute(route),
+                NLM_F_CREATE | NLM_F_EXCL,
+                format!("adding default route via {gateway}"),
+            )
+            .tolerating(Errno::EEXIST),
+        );
+        self
+    }
 }
 
 /// A veth pair to create; see [`Netlink::add_veth`].
@@ -180,6 +317,7 @@ impl Netlink {
         Ok(Netlink {
             handle,
             process_ns: true,
+            direct: Arc::new(Sockets::Pool(Mutex::new(Vec::new()))),
         })
     }
 
@@ -187,6 +325,7 @@ impl Netlink {
     /// entered or created another namespace (see [`crate::netns::create_with`]).
     /// `runtime` drives the connection.
     pub fn on_this_thread(runtime: &tokio::runtime::Handle) -> Result<Netlink, NetlinkError> {
+        let direct = direct::DirectSocket::open()?;
         let (connection, handle, _) = {
             // The socket's reactor registration needs the runtime; the socket itself
             // is created here, in this thread's namespace.
@@ -197,6 +336,7 @@ impl Netlink {
         Ok(Netlink {
             handle,
             process_ns: false,
+            direct: Arc::new(Sockets::Kept(Mutex::new(direct))),
         })
     }
 
@@ -229,24 +369,29 @@ impl Netlink {
 
     /// The link named `name`, if it exists.
     pub async fn link(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
-        let mut stream = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match stream.try_next().await {
-            Ok(Some(msg)) => Ok(Some(Link::from_message(&msg))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                let err = request(format!("looking up link {name}"))(e);
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
+        let mut query = LinkMessage::default();
+        query
+            .attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        let answer = self.direct.exchange(vec![Request::new(
+            RouteNetlinkMessage::GetLink(query),
+            0,
+            format!("looking up link {name}"),
+        )]);
+        match answer {
+            Ok(replies) => Ok(replies.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
+                _ => None,
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Run `batch` in one `sendmsg`; fails with the first request the kernel
+    /// refused (the others are still carried out: undo them by deleting the link).
+    pub async fn run(&self, batch: Batch) -> Result<(), NetlinkError> {
+        self.direct.exchange(batch.0).map(|_| ())
     }
 
     /// The index of link `name`, which must exist.
@@ -295,8 +440,12 @@ impl Netlink {
     /// Create a veth pair in one request: the host end here, up and (with `master`)
     /// a port of that bridge; the peer created directly inside its namespace (no move
     /// afterwards), with its MAC, down (the kernel cannot open a veth end before
-    /// both exist).
-    pub async fn add_veth(&self, veth: &VethPair<'_>) -> Result<(), NetlinkError> {
+    /// both exist). One queue each way per end: the default is one per possible CPU,
+    /// and each queue is a kernel object made and torn down with the link, while a
+    /// veth without XDP hands packets to the receiving CPU's backlog whatever the
+    /// queue. Returns the peer's index in its namespace, from the kernel's echo of
+    /// the new link (`None` from a kernel that does not echo).
+    pub async fn add_veth(&self, veth: &VethPair<'_>) -> Result<Option<u32>, NetlinkError> {
         let mut peer =
             rtnetlink::LinkMessageBuilder::<LinkUnspec>::new().name(veth.peer.to_string());
         if let Some(file) = veth.peer_netns {
@@ -308,8 +457,10 @@ impl Netlink {
         if let Some(mac) = veth.peer_mac {
             peer = peer.address(mac.to_vec());
         }
+        let mut peer = peer.build();
+        peer.attributes.extend(single_queue());
         let mut builder = LinkVeth::new(veth.host, veth.peer)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .up();
         if let Some(mtu) = veth.mtu {
             builder = builder.mtu(mtu);
@@ -317,34 +468,25 @@ impl Netlink {
         if let Some(master) = veth.master {
             builder = builder.controller(master);
         }
-        self.handle
-            .link()
-            .add(builder.build())
-            .execute()
-            .await
-            .map_err(request(format!(
-                "creating veth pair {}/{}",
-                veth.host, veth.peer
-            )))
+        let mut host = builder.build();
+        host.attributes.extend(single_queue());
+        let echoed = self.direct.exchange(vec![Request::new(
+            RouteNetlinkMessage::NewLink(host),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+            format!("creating veth pair {}/{}", veth.host, veth.peer),
+        )])?;
+        Ok(echoed.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(link) => link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Link(peer) => Some(*peer),
+                _ => None,
+            }),
+            _ => None,
+        }))
     }
 
-    /// Bring link `index` up with `arp_notify` on, in one request: the kernel then
-    /// announces the link's IPv4 addresses (gratuitous ARP) whenever its MAC is set.
+    /// Bring link `index` up with `arp_notify` on; see [`Batch::set_up_announcing`].
     pub async fn set_up_announcing(&self, index: u32) -> Result<(), NetlinkError> {
-        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, InetDevConf};
-        let mut conf = InetDevConf::default();
-        conf.arp_notify = 1;
-        let mut msg = LinkUnspec::new_with_index(index).up().build();
-        msg.attributes
-            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
-                AfSpecInet::DevConfRequest(conf),
-            ])]));
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(request(format!("bringing link {index} up with arp_notify")))
+        self.run(Batch::new().set_up_announcing(index)).await
     }
 
     /// Attach link `index` to bridge `master`.
@@ -361,12 +503,7 @@ impl Netlink {
 
     /// Bring link `index` up.
     pub async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(request(format!("bringing link {index} up")))
+        self.run(Batch::new().set_up(index)).await
     }
 
     /// Set link `index`'s MAC address. With `arp_notify` on, this announces the
@@ -405,35 +542,13 @@ impl Netlink {
         address: IpAddr,
         prefix_len: u8,
     ) -> Result<(), NetlinkError> {
-        self.handle
-            .address()
-            .add(index, address, prefix_len)
-            .execute()
+        self.run(Batch::new().add_address(index, address, prefix_len))
             .await
-            .map_err(request(format!(
-                "adding address {address}/{prefix_len} to link {index}"
-            )))
     }
 
-    /// Add a default route through `gateway` on link `index`.
+    /// Make sure there is a default route through `gateway` on link `index`.
     pub async fn add_default_route(&self, index: u32, gateway: IpAddr) -> Result<(), NetlinkError> {
-        // The typed builders set the address family a default route needs.
-        let route = match gateway {
-            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .output_interface(index)
-                .gateway(gw)
-                .build(),
-            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .output_interface(index)
-                .gateway(gw)
-                .build(),
-        };
-        self.handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(request(format!("adding default route via {gateway}")))
+        self.run(Batch::new().default_route(index, gateway)).await
     }
 
     /// The destinations of every route in the main table but default routes, both

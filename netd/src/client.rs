@@ -11,6 +11,10 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// One kept-alive HTTP/1 connection to the daemon.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +44,12 @@ pub enum ClientError {
     Decode(String),
 }
 
-/// A native API client.
+/// A native API client. Connections are kept alive and reused (clones share
+/// them): a new one costs a connect and an accept on every call.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    idle: Arc<Mutex<Vec<Sender>>>,
 }
 
 /// Where `netd daemon` listens by default.
@@ -54,6 +60,7 @@ impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Client {
             socket: socket.into(),
+            idle: Arc::default(),
         }
     }
 
@@ -69,18 +76,6 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                socket: self.socket.clone(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -88,21 +83,66 @@ impl Client {
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        let req = req
+        let mut req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
+        loop {
+            let (mut sender, reused) = match self.take_idle() {
+                Some(s) => (s, true),
+                None => (self.connect().await?, false),
+            };
+            let resp = match sender.try_send_request(req).await {
+                Ok(resp) => resp,
+                Err(mut e) => match e.take_message() {
+                    // A kept connection the daemon closed (it restarted, say): the
+                    // request was not sent, so send it on a new one.
+                    Some(unsent) if reused => {
+                        req = unsent;
+                        continue;
+                    }
+                    _ => return Err(ClientError::Http(e.into_error().to_string())),
+                },
+            };
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .to_bytes();
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(sender);
+            return Ok((status, bytes));
+        }
+    }
+
+    /// An idle kept connection that is still open.
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(sender) = idle.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self) -> Result<Sender, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?
-            .to_bytes();
-        Ok((status, bytes))
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
     async fn call<T: DeserializeOwned>(

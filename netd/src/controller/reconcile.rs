@@ -99,8 +99,18 @@ impl Controller {
             }
             let missing = join.host_link.as_ref().is_some_and(|l| !links.contains(l));
             if !missing {
+                let Some(sb) = sbs.get(sb_id) else { continue };
+                let sspec = self.sandbox_spec(sb).await;
                 if let Ok(d) = self.driver(&net.driver) {
-                    match d.repair_join(&network_spec(net), &endpoint_spec(ep)).await {
+                    let repaired = d
+                        .repair_join(
+                            &network_spec(net),
+                            &endpoint_spec(ep),
+                            &sspec,
+                            &join.interface,
+                        )
+                        .await;
+                    match repaired {
                         Ok(true) => out.rejoined.push(ep.name.clone()),
                         Ok(false) => {}
                         Err(e) => out.errors.push(format!(

@@ -208,7 +208,7 @@ impl Controller {
             )));
         }
         let (ep, _) = self
-            .join_locked(&p.net, p.ep.clone(), p.sb.clone(), Vec::new())
+            .join_locked(&p.net, p.ep.clone(), p.sb.clone(), None)
             .await?;
         Ok(ep)
     }
@@ -236,15 +236,18 @@ impl Controller {
         })
     }
 
-    /// The join itself, under the sandbox's lock and the network's gate: the kernel
-    /// first, then the records (with `extra` ops) in one commit; the kernel work is
-    /// undone if the commit fails.
+    /// The join itself, under the sandbox's lock and the network's gate. The kernel
+    /// work and the commit of the join's records run at once (a restart repairs a
+    /// join whose kernel work a crash cut short, see reconcile); whichever fails, the
+    /// other is undone: the interface removed, or the old records committed again.
+    /// `fresh` holds the allocations of an endpoint made for this join (an attach):
+    /// the endpoint is then deleted, not restored, when the join fails.
     async fn join_locked(
         &self,
         net: &NetworkRecord,
-        mut ep: EndpointRecord,
-        mut sb: SandboxRecord,
-        extra: Vec<Op>,
+        ep: EndpointRecord,
+        sb: SandboxRecord,
+        fresh: Option<super::Holdings<'_>>,
     ) -> Result<(EndpointRecord, SandboxRecord), ControllerError> {
         let mut joined = self.joined(&sb)?;
         let ifname = next_interface(&joined);
@@ -252,34 +255,70 @@ impl Controller {
         let nspec = network_spec(net);
         let espec = endpoint_spec(&ep);
         let sspec = self.sandbox_spec(&sb).await;
-        let made = driver.join(&nspec, &espec, &sspec, &ifname).await?;
+        let (old_ep, old_sb) = (ep.clone(), sb.clone());
+        let (mut ep, mut sb) = (ep, sb);
         ep.join = Some(JoinRecord {
             sandbox: Some(sb.id.clone()),
             sandbox_key: None,
             interface: ifname.clone(),
-            host_link: made.host_link,
+            host_link: driver.host_link(&espec),
         });
         sb.endpoints.push(ep.id.clone());
         joined.push(ep.clone());
-        let mut ops = extra;
-        ops.push(Op::Endpoint(ep.clone()));
-        ops.push(Op::Sandbox(sb.clone()));
+        let ops = vec![Op::Endpoint(ep.clone()), Op::Sandbox(sb.clone())];
         let upto = self.ipam_seq();
-        let stored = async {
-            self.write_files(&sb, &joined)?;
-            self.commit(ops, upto).await
-        }
-        .await;
-        if let Err(e) = stored {
-            if let Err(undo) = driver.leave(&nspec, &espec, &sspec, &ifname).await {
-                tracing::warn!(endpoint = %ep.name, error = %undo, "could not undo a join");
+        // The commit goes to a blocking thread at once; the kernel work, which
+        // mostly runs without yielding, and the sandbox files overlap it.
+        let store = self.commit(ops, upto);
+        let kernel = async {
+            let made = driver.join(&nspec, &espec, &sspec, &ifname).await?;
+            if let Err(e) = self.write_files(&sb, &joined) {
+                if let Err(undo) = driver.leave(&nspec, &espec, &sspec, &ifname).await {
+                    tracing::warn!(endpoint = %ep.name, error = %undo, "could not undo a join");
+                }
+                return Err(e);
             }
+            Ok::<_, ControllerError>(made)
+        };
+        let (stored, made) = tokio::join!(store, kernel);
+        if made.is_err() || stored.is_err() {
             joined.pop();
-            let _ = self.write_files(&sb, &joined);
-            return Err(e);
+            if let Err(e) = self.write_files(&old_sb, &joined) {
+                tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not restore the hosts file");
+            }
         }
-        tracing::debug!(endpoint = %ep.name, sandbox = %sb.name, interface = %ifname, "joined");
-        Ok((ep, sb))
+        match (made, stored) {
+            (Ok(_), Ok(())) => {
+                if let Some(holdings) = fresh {
+                    holdings.commit();
+                }
+                tracing::debug!(endpoint = %ep.name, sandbox = %sb.name, interface = %ifname, "joined");
+                Ok((ep, sb))
+            }
+            (Ok(_), Err(e)) => {
+                if let Err(undo) = driver.leave(&nspec, &espec, &sspec, &ifname).await {
+                    tracing::warn!(endpoint = %ep.name, error = %undo, "could not undo a join");
+                }
+                Err(e)
+            }
+            (Err(e), Ok(())) => {
+                let mut undo = vec![Op::Sandbox(old_sb)];
+                match fresh {
+                    Some(holdings) => {
+                        // Given back now, so the undo commit carries the release.
+                        drop(holdings);
+                        undo.push(Op::Delete(Kind::Endpoint, old_ep.id.clone()));
+                    }
+                    None => undo.push(Op::Endpoint(old_ep)),
+                }
+                let upto = self.ipam_seq();
+                if let Err(c) = self.commit(undo, upto).await {
+                    tracing::error!(endpoint = %ep.name, error = %c.full_message(), "could not store the undoing of a failed join; a restart reconciles it");
+                }
+                Err(e)
+            }
+            (Err(e), Err(_)) => Err(e),
+        }
     }
 
     /// Create an endpoint on a network and join it to a sandbox, stored in one commit.
@@ -299,9 +338,8 @@ impl Controller {
         let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint())?;
         prepared.record.attached = true;
         let (ep, _) = self
-            .join_locked(&net, prepared.record.clone(), sb, Vec::new())
+            .join_locked(&net, prepared.record, sb, Some(prepared.holdings))
             .await?;
-        prepared.holdings.commit();
         prepared.name.commit();
         Ok(ep)
     }
