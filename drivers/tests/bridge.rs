@@ -4,6 +4,7 @@
 use drivers::netlink::Netlink;
 use drivers::{BridgeDriver, Driver, EndpointSpec, NetworkSpec, SandboxSpec, SubnetSpec};
 use std::collections::BTreeMap;
+use std::time::Duration;
 use tests::TestHost;
 
 const NET_ID: &str = "c0ffee0000000000000000000000000000000000000000000000000000000001";
@@ -113,13 +114,37 @@ async fn sandboxes_on_a_bridge_network_reach_each_other() {
         .join(&net, &e3, &sandbox(&s3), "eth0")
         .await
         .unwrap_err();
+    // The driver says what it was doing; its source, which request the kernel refused.
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(
-        err.to_string().contains("adding address fd00:30::4/64"),
-        "{err}"
+        chain.contains("configuring the interface: adding address fd00:30::4/64"),
+        "{chain}"
     );
     assert!(!links(&host).contains(&"vn03eeeeeeeeee".to_string()));
     assert_eq!(links(&s3), ["lo"]);
     assert_eq!(links(&host).len(), 4, "{:?}", links(&host));
+
+    // Dual stack: the IPv6 address and a link-local one (neighbour discovery needs it).
+    let s4 = TestHost::new().unwrap();
+    let e4 = endpoint(4, &["198.18.30.5/24", "fd00:30::5/64"]);
+    driver.join(&net, &e4, &sandbox(&s4), "eth0").await.unwrap();
+    // The link-local address comes once the kernel's link watcher has seen the carrier.
+    let v6 = tests::wait_for("a link-local address", Duration::from_secs(5), || {
+        let v6 = s4.run("ip", &["-6", "-o", "addr", "show", "dev", "eth0"])?;
+        Ok(v6.contains("inet6 fe80::").then_some(v6))
+    })
+    .unwrap();
+    assert!(v6.contains("inet6 fd00:30::5/64"), "{v6}");
+    // IPv4 only (joined well before): no IPv6 link-local address, as Docker's
+    // containers have none.
+    let v6 = s2
+        .run("ip", &["-6", "-o", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert_eq!(v6.trim(), "", "an IPv4-only interface has IPv6 addresses");
+    driver
+        .leave(&net, &e4, &sandbox(&s4), "eth0")
+        .await
+        .unwrap();
 
     // Leave removes the pair, twice is fine; deleting the network removes the bridge.
     driver

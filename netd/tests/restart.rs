@@ -171,3 +171,104 @@ fn restart_recreates_a_missing_bridge_and_removes_orphans() {
         netd.log()
     );
 }
+
+fn kill_9(netd: &mut Netd) {
+    let mut daemon = netd.daemon.take().unwrap();
+    daemon.signal(Signal::SIGKILL).unwrap();
+    daemon.wait_exit(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn restart_finishes_a_join_that_a_crash_cut_short() {
+    // A join's records are committed while the kernel work runs, so a crash can
+    // leave a stored join whose interface was made but never configured.
+    let mut netd = Netd::start();
+    let (a, b, b_ip) = setup(&netd);
+    assert!(netd.pings(&a, &b_ip));
+    kill_9(&mut netd);
+    // b's eth0 as it is between the veth's creation and its configuration: down,
+    // no address, no route, arp_notify off.
+    for cmd in [
+        &["ip", "addr", "flush", "dev", "eth0"][..],
+        &["ip", "link", "set", "eth0", "down"],
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_notify=0"],
+    ] {
+        let out = netd.in_sandbox(&b, cmd);
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+    }
+    assert!(
+        !netd.pings(&a, &b_ip),
+        "b still answers with its interface down"
+    );
+
+    netd.launch();
+    assert!(
+        netd.pings(&a, &b_ip),
+        "b's interface was not configured again\n{}",
+        netd.log()
+    );
+    let addrs = netd.in_sandbox(&b, &["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(
+        String::from_utf8_lossy(&addrs.stdout).contains(&format!("{b_ip}/24")),
+        "{addrs:?}"
+    );
+    let routes = netd.in_sandbox(&b, &["ip", "route"]);
+    assert!(
+        String::from_utf8_lossy(&routes.stdout).contains("default via 10.74.0.1 dev eth0"),
+        "{routes:?}"
+    );
+}
+
+#[test]
+fn a_join_the_kernel_refuses_leaves_no_record_even_after_a_restart() {
+    let mut netd = Netd::start();
+    let c = netd.client.clone();
+    let rt = runtime();
+    let sb = rt.block_on(async {
+        c.create_network(&network("n1", "10.78.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("sb")).await.unwrap()
+    });
+    // Something in the sandbox already holds the name netd gives its first interface.
+    let out = netd.in_sandbox(
+        &sb,
+        &[
+            "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let links_before = netd.links();
+    let fixed = netd::controller::Attach {
+        ip: Some("10.78.0.9".parse().unwrap()),
+        ..attach("n1")
+    };
+    let err = rt.block_on(c.attach("sb", &fixed)).unwrap_err().to_string();
+    assert!(
+        err.contains("eth0") && err.contains("File exists"),
+        "unclear error: {err}"
+    );
+    let nothing_left = |netd: &Netd| {
+        let (eps, sb) =
+            rt.block_on(async { (c.endpoints().await.unwrap(), c.sandbox("sb").await.unwrap()) });
+        assert!(eps.is_empty(), "endpoint records left: {eps:?}");
+        assert!(
+            sb.endpoints.is_empty(),
+            "the sandbox lists {:?}",
+            sb.endpoints
+        );
+        assert_eq!(netd.links(), links_before, "links left behind");
+        let hosts = std::fs::read_to_string(&sb.hosts).unwrap();
+        assert!(!hosts.contains("10.78.0.9"), "hosts file kept it:\n{hosts}");
+    };
+    nothing_left(&netd);
+    kill_9(&mut netd);
+    netd.launch();
+    nothing_left(&netd);
+
+    // The address was given back for good: with the name free, it can be had.
+    let out = netd.in_sandbox(&sb, &["ip", "link", "del", "eth0"]);
+    assert!(out.status.success(), "{out:?}");
+    let ep = rt.block_on(c.attach("sb", &fixed)).unwrap();
+    assert_eq!(ipv4(&ep), "10.78.0.9");
+}
