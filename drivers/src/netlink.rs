@@ -626,55 +626,18 @@ impl Netlink {
 /// `RTM_DELLINK` by name on a new socket in the calling thread's namespace, waiting
 /// for the kernel's answer; whether the link existed.
 fn delete_link_blocking(name: &str) -> Result<bool, NetlinkError> {
-    use rtnetlink::packet_core::{
-        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
-    };
-    use rtnetlink::packet_route::RouteNetlinkMessage;
-    use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
-
-    let what = || format!("deleting link {name}");
-    let io = |source: std::io::Error| NetlinkError::Request {
-        what: what(),
-        source,
-    };
-    let mut socket = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
-    socket.bind_auto().map_err(NetlinkError::Socket)?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(NetlinkError::Socket)?;
     let mut link = LinkMessage::default();
     link.attributes
         .push(LinkAttribute::IfName(name.to_string()));
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    header.sequence_number = 1;
-    let mut msg = NetlinkMessage::new(
-        header,
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)),
-    );
-    msg.finalize();
-    let mut out = vec![0u8; msg.buffer_len()];
-    msg.serialize(&mut out);
-    socket.send(&out, 0).map_err(io)?;
-    loop {
-        let (reply, _) = socket.recv_from_full().map_err(io)?;
-        let mut offset = 0;
-        while offset < reply.len() {
-            let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply[offset..])
-                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-            let len = answer.header.length as usize;
-            if let NetlinkPayload::Error(err) = answer.payload {
-                return match err.code {
-                    None => Ok(true),
-                    Some(code) if code.get() == -(Errno::ENODEV as i32) => Ok(false),
-                    Some(code) => Err(io(std::io::Error::from_raw_os_error(-code.get()))),
-                };
-            }
-            if len == 0 {
-                break;
-            }
-            offset += len;
-        }
+    let answer = direct::DirectSocket::open()?.exchange(vec![Request::new(
+        RouteNetlinkMessage::DelLink(link),
+        0,
+        format!("deleting link {name}"),
+    )]);
+    match answer {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -8,9 +8,10 @@
 //! through a channel, a few task wake-ups per request, one request per wake-up;
 //! on the attach path that was most of netd's netlink time.
 //!
-//! Only for requests the kernel finishes quickly (link creation, addresses,
-//! routes, lookups). Link deletion waits for RCU inside `sendmsg` and goes out from
-//! blocking threads instead (see the parent module).
+//! Called from async code only for requests the kernel finishes quickly (link
+//! creation, addresses, routes, lookups). Link deletion waits for RCU inside
+//! `sendmsg`, so it goes out from a blocking thread, on a socket of its own (see the
+//! parent module).
 
 use super::NetlinkError;
 use nix::errno::Errno;
