@@ -110,10 +110,14 @@ impl Client {
                 .await
                 .map_err(|e| ClientError::Http(e.to_string()))?
                 .to_bytes();
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(sender);
+            // Only after a success: a refusal may come before the daemon read the
+            // request's body (too large), and then it closes the connection.
+            if status.is_success() {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(sender);
+            }
             return Ok((status, bytes));
         }
     }
