@@ -94,6 +94,14 @@ async fn sandboxes_on_a_bridge_network_reach_each_other() {
         eth0.contains("mtu 1400") && eth0.contains("02:42:c6:12:1e:02"),
         "{eth0}"
     );
+    // One queue each way on both ends (the kernel's default is one per CPU).
+    for (ns, link) in [(&s2, "eth0"), (&host, "vn02eeeeeeeeee")] {
+        let detail = ns.run("ip", &["-d", "link", "show", link]).unwrap();
+        assert!(
+            detail.contains("numtxqueues 1 numrxqueues 1"),
+            "{link}: {detail}"
+        );
+    }
     let routes = s2.run("ip", &["route"]).unwrap();
     assert!(
         routes.contains("default via 198.18.30.1 dev eth0"),

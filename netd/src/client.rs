@@ -170,6 +170,10 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::DELETE, path, None::<&()>).await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.call(Method::GET, path, None::<&()>).await
     }
@@ -205,12 +209,7 @@ impl Client {
 
     /// Delete a network.
     pub async fn delete_network(&self, key: &str) -> Result<NetworkRecord, ClientError> {
-        self.call(
-            Method::DELETE,
-            &format!("/v1/networks/{}", escape(key)),
-            None::<&()>,
-        )
-        .await
+        self.delete(&format!("/v1/networks/{}", escape(key))).await
     }
 
     /// Create an endpoint.
@@ -233,12 +232,7 @@ impl Client {
 
     /// Delete an endpoint.
     pub async fn delete_endpoint(&self, key: &str) -> Result<EndpointRecord, ClientError> {
-        self.call(
-            Method::DELETE,
-            &format!("/v1/endpoints/{}", escape(key)),
-            None::<&()>,
-        )
-        .await
+        self.delete(&format!("/v1/endpoints/{}", escape(key))).await
     }
 
     /// Create (or adopt) a sandbox.
@@ -258,12 +252,7 @@ impl Client {
 
     /// Delete a sandbox.
     pub async fn delete_sandbox(&self, key: &str) -> Result<SandboxRecord, ClientError> {
-        self.call(
-            Method::DELETE,
-            &format!("/v1/sandboxes/{}", escape(key)),
-            None::<&()>,
-        )
-        .await
+        self.delete(&format!("/v1/sandboxes/{}", escape(key))).await
     }
 
     /// Join an endpoint to a sandbox.

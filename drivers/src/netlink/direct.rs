@@ -28,6 +28,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// reached only if something is badly wrong, and then the request fails.
 const ANSWER_TIMEOUT_SECS: i64 = 10;
 
+/// Room for one answer datagram.
+const ANSWER_BUFFER: usize = 32 * 1024;
+
+/// `MSG_TRUNC`: `recv` then tells the datagram's full length, so a cut-short one
+/// is noticed.
+fn msg_trunc() -> i32 {
+    nix::sys::socket::MsgFlags::MSG_TRUNC.bits()
+}
+
 /// One request of a batch.
 #[derive(Debug)]
 pub(crate) struct Request {
@@ -64,6 +73,8 @@ pub(crate) struct DirectSocket {
     /// The sequence number of the last request sent; answers to older ones (from
     /// an exchange that gave up) are skipped.
     sequence: u32,
+    /// Where answers are read into, kept between exchanges.
+    answers: Vec<u8>,
 }
 
 impl DirectSocket {
@@ -85,6 +96,7 @@ impl DirectSocket {
         Ok(DirectSocket {
             socket,
             sequence: 0,
+            answers: Vec::with_capacity(ANSWER_BUFFER),
         })
     }
 
@@ -116,21 +128,39 @@ impl DirectSocket {
             what: what.to_string(),
             source,
         };
-        let all = whats
-            .iter()
-            .map(|(w, _)| w.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.socket.send(&buffer, 0).map_err(|e| fail(&all, e))?;
+        // What an I/O failure is reported as: every request of the batch.
+        let all = || {
+            whats
+                .iter()
+                .map(|(w, _)| w.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        self.socket.send(&buffer, 0).map_err(|e| fail(&all(), e))?;
         let mut answered = 0;
         let mut refused: Option<NetlinkError> = None;
         let mut replies = Vec::new();
+        let mut data = std::mem::take(&mut self.answers);
         while answered < whats.len() {
-            let (data, _) = self.socket.recv_from_full().map_err(|e| fail(&all, e))?;
+            // One datagram per call (no peek first): answers to these requests
+            // are a few KiB at most.
+            data.clear();
+            // (A no-op but after an exchange that failed half-way and lost it.)
+            data.reserve(ANSWER_BUFFER);
+            let len = self
+                .socket
+                .recv(&mut data, msg_trunc())
+                .map_err(|e| fail(&all(), e))?;
+            if len > data.len() {
+                return Err(fail(
+                    &all(),
+                    std::io::Error::other(format!("an answer of {len} bytes was cut short")),
+                ));
+            }
             let mut offset = 0;
             while offset < data.len() {
                 let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
-                    .map_err(|e| fail(&all, std::io::Error::other(e.to_string())))?;
+                    .map_err(|e| fail(&all(), std::io::Error::other(e.to_string())))?;
                 let len = answer.header.length as usize;
                 let index = answer.header.sequence_number.wrapping_sub(first) as usize;
                 if let Some((what, tolerated)) = whats.get(index) {
@@ -156,6 +186,7 @@ impl DirectSocket {
                 offset += len;
             }
         }
+        self.answers = data;
         match refused {
             Some(e) => Err(e),
             None => Ok(replies),
