@@ -391,6 +391,12 @@ impl Netlink {
     /// Run `batch` in one `sendmsg`; fails with the first request the kernel
     /// refused (the others are still carried out: undo them by deleting the link).
     pub async fn run(&self, batch: Batch) -> Result<(), NetlinkError> {
+        self.run_here(batch)
+    }
+
+    /// [`Netlink::run`] for a plain thread (such as the one that made a namespace):
+    /// the exchange is a blocking `sendmsg`/`recv` pair that needs no runtime.
+    pub fn run_here(&self, batch: Batch) -> Result<(), NetlinkError> {
         self.direct.exchange(batch.0).map(|_| ())
     }
 

@@ -92,15 +92,20 @@ pub fn hosts(hostname: &str, addresses: &[IpNet]) -> String {
 }
 
 /// Write `text` into `path` in place (containers bind-mount the file, so it is
-/// never replaced), unless it holds exactly that already (joins rewrite hosts
-/// often; most leave resolv.conf as is). Not synced: these files live in the run
-/// dir, are derived from the store, and are rewritten when netd starts.
+/// never replaced), unless it holds exactly that already (most restarts leave
+/// the files as they are). Not synced: these files live in the run dir, are
+/// derived from the store, and are rewritten when netd starts.
 pub fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(());
     }
-    // Overwrite, then cut: cheaper than truncating to nothing first, which makes
-    // the filesystem free and reallocate the block.
+    overwrite(path, text)
+}
+
+/// Write `text` into `path` in place without reading it first (a join or leave
+/// always changes the hosts file). Overwrite, then cut: cheaper than truncating
+/// to nothing first, which makes the filesystem free and reallocate the block.
+pub fn overwrite(path: &Path, text: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -86,6 +86,25 @@ fn sandboxes_on_a_network_reach_each_other_and_not_other_networks() {
 }
 
 #[test]
+fn a_new_sandbox_has_loopback_up_before_any_join() {
+    let netd = Netd::start();
+    let rt = runtime();
+    let sb = rt.block_on(async {
+        netd.client
+            .create_sandbox(&sandbox("lonely"))
+            .await
+            .unwrap()
+    });
+    // As `docker run --network none`: no interface but lo, and lo works.
+    let links = netd.in_sandbox(&sb, &["ip", "-o", "link", "show", "up"]);
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(links.contains(" lo: "), "lo is not up: {links}");
+    assert!(netd.pings(&sb, "127.0.0.1"), "127.0.0.1 does not answer");
+    rt.block_on(async { netd.client.delete_sandbox("lonely").await.unwrap() });
+    assert!(netd.netns_files().is_empty(), "{:?}", netd.netns_files());
+}
+
+#[test]
 fn static_ip_and_mac_and_an_adopted_namespace() {
     let netd = Netd::start();
     let c = &netd.client;

@@ -10,10 +10,26 @@ use super::{
 use crate::files;
 use crate::model::{now, short_id, EndpointRecord, JoinRecord, Name, NetworkRecord, SandboxRecord};
 use crate::store::Kind;
-use drivers::netlink::Netlink;
+use drivers::netlink::{Batch, Netlink, NetlinkError, LOOPBACK_INDEX};
 use drivers::{netns, SandboxSpec};
+use std::future::{poll_fn, Future};
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
+
+fn hosts_text(sb: &SandboxRecord, joined: &[EndpointRecord]) -> String {
+    let addresses: Vec<_> = joined.iter().flat_map(|e| e.addresses.clone()).collect();
+    files::hosts(&sb.hostname, &addresses)
+}
+
+fn written(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ControllerError + '_ {
+    move |source| ControllerError::Io {
+        doing: "writing",
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// A sandbox and an endpoint, locked for a join or leave, with fresh records.
 struct Pair<'a> {
@@ -88,8 +104,15 @@ impl Controller {
             None => {
                 let path = self.settings.run_dir.join("netns").join(&id);
                 let runtime = tokio::runtime::Handle::current();
-                let inside = netns::create_with(&path, move || Netlink::on_this_thread(&runtime))
-                    .map_err(ControllerError::netns(format!(
+                // Loopback comes up with the namespace, as in Docker's and runc's
+                // sandboxes (a sandbox on no network has a working lo); joins
+                // still raise it, for adopted namespaces.
+                let inside = netns::create_with(&path, move || {
+                    let nl = Netlink::on_this_thread(&runtime)?;
+                    nl.run_here(Batch::new().set_up(LOOPBACK_INDEX))?;
+                    Ok::<_, NetlinkError>(nl)
+                })
+                .map_err(ControllerError::netns(format!(
                     "creating the namespace of sandbox {name}"
                 )))?;
                 match inside {
@@ -137,27 +160,39 @@ impl Controller {
         Ok(record)
     }
 
+    /// Both of a sandbox's files, each left alone if it holds its text already: at
+    /// creation, and when netd starts.
     pub(super) fn write_files(
         &self,
         sb: &SandboxRecord,
         joined: &[EndpointRecord],
     ) -> Result<(), ControllerError> {
         ensure_parent(&sb.hosts)?;
-        let addresses: Vec<_> = joined.iter().flat_map(|e| e.addresses.clone()).collect();
+        let resolv = files::resolv_conf(&sb.dns, &self.settings.host_resolv_conf);
         for (path, text) in [
-            (
-                &sb.resolv_conf,
-                files::resolv_conf(&sb.dns, &self.settings.host_resolv_conf),
-            ),
-            (&sb.hosts, files::hosts(&sb.hostname, &addresses)),
+            (&sb.resolv_conf, resolv),
+            (&sb.hosts, hosts_text(sb, joined)),
         ] {
-            files::write_in_place(path, &text).map_err(|source| ControllerError::Io {
-                doing: "writing",
-                path: path.clone(),
-                source,
-            })?;
+            files::write_in_place(path, &text).map_err(written(path))?;
         }
         Ok(())
+    }
+
+    /// The hosts file, which is all a join or leave changes (resolv.conf is the
+    /// sandbox's, not its endpoints'), written without reading it first.
+    pub(super) fn write_hosts(
+        &self,
+        sb: &SandboxRecord,
+        joined: &[EndpointRecord],
+    ) -> Result<(), ControllerError> {
+        let text = hosts_text(sb, joined);
+        let mut result = files::overwrite(&sb.hosts, &text);
+        if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            // The sandbox's dir went away under netd (the run dir is a tmpfs).
+            ensure_parent(&sb.hosts)?;
+            result = files::overwrite(&sb.hosts, &text);
+        }
+        result.map_err(written(&sb.hosts))
     }
 
     /// What a driver is told of a sandbox, with its kept netlink connection (opened
@@ -269,10 +304,11 @@ impl Controller {
         let upto = self.ipam_seq();
         // The commit goes to a blocking thread at once; the kernel work, which
         // mostly runs without yielding, and the sandbox files overlap it.
-        let store = self.commit(ops, upto);
+        let mut store = pin!(self.commit(ops, upto));
+        let started = poll_fn(|cx| Poll::Ready(store.as_mut().poll(cx))).await;
         let kernel = async {
             let made = driver.join(&nspec, &espec, &sspec, &ifname).await?;
-            if let Err(e) = self.write_files(&sb, &joined) {
+            if let Err(e) = self.write_hosts(&sb, &joined) {
                 if let Err(undo) = driver.leave(&nspec, &espec, &sspec, &ifname).await {
                     tracing::warn!(endpoint = %ep.name, error = %undo, "could not undo a join");
                 }
@@ -280,10 +316,17 @@ impl Controller {
             }
             Ok::<_, ControllerError>(made)
         };
-        let (stored, made) = tokio::join!(store, kernel);
+        let made = kernel.await;
+        // Usually done by now, so this answers without this task being put back
+        // on the run queue (which `join!` would do: the commit's wake-up arrives
+        // while the kernel work runs, and it costs a worker hand-off).
+        let stored = match started {
+            Poll::Ready(stored) => stored,
+            Poll::Pending => store.await,
+        };
         if made.is_err() || stored.is_err() {
             joined.pop();
-            if let Err(e) = self.write_files(&old_sb, &joined) {
+            if let Err(e) = self.write_hosts(&old_sb, &joined) {
                 tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not restore the hosts file");
             }
         }
@@ -415,7 +458,7 @@ impl Controller {
         let upto = self.ipam_seq();
         self.commit(ops, upto).await?;
         let joined = self.joined(&sb)?;
-        if let Err(e) = self.write_files(&sb, &joined) {
+        if let Err(e) = self.write_hosts(&sb, &joined) {
             tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not rewrite the hosts file");
         }
         Ok((ep, sb))
