@@ -87,3 +87,77 @@ fn a_store_that_cannot_be_opened_says_where() {
         "{err}"
     );
 }
+
+const CRASH_DIR: &str = "NETD_STORE_TEST_CRASH_DIR";
+
+/// Run by `batches_survive_a_crash_of_the_writer` in a process of its own: commit
+/// batches, then end the process at once, as a crash would (no destructor runs,
+/// so redb gets no chance to write anything at close).
+#[test]
+#[ignore = "run as a child process by batches_survive_a_crash_of_the_writer"]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR) else {
+        return;
+    };
+    let store = Store::open(&std::path::Path::new(&dir).join("netd.redb")).unwrap();
+    let mut ipam = Ipam::with_journal(Config::defaults("host-1"), Buffer::default()).unwrap();
+    let pool = ipam.request_pool(&PoolRequest::default()).unwrap();
+    let mut last = String::new();
+    // More batches than the log holds, so the log fills and starts again once.
+    for i in 0..300 {
+        let mut batch = store.batch().unwrap();
+        if i % 2 == 0 {
+            last = ipam
+                .request_address(&pool, None)
+                .unwrap()
+                .addr()
+                .to_string();
+            batch.record_changes(ipam.journal_mut().0.drain(..));
+        }
+        // The network's name is the pool, its subnet the last address taken.
+        let net = Net {
+            name: pool.to_string(),
+            subnet: last.clone(),
+        };
+        batch.put(Kind::Network, &format!("id{i}"), &net).unwrap();
+        if i >= 1 {
+            assert!(batch
+                .delete(Kind::Network, &format!("id{}", i - 1))
+                .unwrap());
+        }
+        batch.commit().unwrap();
+    }
+    std::process::exit(0);
+}
+
+#[test]
+fn batches_survive_a_crash_of_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--ignored", "--quiet"])
+        .env(CRASH_DIR, dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the writer failed: {status}");
+
+    let store = Store::open(&dir.path().join("netd.redb")).unwrap();
+    // Each batch put one network and deleted the one before: only the last is left.
+    let nets = store.list::<Net>(Kind::Network).unwrap();
+    let ids: Vec<_> = nets.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, vec!["id299"]);
+    let (pool, last): (ipam::PoolId, std::net::IpAddr) = (
+        nets[0].1.name.parse().unwrap(),
+        nets[0].1.subnet.parse().unwrap(),
+    );
+    // The allocator has all 150 addresses: the last one is taken, and the next
+    // one handed out is the one after it.
+    let mut ipam = store
+        .load_ipam(Config::defaults("host-1"), ipam::NoJournal)
+        .unwrap();
+    assert!(ipam.is_allocated(&pool, last).unwrap(), "{last} was lost");
+    let next = ipam.request_address(&pool, None).unwrap().addr();
+    let std::net::IpAddr::V4(last4) = last else {
+        panic!("{last} is not IPv4")
+    };
+    assert_eq!(next, std::net::Ipv4Addr::from(u32::from(last4) + 1));
+}

@@ -1,16 +1,24 @@
-//! netd's embedded store: one redb file under the state dir.
+//! netd's embedded store: one redb file under the state dir, with a write-ahead
+//! log beside it (`netd.redb.wal`).
 //!
-//! Records are JSON values keyed by id in one table per kind. Every write is a
-//! transaction committed with redb's default (immediate) durability, so a change is
-//! on disk before the caller acknowledges it. The allocator's changes go to a journal
-//! table in the same transaction as the records they belong to; on start the journal
-//! is replayed onto the last snapshot and folded into a new one.
+//! Records are JSON values keyed by id in one table per kind. A batch is durable
+//! before [`Batch::commit`] returns: its changes are written to the log and
+//! flushed (one page for most batches, see [`wal`]), then committed to redb
+//! without a flush of its own. When the log is full, one durable redb commit
+//! takes in everything logged so far and the log starts again; on open, records
+//! redb does not hold durably yet are replayed. The allocator's changes go to a
+//! journal table in the same batch as the records they belong to; on start the
+//! journal is replayed onto the last snapshot and folded into a new one.
+
+mod wal;
 
 use ipam::{Change, Config, Ipam, Journal, State};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use wal::{LogOp, Wal};
 
 /// The kinds of record netd keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +44,9 @@ impl Kind {
 const IPAM_JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("ipam_journal");
 const IPAM_SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("ipam_snapshot");
 const SNAPSHOT_KEY: &str = "state";
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The number of the last log record that redb holds durably.
+const LOG_APPLIED: &str = "log_applied";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +78,21 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The write-ahead log could not be opened, read or written.
+    #[error("{doing} the store's log {path}")]
+    Log {
+        /// What was being done.
+        doing: &'static str,
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A logged batch could not be applied nor taken back out of the log: the
+    /// next start would replay a batch the caller was told failed.
+    #[error("the store refuses writes until netd restarts: {0}")]
+    Stopped(String),
     /// The thread writing a batch died.
     #[error("the store's writer thread failed")]
     Writer,
@@ -89,23 +115,67 @@ fn dbe<E: Into<redb::Error>>(doing: &str) -> impl FnOnce(E) -> StoreError + '_ {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    log: Mutex<Log>,
+}
+
+/// The log and the number its next record takes.
+#[derive(Debug)]
+struct Log {
+    wal: Wal,
+    next: u64,
+    stopped: Option<String>,
 }
 
 /// A write transaction: several changes made durable together, or not at all.
 pub struct Batch<'a> {
     tx: redb::WriteTransaction,
-    _store: &'a Store,
+    store: &'a Store,
     changes: Vec<Change>,
+    ops: Vec<LogOp>,
 }
 
 impl Store {
-    /// Open (or create) the store at `path`.
+    /// Open (or create) the store at `path`, and bring back what its log holds
+    /// that redb does not.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::create(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(Store { db })
+        let mut log_path = path.as_os_str().to_owned();
+        log_path.push(".wal");
+        let log_path = PathBuf::from(log_path);
+        let (mut wal, records) = Wal::open(&log_path).map_err(|source| StoreError::Log {
+            doing: "opening",
+            path: log_path.clone(),
+            source,
+        })?;
+        let applied = applied(&db)?;
+        let last = records.last().map_or(applied, |(seq, _)| applied.max(*seq));
+        let replay: Vec<_> = records.iter().filter(|(seq, _)| *seq > applied).collect();
+        if !replay.is_empty() {
+            let tx = db.begin_write().map_err(dbe("starting the log's replay"))?;
+            for (_, ops) in &replay {
+                apply(&tx, ops)?;
+            }
+            set_applied(&tx, last)?;
+            tx.commit().map_err(dbe("committing the log's replay"))?;
+            tracing::info!(batches = replay.len(), "store: replayed the log");
+        }
+        // Everything logged is in redb durably now.
+        wal.restart();
+        Ok(Store {
+            db,
+            log: Mutex::new(Log {
+                wal,
+                next: last + 1,
+                stopped: None,
+            }),
+        })
+    }
+
+    fn lock_log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Start a batch of writes; nothing is visible or durable until [`Batch::commit`].
@@ -113,8 +183,9 @@ impl Store {
         let tx = self.db.begin_write().map_err(dbe("starting a write"))?;
         Ok(Batch {
             tx,
-            _store: self,
+            store: self,
             changes: Vec::new(),
+            ops: Vec::new(),
         })
     }
 
@@ -192,7 +263,12 @@ impl Store {
                 .retain(|_, _| false)
                 .map_err(dbe("emptying the journal"))?;
         }
+        // A durable commit: the log restarts with it, or a replay would append
+        // journal entries that the snapshot already holds.
+        let mut log = self.lock_log();
+        set_applied(&tx, log.next - 1)?;
         tx.commit().map_err(dbe("committing the snapshot"))?;
+        log.wal.restart();
         Ok(ipam)
     }
 }
@@ -211,6 +287,7 @@ impl Batch<'_> {
             .open_table(kind.table())
             .map_err(dbe("opening a table"))?;
         table.insert(id, bytes.as_slice()).map_err(dbe("writing"))?;
+        self.ops.push(LogOp::Put(kind, id.to_string(), bytes));
         Ok(())
     }
 
@@ -221,6 +298,7 @@ impl Batch<'_> {
             .open_table(kind.table())
             .map_err(dbe("opening a table"))?;
         let existed = table.remove(id).map_err(dbe("deleting"))?.is_some();
+        self.ops.push(LogOp::Delete(kind, id.to_string()));
         Ok(existed)
     }
 
@@ -231,7 +309,7 @@ impl Batch<'_> {
     }
 
     /// Make the batch durable: records and allocator changes together.
-    pub fn commit(self) -> Result<(), StoreError> {
+    pub fn commit(mut self) -> Result<(), StoreError> {
         if !self.changes.is_empty() {
             let mut journal = self
                 .tx
@@ -242,15 +320,109 @@ impl Batch<'_> {
                 .map_err(dbe("reading the journal"))?
                 .map(|(k, _)| k.value() + 1)
                 .unwrap_or(0);
-            for (seq, change) in (next..).zip(&self.changes) {
+            for (n, change) in (next..).zip(&self.changes) {
                 let bytes = encode("ipam change", change)?;
                 journal
-                    .insert(seq, bytes.as_slice())
+                    .insert(n, bytes.as_slice())
                     .map_err(dbe("writing the journal"))?;
+                self.ops.push(LogOp::Change(n, bytes));
             }
         }
-        self.tx.commit().map_err(dbe("committing"))
+        let mut log = self.store.lock_log();
+        if let Some(why) = &log.stopped {
+            return Err(StoreError::Stopped(why.clone()));
+        }
+        let seq = log.next;
+        let logged = log
+            .wal
+            .append(seq, &self.ops)
+            .map_err(|source| StoreError::Log {
+                doing: "writing",
+                path: log.wal.path().to_path_buf(),
+                source,
+            })?;
+        if !logged {
+            // The log is full (or this batch is bigger than all of it): one durable
+            // commit takes in this batch and every one before it.
+            set_applied(&self.tx, seq)?;
+            self.tx.commit().map_err(dbe("committing"))?;
+            log.wal.restart();
+            log.next = seq + 1;
+            return Ok(());
+        }
+        self.tx
+            .set_durability(Durability::None)
+            .map_err(dbe("choosing the commit's durability"))?;
+        match self.tx.commit() {
+            Ok(()) => {
+                log.next = seq + 1;
+                Ok(())
+            }
+            Err(e) => {
+                // The caller hears of a failure, so the log must not replay it.
+                if let Err(undo) = log.wal.retract(seq, &self.ops) {
+                    log.stopped = Some(format!(
+                        "a batch that failed could not be taken out of the log {}: {undo}",
+                        log.wal.path().display()
+                    ));
+                }
+                Err(dbe("committing")(e))
+            }
+        }
     }
+}
+
+/// The number of the last log record redb holds durably (0: none yet).
+fn applied(db: &Database) -> Result<u64, StoreError> {
+    let tx = db.begin_read().map_err(dbe("starting a read"))?;
+    let table = match tx.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(dbe("opening the meta table")(e)),
+    };
+    let applied = table.get(LOG_APPLIED).map_err(dbe("reading"))?;
+    Ok(applied.map_or(0, |v| v.value()))
+}
+
+fn set_applied(tx: &redb::WriteTransaction, seq: u64) -> Result<(), StoreError> {
+    let mut table = tx.open_table(META).map_err(dbe("opening the meta table"))?;
+    table
+        .insert(LOG_APPLIED, seq)
+        .map_err(dbe("writing the meta table"))?;
+    Ok(())
+}
+
+/// Redo a logged batch.
+fn apply(tx: &redb::WriteTransaction, ops: &[LogOp]) -> Result<(), StoreError> {
+    for op in ops {
+        match op {
+            LogOp::Put(kind, id, value) => {
+                let mut table = tx
+                    .open_table(kind.table())
+                    .map_err(dbe("opening a table"))?;
+                table
+                    .insert(id.as_str(), value.as_slice())
+                    .map_err(dbe("replaying a write"))?;
+            }
+            LogOp::Delete(kind, id) => {
+                let mut table = tx
+                    .open_table(kind.table())
+                    .map_err(dbe("opening a table"))?;
+                table
+                    .remove(id.as_str())
+                    .map_err(dbe("replaying a delete"))?;
+            }
+            LogOp::Change(n, value) => {
+                let mut journal = tx
+                    .open_table(IPAM_JOURNAL)
+                    .map_err(dbe("opening the journal"))?;
+                journal
+                    .insert(*n, value.as_slice())
+                    .map_err(dbe("replaying the journal"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {

@@ -1,0 +1,340 @@
+//! The store's write-ahead log: what makes a commit durable with one small write.
+//!
+//! A redb commit that is durable on its own writes every B-tree page it touched
+//! (about nine for an attach) and flushes them; `fdatasync` time grows with the
+//! pages. So each batch is also written here, as one record of whole 4 KiB pages
+//! into a file whose blocks already exist (no size or extent change to flush),
+//! and redb commits without a flush. Every so often (when the log is full) one
+//! durable redb commit takes everything in and the log starts again at offset 0.
+//!
+//! A record: a 24-byte header (magic, payload length, sequence number, CRC-32 of
+//! sequence and payload) and the payload, padded to a page. Reading back takes
+//! records from offset 0 while each is whole and numbered one after the last:
+//! a torn last write fails its CRC, and records of the previous round, left
+//! behind after a restart of the log, have lower numbers.
+
+use super::Kind;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The log's size: 256 single-page records between durable redb commits.
+pub const LOG_BYTES: u64 = 1 << 20;
+const PAGE: u64 = 4096;
+const HEADER: usize = 24;
+const MAGIC: u32 = u32::from_le_bytes(*b"ndwl");
+
+/// One change of a batch, as redb is told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOp {
+    /// A record written.
+    Put(Kind, String, Vec<u8>),
+    /// A record deleted.
+    Delete(Kind, String),
+    /// An allocator change appended to the journal under its number.
+    Change(u64, Vec<u8>),
+}
+
+/// A record read back: its number and its batch's changes.
+pub type Record = (u64, Vec<LogOp>);
+
+/// The open log and where the next record goes.
+#[derive(Debug)]
+pub struct Wal {
+    file: File,
+    path: PathBuf,
+    offset: u64,
+}
+
+impl Wal {
+    /// Open the log at `path`, creating it (full size, zero-filled, synced with its
+    /// directory) if it is missing or short; with every record in it, oldest first.
+    pub fn open(path: &Path) -> io::Result<(Wal, Vec<Record>)> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        if file.metadata()?.len() < LOG_BYTES {
+            // Written, not just sized: a sparse or unwritten block would make each
+            // record's flush also flush the allocation.
+            file.write_all_at(&vec![0; LOG_BYTES as usize], 0)?;
+            file.sync_all()?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        let mut records = Vec::new();
+        let mut offset = 0;
+        while let Some((seq, ops, len)) = read_record(&file, offset)? {
+            if records
+                .last()
+                .is_some_and(|(last, _): &Record| seq != last + 1)
+            {
+                break;
+            }
+            records.push((seq, ops));
+            offset += len;
+        }
+        let wal = Wal {
+            file,
+            path: path.to_path_buf(),
+            offset,
+        };
+        Ok((wal, records))
+    }
+
+    /// The log's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write record `seq` and flush it. `Ok(false)`: it does not fit in what is left
+    /// of the log (start it again, or commit the batch durably without it).
+    pub fn append(&mut self, seq: u64, ops: &[LogOp]) -> io::Result<bool> {
+        let bytes = encode_record(seq, ops);
+        if self.offset + bytes.len() as u64 > LOG_BYTES {
+            return Ok(false);
+        }
+        self.file.write_all_at(&bytes, self.offset)?;
+        self.file.sync_data()?;
+        self.offset += bytes.len() as u64;
+        Ok(true)
+    }
+
+    /// Take back record `seq`, the last one appended (its batch could not be
+    /// applied): its first page zeroed and flushed, so it is never read back.
+    pub fn retract(&mut self, seq: u64, ops: &[LogOp]) -> io::Result<()> {
+        let len = encode_record(seq, ops).len() as u64;
+        let at = self.offset.saturating_sub(len);
+        self.file.write_all_at(&[0; PAGE as usize], at)?;
+        self.file.sync_data()?;
+        self.offset = at;
+        Ok(())
+    }
+
+    /// Start again at offset 0: everything logged so far is durable in redb.
+    pub fn restart(&mut self) {
+        self.offset = 0;
+    }
+}
+
+fn encode_record(seq: u64, ops: &[LogOp]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for op in ops {
+        match op {
+            LogOp::Put(kind, id, value) => {
+                payload.push(0);
+                payload.push(kind_code(*kind));
+                put_bytes(&mut payload, id.as_bytes());
+                put_bytes(&mut payload, value);
+            }
+            LogOp::Delete(kind, id) => {
+                payload.push(1);
+                payload.push(kind_code(*kind));
+                put_bytes(&mut payload, id.as_bytes());
+            }
+            LogOp::Change(n, value) => {
+                payload.push(2);
+                payload.extend_from_slice(&n.to_le_bytes());
+                put_bytes(&mut payload, value);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(HEADER + payload.len() + PAGE as usize);
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&checksum(seq, &payload).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&payload);
+    let padded = out.len().div_ceil(PAGE as usize) * PAGE as usize;
+    out.resize(padded, 0);
+    out
+}
+
+/// The record at `offset`, if a whole one is there: sequence number, changes and
+/// its length on disk.
+fn read_record(file: &File, offset: u64) -> io::Result<Option<(u64, Vec<LogOp>, u64)>> {
+    if offset + HEADER as u64 > LOG_BYTES {
+        return Ok(None);
+    }
+    let mut header = [0; HEADER];
+    file.read_exact_at(&mut header, offset)?;
+    let word = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let (magic, len) = (word(0), word(4) as u64);
+    let seq = u64::from_le_bytes([
+        header[8], header[9], header[10], header[11], header[12], header[13], header[14],
+        header[15],
+    ]);
+    if magic != MAGIC || offset + HEADER as u64 + len > LOG_BYTES {
+        return Ok(None);
+    }
+    let mut payload = vec![0; len as usize];
+    file.read_exact_at(&mut payload, offset + HEADER as u64)?;
+    if checksum(seq, &payload) != word(16) {
+        return Ok(None);
+    }
+    let Some(ops) = decode_payload(&payload) else {
+        return Ok(None);
+    };
+    let on_disk = (HEADER as u64 + len).div_ceil(PAGE) * PAGE;
+    Ok(Some((seq, ops, on_disk)))
+}
+
+fn decode_payload(mut p: &[u8]) -> Option<Vec<LogOp>> {
+    let mut ops = Vec::new();
+    while let Some((&tag, rest)) = p.split_first() {
+        p = rest;
+        let op = match tag {
+            0 | 1 => {
+                let (&code, rest) = p.split_first()?;
+                p = rest;
+                let kind = kind_from(code)?;
+                let id = String::from_utf8(take_bytes(&mut p)?.to_vec()).ok()?;
+                if tag == 0 {
+                    LogOp::Put(kind, id, take_bytes(&mut p)?.to_vec())
+                } else {
+                    LogOp::Delete(kind, id)
+                }
+            }
+            2 => {
+                let (n, rest) = p.split_at_checked(8)?;
+                p = rest;
+                let n = u64::from_le_bytes(n.try_into().ok()?);
+                LogOp::Change(n, take_bytes(&mut p)?.to_vec())
+            }
+            _ => return None,
+        };
+        ops.push(op);
+    }
+    Some(ops)
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn take_bytes<'a>(p: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, rest) = p.split_at_checked(4)?;
+    let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+    let (bytes, rest) = rest.split_at_checked(len)?;
+    *p = rest;
+    Some(bytes)
+}
+
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&seq.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+fn kind_code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Network => 0,
+        Kind::Endpoint => 1,
+        Kind::Sandbox => 2,
+    }
+}
+
+fn kind_from(code: u8) -> Option<Kind> {
+    match code {
+        0 => Some(Kind::Network),
+        1 => Some(Kind::Endpoint),
+        2 => Some(Kind::Sandbox),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(n: u8) -> Vec<LogOp> {
+        vec![
+            LogOp::Put(Kind::Endpoint, format!("ep{n}"), vec![n; 300]),
+            LogOp::Delete(Kind::Sandbox, "gone".into()),
+            LogOp::Change(u64::from(n), b"{\"a\":1}".to_vec()),
+        ]
+    }
+
+    #[test]
+    fn records_come_back_in_order_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (mut wal, old) = Wal::open(&path).unwrap();
+        assert!(old.is_empty());
+        for n in 1..=3 {
+            assert!(wal.append(u64::from(n), &ops(n)).unwrap());
+        }
+        drop(wal);
+        let (_, back) = Wal::open(&path).unwrap();
+        let want: Vec<_> = (1..=3).map(|n| (u64::from(n), ops(n))).collect();
+        assert_eq!(back, want);
+    }
+
+    #[test]
+    fn a_torn_record_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (mut wal, _) = Wal::open(&path).unwrap();
+        for n in 1..=3 {
+            wal.append(u64::from(n), &ops(n)).unwrap();
+        }
+        // One byte of the second record's payload changed: it and what follows go.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(b"X", PAGE + HEADER as u64 + 10).unwrap();
+        let (_, back) = Wal::open(&path).unwrap();
+        assert_eq!(back, vec![(1, ops(1))]);
+    }
+
+    #[test]
+    fn after_a_restart_the_previous_rounds_records_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (mut wal, _) = Wal::open(&path).unwrap();
+        for n in 1..=3 {
+            wal.append(u64::from(n), &ops(n)).unwrap();
+        }
+        wal.restart();
+        wal.append(4, &ops(4)).unwrap();
+        let (_, back) = Wal::open(&path).unwrap();
+        assert_eq!(back, vec![(4, ops(4))]);
+    }
+
+    #[test]
+    fn a_retracted_record_is_not_read_and_its_place_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (mut wal, _) = Wal::open(&path).unwrap();
+        wal.append(1, &ops(1)).unwrap();
+        wal.append(2, &ops(2)).unwrap();
+        wal.retract(2, &ops(2)).unwrap();
+        assert_eq!(Wal::open(&path).unwrap().1, vec![(1, ops(1))]);
+        wal.append(2, &ops(5)).unwrap();
+        assert_eq!(Wal::open(&path).unwrap().1, vec![(1, ops(1)), (2, ops(5))]);
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(&dir.path().join("log")).unwrap();
+        let big = vec![LogOp::Put(
+            Kind::Network,
+            "n".into(),
+            vec![7; LOG_BYTES as usize],
+        )];
+        assert!(!wal.append(1, &big).unwrap());
+        let mut n = 0;
+        while wal.append(n + 1, &ops(1)).unwrap() {
+            n += 1;
+        }
+        assert_eq!(n, LOG_BYTES / PAGE, "one page per small record");
+    }
+}
