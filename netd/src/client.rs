@@ -10,11 +10,52 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::future::{poll_fn, Future};
 use std::path::{Path, PathBuf};
+use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
-/// One kept-alive HTTP/1 connection to the daemon.
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type Connection =
+    hyper::client::conn::http1::Connection<TokioIo<tokio::net::UnixStream>, Full<Bytes>>;
+
+/// One kept-alive HTTP/1 connection to the daemon, driven by the task that uses
+/// it: its reads and writes happen in the caller's task, with no hand-off to a
+/// connection task on another worker thread (each such wake-up costs tens of
+/// microseconds on a small machine).
+struct Conn {
+    sender: Sender,
+    /// `None` once the connection ended (dropping it fails what still waits on it).
+    io: Option<Pin<Box<Connection>>>,
+}
+
+/// Run `f`, which needs the connection's reads and writes, to its end, driving
+/// the connection `io` meanwhile.
+async fn drive<F: Future>(io: &mut Option<Pin<Box<Connection>>>, f: F) -> F::Output {
+    let mut f = pin!(f);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = f.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        if let Some(conn) = io.as_mut() {
+            if conn.as_mut().poll(cx).is_ready() {
+                *io = None;
+            }
+        }
+        // What the connection just read or wrote may have finished `f`.
+        f.as_mut().poll(cx)
+    })
+    .await
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("open", &self.io.is_some())
+            .finish()
+    }
+}
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +90,7 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
-    idle: Arc<Mutex<Vec<Sender>>>,
+    idle: Arc<Mutex<Vec<Conn>>>,
 }
 
 /// Where `netd daemon` listens by default.
@@ -87,15 +128,22 @@ impl Client {
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Http(e.to_string()))?;
         loop {
-            let (mut sender, reused) = match self.take_idle() {
-                Some(s) => (s, true),
+            let (mut conn, reused) = match self.take_idle() {
+                Some(c) => (c, true),
                 None => (self.connect().await?, false),
             };
-            let resp = match sender.try_send_request(req).await {
+            // A kept connection the daemon closed (it restarted, say) is found
+            // here, before anything is sent: then send on a new one.
+            let Conn { sender, io } = &mut conn;
+            if let Err(e) = drive(io, sender.ready()).await {
+                if reused {
+                    continue;
+                }
+                return Err(ClientError::Http(e.to_string()));
+            }
+            let resp = match drive(io, sender.try_send_request(req)).await {
                 Ok(resp) => resp,
                 Err(mut e) => match e.take_message() {
-                    // A kept connection the daemon closed (it restarted, say): the
-                    // request was not sent, so send it on a new one.
                     Some(unsent) if reused => {
                         req = unsent;
                         continue;
@@ -104,49 +152,47 @@ impl Client {
                 },
             };
             let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
+            let bytes = drive(io, resp.into_body().collect())
                 .await
                 .map_err(|e| ClientError::Http(e.to_string()))?
                 .to_bytes();
             // Only after a success: a refusal may come before the daemon read the
             // request's body (too large), and then it closes the connection.
-            if status.is_success() {
+            if status.is_success() && conn.io.is_some() {
                 self.idle
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push(sender);
+                    .push(conn);
             }
             return Ok((status, bytes));
         }
     }
 
-    /// An idle kept connection that is still open.
-    fn take_idle(&self) -> Option<Sender> {
+    /// An idle kept connection that has not ended.
+    fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(sender) = idle.pop() {
-            if sender.is_ready() {
-                return Some(sender);
+        while let Some(conn) = idle.pop() {
+            if conn.io.is_some() {
+                return Some(conn);
             }
         }
         None
     }
 
-    async fn connect(&self) -> Result<Sender, ClientError> {
+    async fn connect(&self) -> Result<Conn, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| ClientError::Connect {
                 socket: self.socket.clone(),
                 source,
             })?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, io) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        Ok(Conn {
+            sender,
+            io: Some(Box::pin(io)),
+        })
     }
 
     async fn call<T: DeserializeOwned>(
