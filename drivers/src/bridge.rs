@@ -1,6 +1,7 @@
 //! The `bridge` driver: a Linux bridge per network, a veth pair per endpoint with
 //! the peer created inside the sandbox.
 
+use crate::announce::{Announcer, Pending};
 use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
 use crate::netlink::{open_netns, Batch, Mac, Netlink, NetlinkError, VethPair, LOOPBACK_INDEX};
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ pub struct BridgeDriver {
     /// someone else deletes the bridge; a join then finds out (no such device),
     /// looks again and retries once.
     bridges: Arc<Mutex<HashMap<String, u32>>>,
+    announcer: Arc<Announcer>,
 }
 
 impl BridgeDriver {
@@ -37,6 +39,7 @@ impl BridgeDriver {
         BridgeDriver {
             nl,
             bridges: Arc::default(),
+            announcer: Arc::default(),
         }
     }
 
@@ -312,7 +315,7 @@ impl Driver for BridgeDriver {
         let result = match netns {
             Some(_) => configure_inside(net, ep, sandbox, ifname, peer_index)
                 .await
-                .map(|inside| announce_when_forwarding(self.nl.clone(), host.clone(), inside, ep)),
+                .map(|inside| self.announce(host.clone(), inside, ep)),
             None => Ok(()),
         };
         match result {
@@ -396,6 +399,23 @@ impl Driver for BridgeDriver {
 }
 
 impl BridgeDriver {
+    /// Queue the interface's gratuitous ARP for when its port forwards (see
+    /// [`crate::announce`]); IPv4 addresses only (IPv6 neighbours learn otherwise).
+    fn announce(&self, host: String, inside: (Netlink, u32), ep: &EndpointSpec) {
+        let Some(mac) = ep.mac else { return };
+        if !ep.addresses.iter().any(|a| a.addr().is_ipv4()) {
+            return;
+        }
+        let (inside, index) = inside;
+        self.announcer.announce(Pending {
+            host_nl: self.nl.clone(),
+            host,
+            inside,
+            index,
+            mac,
+        });
+    }
+
     /// Whether the sandbox's interface `ifname` went through a join's configuration
     /// (its `arp_notify`, set in the same request that brought it up, is on); `None`
     /// when there is no sandbox to look into.
@@ -418,41 +438,6 @@ impl BridgeDriver {
             .map_err(DriverError::kernel(doing))?;
         Ok(Some(link.is_some_and(|l| l.arp_notify)))
     }
-}
-
-/// The gratuitous ARP the kernel sends when the interface comes up is lost: the
-/// bridge port starts forwarding only once the kernel's link watcher has seen the
-/// carrier, up to a second later. So, in the background, wait for the host end to
-/// be operationally up and then set the interface's MAC again, which (with
-/// `arp_notify`) sends the announcement through a forwarding port. Best effort: a
-/// sandbox gone in the meantime just ends it.
-fn announce_when_forwarding(
-    host_nl: Netlink,
-    host: String,
-    inside: (Netlink, u32),
-    ep: &EndpointSpec,
-) {
-    let Some(mac) = ep.mac else { return };
-    if !ep.addresses.iter().any(|a| a.addr().is_ipv4()) {
-        return;
-    }
-    let (nl, index) = inside;
-    tokio::spawn(async move {
-        for _ in 0..60 {
-            match host_nl.link(&host).await {
-                Ok(Some(link)) if link.oper_up => {
-                    // The bridge reacts to the same carrier event; give it a moment.
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    if let Err(e) = nl.set_mac(index, mac).await {
-                        tracing::debug!(link = %host, error = %e, "no gratuitous ARP");
-                    }
-                    return;
-                }
-                Ok(Some(_)) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-                _ => return,
-            }
-        }
-    });
 }
 
 /// Addresses, link up with `arp_notify`, loopback up and default routes, inside the

@@ -3,6 +3,7 @@
 //! Built: `bridge`, `host`, `none`. To come: the controller that calls them (netd),
 //! later `overlay` and `remote`.
 
+mod announce;
 pub mod bridge;
 mod driver;
 pub mod netlink;
