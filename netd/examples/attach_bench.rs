@@ -5,9 +5,10 @@
 //! Phases, in order, on one network:
 //! 1. create N sandboxes (netd makes their namespaces), timed on its own;
 //! 2. N attaches one after another (each: an endpoint on the network, joined to a
-//!    sandbox as eth0 with an address), then N detaches one after another;
-//! 3. for each `--parallel K`: N attaches and then N detaches with at most K calls
-//!    in flight (K = N: all at once);
+//!    sandbox as eth0 with an address), a pause (`--pause-ms`), then N detaches
+//!    one after another;
+//! 3. for each `--parallel K`: N attaches, the pause, then N detaches with at most
+//!    K calls in flight (K = N: all at once);
 //! 4. delete the sandboxes, timed on its own.
 //!
 //! Times are wall-clock in this process around the API calls, so each includes a
@@ -46,6 +47,12 @@ struct Args {
     /// Prefix of the sandboxes' names.
     #[arg(long, default_value = "bench")]
     prefix: String,
+    /// Pause between an attach phase and its detach phase, in ms: an attach's
+    /// gratuitous ARP goes out in the background once its bridge port forwards (up
+    /// to about 1.1 s later); the pause lets those finish, so a detach phase times
+    /// detaches alone, as the kernel floor's links (which send none) are timed.
+    #[arg(long, default_value_t = 1500)]
+    pause_ms: u64,
 }
 
 /// Per-operation times of one phase, in ms.
@@ -235,6 +242,8 @@ async fn main() -> anyhow::Result<()> {
     let s0 = server_secs(&client, ATTACH_ROUTE).await?;
     let (attach, eps) = attach_serial(&client, &sandboxes, &req).await?;
     let attach_server_ms = (server_secs(&client, ATTACH_ROUTE).await? - s0) * 1000.0 / n as f64;
+    let pause = Duration::from_millis(args.pause_ms);
+    tokio::time::sleep(pause).await;
     let s0 = server_secs(&client, DETACH_ROUTE).await?;
     let detach = detach_serial(&client, &sandboxes, &eps).await?;
     let detach_server_ms = (server_secs(&client, DETACH_ROUTE).await? - s0) * 1000.0 / n as f64;
@@ -254,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await?;
+        tokio::time::sleep(pause).await;
         let (pdetach, _) = parallel(&sandboxes, k, |i, sb| {
             let (c, ep) = (client.clone(), eps[i].clone());
             async move {
