@@ -16,6 +16,7 @@ mod persist;
 mod reconcile;
 mod requests;
 mod sandboxes;
+mod writer;
 
 pub use docker::DockerJoin;
 pub use error::{ControllerError, ErrorKind};
@@ -59,6 +60,8 @@ pub(crate) struct NetSlot {
 /// The controller. Share it in an `Arc`.
 pub struct Controller {
     store: Arc<Store>,
+    /// The thread commits run on.
+    writer: writer::Writer,
     ipam: Arc<Mutex<Ipam<Buffer>>>,
     durable: tokio::sync::Mutex<u64>,
     slots: Mutex<HashMap<String, Arc<NetSlot>>>,
@@ -183,6 +186,7 @@ impl Controller {
         }
         let ctl = Controller {
             store: Arc::new(store),
+            writer: writer::Writer::start()?,
             ipam: Arc::new(Mutex::new(ipam)),
             durable: tokio::sync::Mutex::new(0),
             slots: Mutex::new(HashMap::new()),

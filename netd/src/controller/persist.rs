@@ -99,7 +99,9 @@ impl Controller {
         }
         let had_changes = !pending.is_empty();
         let store = Arc::clone(&self.store);
-        let result = tokio::task::spawn_blocking(move || write(&store, &ops, pending))
+        let result = self
+            .writer
+            .run(move || write(&store, &ops, pending))
             .await
             .unwrap_or(Err(StoreError::Writer));
         match result {
