@@ -168,15 +168,13 @@ impl Client {
         }
     }
 
-    /// An idle kept connection that has not ended.
+    /// An idle kept connection (only open ones are kept; one the daemon closed
+    /// since is found when the request is about to go out).
     fn take_idle(&self) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(conn) = idle.pop() {
-            if conn.io.is_some() {
-                return Some(conn);
-            }
-        }
-        None
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
     }
 
     async fn connect(&self) -> Result<Conn, ClientError> {

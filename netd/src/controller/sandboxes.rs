@@ -10,7 +10,7 @@ use super::{
 use crate::files;
 use crate::model::{now, short_id, EndpointRecord, JoinRecord, Name, NetworkRecord, SandboxRecord};
 use crate::store::Kind;
-use drivers::netlink::{Batch, Netlink, NetlinkError, LOOPBACK_INDEX};
+use drivers::netlink::{Batch, Netlink, LOOPBACK_INDEX};
 use drivers::{netns, SandboxSpec};
 use std::future::{poll_fn, Future};
 use std::path::PathBuf;
@@ -108,18 +108,23 @@ impl Controller {
                 // sandboxes (a sandbox on no network has a working lo); joins
                 // still raise it, for adopted namespaces.
                 let inside = netns::create_with(&path, move || {
-                    let nl = Netlink::on_this_thread(&runtime)?;
-                    nl.run_here(Batch::new().set_up(LOOPBACK_INDEX))?;
-                    Ok::<_, NetlinkError>(nl)
+                    Netlink::on_this_thread(&runtime).map(|nl| {
+                        let lo = nl.run_here(Batch::new().set_up(LOOPBACK_INDEX));
+                        (nl, lo)
+                    })
                 })
                 .map_err(ControllerError::netns(format!(
                     "creating the namespace of sandbox {name}"
                 )))?;
                 match inside {
-                    Ok(nl) => {
+                    Ok((nl, lo)) => {
+                        if let Err(e) = lo {
+                            // A join raises it (again) all the same.
+                            tracing::warn!(sandbox = %name, error = %e, "loopback not up");
+                        }
                         lock(&self.sandbox_netlink).insert(id.clone(), nl);
                     }
-                    // Joins open their own connection then.
+                    // Joins open their own connection then, and raise lo.
                     Err(e) => {
                         tracing::warn!(sandbox = %name, error = %e, "no netlink connection kept")
                     }
@@ -302,8 +307,8 @@ impl Controller {
         joined.push(ep.clone());
         let ops = vec![Op::Endpoint(ep.clone()), Op::Sandbox(sb.clone())];
         let upto = self.ipam_seq();
-        // The commit goes to a blocking thread at once; the kernel work, which
-        // mostly runs without yielding, and the sandbox files overlap it.
+        // The commit goes to the store's writer thread at once; the kernel work,
+        // which mostly runs without yielding, and the hosts file overlap it.
         let mut store = pin!(self.commit(ops, upto));
         let started = poll_fn(|cx| Poll::Ready(store.as_mut().poll(cx))).await;
         let kernel = async {

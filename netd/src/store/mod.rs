@@ -360,7 +360,7 @@ impl Batch<'_> {
             }
             Err(e) => {
                 // The caller hears of a failure, so the log must not replay it.
-                if let Err(undo) = log.wal.retract(seq, &self.ops) {
+                if let Err(undo) = log.wal.retract() {
                     log.stopped = Some(format!(
                         "a batch that failed could not be taken out of the log {}: {undo}",
                         log.wal.path().display()

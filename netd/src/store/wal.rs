@@ -45,6 +45,8 @@ pub struct Wal {
     file: File,
     path: PathBuf,
     offset: u64,
+    /// The length of the last record appended (0: none since the last restart).
+    last_len: u64,
 }
 
 impl Wal {
@@ -82,6 +84,7 @@ impl Wal {
             file,
             path: path.to_path_buf(),
             offset,
+            last_len: 0,
         };
         Ok((wal, records))
     }
@@ -100,24 +103,29 @@ impl Wal {
         }
         self.file.write_all_at(&bytes, self.offset)?;
         self.file.sync_data()?;
-        self.offset += bytes.len() as u64;
+        self.last_len = bytes.len() as u64;
+        self.offset += self.last_len;
         Ok(true)
     }
 
-    /// Take back record `seq`, the last one appended (its batch could not be
-    /// applied): its first page zeroed and flushed, so it is never read back.
-    pub fn retract(&mut self, seq: u64, ops: &[LogOp]) -> io::Result<()> {
-        let len = encode_record(seq, ops).len() as u64;
-        let at = self.offset.saturating_sub(len);
+    /// Take back the last record appended (its batch could not be applied): its
+    /// first page zeroed and flushed, so it is never read back.
+    pub fn retract(&mut self) -> io::Result<()> {
+        if self.last_len == 0 {
+            return Ok(());
+        }
+        let at = self.offset - self.last_len;
         self.file.write_all_at(&[0; PAGE as usize], at)?;
         self.file.sync_data()?;
         self.offset = at;
+        self.last_len = 0;
         Ok(())
     }
 
     /// Start again at offset 0: everything logged so far is durable in redb.
     pub fn restart(&mut self) {
         self.offset = 0;
+        self.last_len = 0;
     }
 }
 
@@ -315,7 +323,7 @@ mod tests {
         let (mut wal, _) = Wal::open(&path).unwrap();
         wal.append(1, &ops(1)).unwrap();
         wal.append(2, &ops(2)).unwrap();
-        wal.retract(2, &ops(2)).unwrap();
+        wal.retract().unwrap();
         assert_eq!(Wal::open(&path).unwrap().1, vec![(1, ops(1))]);
         wal.append(2, &ops(5)).unwrap();
         assert_eq!(Wal::open(&path).unwrap().1, vec![(1, ops(1)), (2, ops(5))]);
