@@ -2,10 +2,15 @@
 //! the peer created inside the sandbox.
 
 use crate::announce::{Announcer, Pending};
-use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
-use crate::netlink::{open_netns, Batch, Mac, Netlink, NetlinkError, VethPair, LOOPBACK_INDEX};
+use crate::driver::{
+    Driver, DriverData, DriverError, EndpointSpec, Joined, Mark, NetworkSpec, SandboxSpec, Swept,
+};
+use crate::netlink::{
+    open_netns, Batch, Link, Mac, Netlink, NetlinkError, Removal, VethPair, LOOPBACK_INDEX,
+};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use ipnet::IpNet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,18 +19,31 @@ pub const OPTION_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 /// `-o com.docker.network.driver.mtu=N`: MTU of the bridge and every veth.
 pub const OPTION_MTU: &str = "com.docker.network.driver.mtu";
 
-/// Docker bridge options that are accepted now and acted on by the firewall later.
-const LATER: &[&str] = &[
+/// Docker bridge options that are accepted (and checked) now and acted on by the
+/// firewall later: booleans, and one address.
+const LATER_BOOLEANS: &[&str] = &[
     "com.docker.network.bridge.enable_icc",
     "com.docker.network.bridge.enable_ip_masquerade",
-    "com.docker.network.bridge.host_binding_ipv4",
     "com.docker.network.bridge.default_bridge",
 ];
+const LATER_ADDRESS: &str = "com.docker.network.bridge.host_binding_ipv4";
+
+/// [`DriverData`] key: who made the bridge, [`MADE`] or [`EXISTING`].
+const DATA_BRIDGE: &str = "bridge";
+/// netd made the bridge (and removes it with the network).
+const MADE: &str = "made";
+/// The bridge existed (`com.docker.network.bridge.name` named it): used, and left
+/// in place at delete.
+const EXISTING: &str = "existing";
+/// [`DriverData`] key: the gateway addresses netd added to an existing bridge
+/// (space-separated CIDRs), taken off again at delete.
+const DATA_ADDED: &str = "added_addresses";
 
 /// The bridge driver, acting in the namespace its [`Netlink`] is bound to.
 #[derive(Debug, Clone)]
 pub struct BridgeDriver {
     nl: Netlink,
+    mark: Mark,
     /// Bridge name to index, so a join needs no lookup. An entry goes stale only if
     /// someone else deletes the bridge; a join then finds out (no such device),
     /// looks again and retries once.
@@ -34,10 +52,11 @@ pub struct BridgeDriver {
 }
 
 impl BridgeDriver {
-    /// A driver making bridges and veths in `nl`'s namespace.
-    pub fn new(nl: Netlink) -> Self {
+    /// A driver making bridges and veths in `nl`'s namespace, each marked `mark`.
+    pub fn new(nl: Netlink, mark: Mark) -> Self {
         BridgeDriver {
             nl,
+            mark,
             bridges: Arc::default(),
             announcer: Arc::default(),
         }
@@ -81,6 +100,11 @@ pub fn host_link_name(ep: &EndpointSpec) -> String {
     format!("vn{}", short(&ep.id))
 }
 
+/// The peer an engine moves into its sandbox: `vp` and 12 hex digits of its id.
+fn engine_link_name(ep: &EndpointSpec) -> String {
+    format!("vp{}", short(&ep.id))
+}
+
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
@@ -89,13 +113,48 @@ fn mtu(net: &NetworkSpec) -> Result<Option<u32>, DriverError> {
     let Some(text) = net.options.get(OPTION_MTU) else {
         return Ok(None);
     };
+    // Digits only: parse() alone would take "+1500".
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     match text.parse::<u32>() {
-        Ok(m) if (68..=65535).contains(&m) => Ok(Some(m)),
+        Ok(m) if digits && (68..=65535).contains(&m) => Ok(Some(m)),
         _ => Err(DriverError::invalid(
             format!("option {OPTION_MTU}"),
             format!("{text:?}: expected a number from 68 to 65535"),
         )),
     }
+}
+
+/// A boolean as Docker reads one (Go's `strconv.ParseBool`).
+fn check_bool(key: &str, value: &str) -> Result<(), DriverError> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false"
+        | "False" => Ok(()),
+        _ => Err(DriverError::invalid(
+            format!("option {key}"),
+            format!("{value:?}: expected true or false"),
+        )),
+    }
+}
+
+/// The gateway addresses of `net`, with their subnets' prefix lengths.
+fn gateway_addresses(net: &NetworkSpec) -> Vec<IpNet> {
+    net.subnets
+        .iter()
+        .filter_map(|s| {
+            s.gateway
+                .and_then(|gw| IpNet::new(gw, s.subnet.prefix_len()).ok())
+        })
+        .collect()
+}
+
+fn added_addresses(data: &DriverData) -> Vec<IpNet> {
+    data.get(DATA_ADDED)
+        .map(|t| {
+            t.split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A fixed, locally administered MAC for the bridge, from the network id: without
@@ -132,13 +191,6 @@ impl LinkGuard<'_> {
     }
 }
 
-async fn ignore_exists(result: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
-    match result {
-        Err(e) if e.is_exists() => Ok(()),
-        other => other,
-    }
-}
-
 #[async_trait]
 impl Driver for BridgeDriver {
     fn kind(&self) -> &'static str {
@@ -162,9 +214,16 @@ impl Driver for BridgeDriver {
                         ),
                     ));
                 }
-            } else if key.starts_with("com.docker.network.bridge.")
-                && !LATER.contains(&key.as_str())
-            {
+            } else if LATER_BOOLEANS.contains(&key.as_str()) {
+                check_bool(key, value)?;
+            } else if key == LATER_ADDRESS {
+                if value.parse::<std::net::Ipv4Addr>().is_err() {
+                    return Err(DriverError::invalid(
+                        format!("option {key}"),
+                        format!("{value:?}: expected an IPv4 address"),
+                    ));
+                }
+            } else if key.starts_with("com.docker.network.bridge.") {
                 return Err(DriverError::invalid(
                     "option",
                     format!("unknown bridge option {key:?}"),
@@ -185,23 +244,41 @@ impl Driver for BridgeDriver {
         Ok(())
     }
 
-    async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+    fn takes_addresses(&self) -> bool {
+        true
+    }
+
+    fn network_links(&self, net: &NetworkSpec) -> Vec<String> {
+        vec![bridge_name(net)]
+    }
+
+    async fn create_network(&self, net: &NetworkSpec) -> Result<DriverData, DriverError> {
         self.validate(net)?;
         let name = bridge_name(net);
         let doing = |what: &str| format!("network {}: {what} bridge {name}", short(&net.id));
-        let (index, guard) = match self
+        let existing = self
             .nl
             .link(&name)
             .await
-            .map_err(DriverError::kernel(doing("looking up")))?
-        {
-            Some(existing) => (existing.index, None),
+            .map_err(DriverError::kernel(doing("looking up")))?;
+        let mut data = net.data.clone();
+        let (index, guard) = match existing {
+            Some(link) => {
+                check_usable_bridge(&name, &link)?;
+                if link.group != self.mark.0 && !data.contains_key(DATA_BRIDGE) {
+                    data.insert(DATA_BRIDGE.into(), EXISTING.into());
+                }
+                (link.index, None)
+            }
             None => {
                 let index = self
                     .nl
-                    .add_bridge(&name, mtu(net)?, Some(bridge_mac(&net.id)))
+                    .add_bridge(&name, mtu(net)?, Some(bridge_mac(&net.id)), self.mark.0)
                     .await
                     .map_err(DriverError::kernel(doing("creating")))?;
+                // A bridge that was there and is gone is made again, by netd now.
+                data.insert(DATA_BRIDGE.into(), MADE.into());
+                data.remove(DATA_ADDED);
                 (
                     index,
                     Some(LinkGuard {
@@ -211,16 +288,25 @@ impl Driver for BridgeDriver {
                 )
             }
         };
+        let adopted = data.get(DATA_BRIDGE).map(String::as_str) == Some(EXISTING);
         let result = async {
             self.bridges().insert(name.clone(), index);
-            for s in &net.subnets {
-                if let Some(gw) = s.gateway {
-                    ignore_exists(self.nl.add_address(index, gw, s.subnet.prefix_len()).await)
-                        .await
-                        .map_err(DriverError::kernel(doing(&format!(
+            let mut added = added_addresses(&data);
+            for gw in gateway_addresses(net) {
+                match self.nl.add_address(index, gw.addr(), gw.prefix_len()).await {
+                    Ok(()) if adopted && !added.contains(&gw) => added.push(gw),
+                    Ok(()) => {}
+                    Err(e) if e.is_exists() => {}
+                    Err(e) => {
+                        return Err(DriverError::kernel(doing(&format!(
                             "adding gateway {gw} to"
-                        ))))?;
+                        )))(e))
+                    }
                 }
+            }
+            if adopted && !added.is_empty() {
+                let text: Vec<String> = added.iter().map(ToString::to_string).collect();
+                data.insert(DATA_ADDED.into(), text.join(" "));
             }
             self.nl
                 .set_up(index)
@@ -231,9 +317,9 @@ impl Driver for BridgeDriver {
         match (result, guard) {
             (Ok(()), Some(g)) => {
                 g.commit();
-                Ok(())
+                Ok(data)
             }
-            (Ok(()), None) => Ok(()),
+            (Ok(()), None) => Ok(data),
             (Err(e), Some(g)) => {
                 g.rollback().await;
                 Err(e)
@@ -245,14 +331,47 @@ impl Driver for BridgeDriver {
     async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
         let name = bridge_name(net);
         self.bridges().remove(&name);
-        self.nl
-            .delete_by_name(&name)
+        let doing = |what: &str| format!("network {}: {what} bridge {name}", short(&net.id));
+        if net.data.get(DATA_BRIDGE).map(String::as_str) == Some(EXISTING) {
+            // Not netd's: it stays, without the addresses netd gave it.
+            let Some(link) = self
+                .nl
+                .link(&name)
+                .await
+                .map_err(DriverError::kernel(doing("looking up")))?
+            else {
+                return Ok(());
+            };
+            for addr in added_addresses(&net.data) {
+                match self
+                    .nl
+                    .delete_address(link.index, addr.addr(), addr.prefix_len())
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() || e.is_address_gone() => {}
+                    Err(e) => {
+                        return Err(DriverError::kernel(doing(&format!(
+                            "taking gateway {addr} off"
+                        )))(e))
+                    }
+                }
+            }
+            return Ok(());
+        }
+        match self
+            .nl
+            .delete_if_marked(&name, self.mark.0)
             .await
-            .map(|_| ())
-            .map_err(DriverError::kernel(format!(
-                "network {}: deleting bridge {name}",
-                short(&net.id)
-            )))
+            .map_err(DriverError::kernel(doing("deleting")))?
+        {
+            Removal::Removed | Removal::Absent => Ok(()),
+            Removal::Foreign(_) => {
+                // Someone else's link took the name since: not netd's to delete.
+                tracing::warn!(bridge = %name, "not deleting a bridge netd did not make");
+                Ok(())
+            }
+        }
     }
 
     async fn join(
@@ -262,7 +381,7 @@ impl Driver for BridgeDriver {
         sandbox: &SandboxSpec,
         ifname: &str,
     ) -> Result<Joined, DriverError> {
-        if !valid_link_name(ifname) {
+        if sandbox.netns.is_some() && !valid_link_name(ifname) {
             return Err(DriverError::invalid(
                 "interface name",
                 format!("{ifname:?}"),
@@ -283,13 +402,21 @@ impl Driver for BridgeDriver {
             .bridge_index(&bridge_name)
             .await
             .map_err(find("finding the network's bridge"))?;
+        // An engine-placed sandbox: the peer stays here, named for the engine to
+        // find and move.
+        let engine_link = engine_link_name(ep);
+        let peer = match netns {
+            Some(_) => ifname,
+            None => engine_link.as_str(),
+        };
         let veth = |master| VethPair {
             host: &host,
             master: Some(master),
-            peer: ifname,
+            peer,
             peer_netns: netns.as_ref(),
             peer_mac: ep.mac,
             mtu,
+            group: Some(self.mark.0),
         };
         let mut created = self.nl.add_veth(&veth(bridge)).await;
         if created.is_err() && cached {
@@ -306,12 +433,13 @@ impl Driver for BridgeDriver {
             }
         }
         let peer_index = created.map_err(DriverError::kernel(doing(&format!(
-            "creating veth {host} with peer {ifname}"
+            "creating veth {host} with peer {peer}"
         ))))?;
         let guard = LinkGuard {
             nl: &self.nl,
             name: Some(host.clone()),
         };
+        let placed = netns.is_some();
         let result = match netns {
             Some(_) => configure_inside(net, ep, sandbox, ifname, peer_index)
                 .await
@@ -323,6 +451,7 @@ impl Driver for BridgeDriver {
                 guard.commit();
                 Ok(Joined {
                     host_link: Some(host),
+                    engine_link: (!placed).then_some(engine_link),
                 })
             }
             Err(e) => {
@@ -353,6 +482,12 @@ impl Driver for BridgeDriver {
         else {
             return Ok(false);
         };
+        if link.group != self.mark.0 {
+            return Err(DriverError::invalid(
+                format!("link {host}"),
+                "it exists but netd did not make it; it is left alone",
+            ));
+        }
         if self.configured_inside(sandbox, ifname).await? == Some(false) {
             // netd stopped between making the veth and configuring it (the join's
             // record is stored alongside the kernel work): make the join again.
@@ -387,15 +522,63 @@ impl Driver for BridgeDriver {
         _ifname: &str,
     ) -> Result<(), DriverError> {
         let host = host_link_name(ep);
-        self.nl
-            .delete_by_name(&host)
+        match self
+            .nl
+            .delete_if_marked(&host, self.mark.0)
             .await
-            .map(|_| ())
             .map_err(DriverError::kernel(format!(
                 "endpoint {}: deleting veth {host}",
                 short(&ep.id)
-            )))
+            )))? {
+            Removal::Removed | Removal::Absent => Ok(()),
+            Removal::Foreign(_) => {
+                tracing::warn!(link = %host, "not deleting a link netd did not make");
+                Ok(())
+            }
+        }
     }
+
+    async fn sweep(&self, networks: &[NetworkSpec], host_links: &HashSet<String>) -> Swept {
+        let mut out = Swept::default();
+        let bridges: HashSet<String> = networks.iter().map(bridge_name).collect();
+        let links = match self.nl.links().await {
+            Ok(l) => l,
+            Err(e) => {
+                out.errors.push(format!("listing links: {e}"));
+                return out;
+            }
+        };
+        for link in links {
+            if link.group != self.mark.0
+                || bridges.contains(&link.name)
+                || host_links.contains(&link.name)
+            {
+                continue;
+            }
+            match self.nl.delete_if_marked(&link.name, self.mark.0).await {
+                Ok(Removal::Removed) => out.removed.push(link.name),
+                Ok(_) => {}
+                Err(e) => out
+                    .errors
+                    .push(format!("removing orphan link {}: {e}", link.name)),
+            }
+        }
+        out
+    }
+}
+
+/// An existing link a network is told to use must be a bridge.
+fn check_usable_bridge(name: &str, link: &Link) -> Result<(), DriverError> {
+    if link.kind.as_deref() == Some("bridge") {
+        return Ok(());
+    }
+    let kind = link.kind.as_deref().unwrap_or("plain device");
+    Err(DriverError::invalid(
+        format!("option {OPTION_BRIDGE_NAME}"),
+        format!(
+            "link {name} exists and is a {kind}, not a bridge: name an existing bridge or a free name"
+        ),
+    ))
 }
 
 impl BridgeDriver {

@@ -4,9 +4,44 @@
 use crate::netlink::{Mac, Netlink, NetlinkError};
 use async_trait::async_trait;
 use ipnet::IpNet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+
+/// What a daemon instance marks the links it makes with: a link group of its own,
+/// set in the very request that creates each link. A driver removes or changes
+/// only links that carry it (and an existing bridge it was told to use, which it
+/// leaves in place); never a link because of what its name looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mark(pub u32);
+
+impl Mark {
+    /// The mark of the instance whose id is `instance` (hex digits, as the store
+    /// makes it): its first 28 bits under a top nibble of 0x4, so it is never the
+    /// default group 0 nor a small one an administrator numbers by hand, and stays
+    /// positive as `ip` prints and parses groups (as signed numbers).
+    pub fn of_instance(instance: &str) -> Mark {
+        let bits = instance
+            .get(..7)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        Mark(0x4000_0000 | bits)
+    }
+}
+
+/// State a driver keeps with a network's record: opaque to the controller, which
+/// stores what [`Driver::create_network`] answers and gives it back in every
+/// [`NetworkSpec`] (the bridge driver notes there whether it made the bridge).
+pub type DriverData = BTreeMap<String, String>;
+
+/// What a [`Driver::sweep`] removed, and what it could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Links removed.
+    pub removed: Vec<String>,
+    /// Failures, each naming its link.
+    pub errors: Vec<String>,
+}
 
 /// One subnet of a network, with its gateway (the bridge's own address).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +61,8 @@ pub struct NetworkSpec {
     pub subnets: Vec<SubnetSpec>,
     /// Driver options, with Docker's names (`com.docker.network.bridge.name`, ...).
     pub options: BTreeMap<String, String>,
+    /// What the driver noted when it made the network (empty before).
+    pub data: DriverData,
 }
 
 /// What a driver is told about an endpoint.
@@ -77,6 +114,9 @@ impl SandboxSpec {
 pub struct Joined {
     /// The endpoint's link in the daemon's namespace, if the driver made one.
     pub host_link: Option<String>,
+    /// For a sandbox the engine places itself (no namespace given): the link, in
+    /// the daemon's namespace, that the engine moves into the sandbox.
+    pub engine_link: Option<String>,
 }
 
 /// Why a driver refused or failed. Whatever it made before failing is undone.
@@ -125,22 +165,40 @@ impl DriverError {
 }
 
 /// A network driver.
+///
+/// The controller only asks: what a driver's networks need (addresses or not),
+/// which links a network uses, what a join makes, how to repair and what to sweep.
+/// Link names, kinds and marks are the driver's business.
 #[async_trait]
 pub trait Driver: Send + Sync {
     /// The driver's name (`bridge`, `host`, `none`).
     fn kind(&self) -> &'static str;
 
+    /// Whether its networks have subnets, gateways and endpoint addresses.
+    fn takes_addresses(&self) -> bool {
+        false
+    }
+
     /// Check a network's spec and options before anything is stored or made.
     fn validate(&self, net: &NetworkSpec) -> Result<(), DriverError>;
 
-    /// Make the network's kernel objects; calling it again for an existing network
-    /// (reconciling after a restart) repairs and keeps them.
-    async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError>;
+    /// Links in the daemon's namespace that the network is made of (a bridge): no
+    /// two networks may share one.
+    fn network_links(&self, _net: &NetworkSpec) -> Vec<String> {
+        Vec::new()
+    }
 
-    /// Remove the network's kernel objects; a missing object is not an error.
+    /// Make the network's kernel objects, or check and repair them (reconciling
+    /// after a restart). Answers the data to store with the network (`net.data`
+    /// unchanged when there is nothing new).
+    async fn create_network(&self, net: &NetworkSpec) -> Result<DriverData, DriverError>;
+
+    /// Remove the network's kernel objects (only those the driver made); a missing
+    /// object is not an error.
     async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError>;
 
-    /// Attach an endpoint to a sandbox as interface `ifname`.
+    /// Attach an endpoint to a sandbox as interface `ifname` (for an engine-placed
+    /// sandbox, the driver names the link the engine moves: see [`Joined`]).
     async fn join(
         &self,
         net: &NetworkSpec,
@@ -177,4 +235,11 @@ pub trait Driver: Send + Sync {
         sandbox: &SandboxSpec,
         ifname: &str,
     ) -> Result<(), DriverError>;
+
+    /// At start: remove the links this driver made (those with the daemon's mark)
+    /// that neither `networks` (all of this driver's) nor `host_links` (of the
+    /// stored joins) account for.
+    async fn sweep(&self, _networks: &[NetworkSpec], _host_links: &HashSet<String>) -> Swept {
+        Swept::default()
+    }
 }

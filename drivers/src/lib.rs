@@ -1,7 +1,7 @@
 //! Network drivers behind one trait ([`Driver`]), and the netlink layer they use.
 //!
-//! Built: `bridge`, `host`, `none`. To come: the controller that calls them (netd),
-//! later `overlay` and `remote`.
+//! Built: `bridge`, `host`, `none`; `overlay` and `remote` to come. netd's
+//! controller calls them and never knows which one answers.
 
 mod announce;
 pub mod bridge;
@@ -11,5 +11,8 @@ pub mod netns;
 mod simple;
 
 pub use bridge::BridgeDriver;
-pub use driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec, SubnetSpec};
+pub use driver::{
+    Driver, DriverData, DriverError, EndpointSpec, Joined, Mark, NetworkSpec, SandboxSpec,
+    SubnetSpec, Swept,
+};
 pub use simple::SimpleDriver;

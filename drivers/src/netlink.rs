@@ -1,28 +1,26 @@
-//! The netlink layer: one rtnetlink connection per network namespace.
+//! The netlink layer: plain route-netlink sockets, one namespace each.
 //!
 //! A netlink socket belongs to the namespace of the thread that created it. So a
-//! connection for another namespace is made on a short-lived thread that enters the
-//! namespace, creates the socket and ends (or on the thread that creates the
-//! namespace); no runtime thread ever changes namespace, and the connection is then
-//! used from async code like any other.
+//! socket for another namespace is made on a short-lived thread that enters the
+//! namespace, creates it and ends (or on the thread that creates the namespace); no
+//! runtime thread ever changes namespace. A connection to another namespace is one
+//! socket, one descriptor (see [`direct`]).
 //!
-//! Link deletion is the exception: the kernel does it inside the sender's `sendmsg`
-//! and waits there for RCU grace periods (about 20 ms for a veth). Sent from the async
-//! connection it would block a runtime worker and serialise every deletion behind it;
-//! sent from a blocking thread on a socket of its own, many run at once and the kernel
-//! batches their grace periods.
+//! Requests are answered inside `sendmsg`, so most go out from the calling task.
+//! Link deletion is the exception: the kernel waits there for RCU grace periods
+//! (about 20 ms for a veth), so deletions go out from blocking threads, where many
+//! run at once and the kernel batches their grace periods.
 
 mod direct;
 
 use direct::{Request, Sockets};
-use futures::TryStreamExt;
 use nix::errno::Errno;
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage, State};
-use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::{
-    AddressMessageBuilder, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State,
 };
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::{AddressMessageBuilder, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
@@ -93,23 +91,15 @@ impl NetlinkError {
             || matches!(self.code(), Some(c) if c == Errno::ENODEV as i32 || c == Errno::ENOENT as i32)
     }
 
+    /// Whether the kernel answered "cannot assign requested address" (an address
+    /// to delete is not there).
+    pub fn is_address_gone(&self) -> bool {
+        self.code() == Some(Errno::EADDRNOTAVAIL as i32)
+    }
+
     /// Whether the kernel answered "exists already".
     pub fn is_exists(&self) -> bool {
         self.code() == Some(Errno::EEXIST as i32)
-    }
-}
-
-fn request(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
-    let what = what.into();
-    move |e| {
-        let source = match &e {
-            rtnetlink::Error::NetlinkError(msg) => match msg.raw_code() {
-                code if code < 0 => std::io::Error::from_raw_os_error(-code),
-                _ => std::io::Error::other(e.to_string()),
-            },
-            _ => std::io::Error::other(e.to_string()),
-        };
-        NetlinkError::Request { what, source }
     }
 }
 
@@ -131,6 +121,12 @@ pub struct Link {
     /// Whether `arp_notify` is on: set by the one request that also brings a
     /// joined interface up, so it tells a configured interface from a half-made one.
     pub arp_notify: bool,
+    /// Its kind (`bridge`, `veth`, ...); `None` for a plain device such as `lo`.
+    pub kind: Option<String>,
+    /// Its link group (`ip link set NAME group N`, 0 by default). netd creates its
+    /// links in a group of its own, set in the request that creates them, so no
+    /// crash can leave one of its links unmarked: that group is how it knows its own.
+    pub group: u32,
 }
 
 impl Link {
@@ -143,6 +139,8 @@ impl Link {
             mac: None,
             oper_up: false,
             arp_notify: false,
+            kind: None,
+            group: 0,
         };
         for attr in &msg.attributes {
             match attr {
@@ -151,6 +149,13 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = Some(*m),
                 LinkAttribute::Address(a) => link.mac = Some(a.clone()),
                 LinkAttribute::OperState(state) => link.oper_up = *state == State::Up,
+                LinkAttribute::Group(group) => link.group = *group,
+                LinkAttribute::LinkInfo(infos) => {
+                    link.kind = infos.iter().find_map(|i| match i {
+                        LinkInfo::Kind(kind) => Some(kind.to_string()),
+                        _ => None,
+                    })
+                }
                 LinkAttribute::AfSpecUnspec(specs) => {
                     use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec};
                     for spec in specs {
@@ -173,11 +178,10 @@ impl Link {
 /// A netlink connection to one network namespace.
 #[derive(Debug, Clone)]
 pub struct Netlink {
-    handle: Handle,
     /// Whether it is the process's own namespace, which every blocking-pool thread
-    /// is in: deletions can then go out from those threads.
+    /// is in: deletions can then go out from those threads on sockets of their own.
     process_ns: bool,
-    /// Plain sockets for the requests on the attach path (see [`direct`]).
+    /// The namespace's sockets (see [`direct`]).
     direct: Arc<Sockets>,
 }
 
@@ -307,47 +311,38 @@ pub struct VethPair<'a> {
     pub peer_mac: Option<Mac>,
     /// Both ends' MTU.
     pub mtu: Option<u32>,
+    /// The host end's link group: the daemon's mark (see [`Link::group`]).
+    pub group: Option<u32>,
 }
 
 impl Netlink {
-    /// A connection to the namespace the process runs in. Needs a tokio runtime.
+    /// A connection to the namespace the process runs in: sockets opened as needed
+    /// and kept for reuse.
     pub fn current() -> Result<Netlink, NetlinkError> {
-        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
-        tokio::spawn(connection);
         Ok(Netlink {
-            handle,
             process_ns: true,
             direct: Arc::new(Sockets::Pool(Mutex::new(Vec::new()))),
         })
     }
 
     /// A connection to the namespace the calling thread is in, for a thread that has
-    /// entered or created another namespace (see [`crate::netns::create_with`]).
-    /// `runtime` drives the connection.
-    pub fn on_this_thread(runtime: &tokio::runtime::Handle) -> Result<Netlink, NetlinkError> {
+    /// entered or created another namespace (see [`crate::netns::create_with`]):
+    /// one socket, opened here.
+    pub fn on_this_thread() -> Result<Netlink, NetlinkError> {
         let direct = direct::DirectSocket::open()?;
-        let (connection, handle, _) = {
-            // The socket's reactor registration needs the runtime; the socket itself
-            // is created here, in this thread's namespace.
-            let _guard = runtime.enter();
-            rtnetlink::new_connection().map_err(NetlinkError::Socket)?
-        };
-        runtime.spawn(connection);
         Ok(Netlink {
-            handle,
             process_ns: false,
             direct: Arc::new(Sockets::Kept(Mutex::new(direct))),
         })
     }
 
     /// A connection to the namespace at `path` (such as `/run/netns/NAME` or
-    /// `/proc/PID/ns/net`). Needs a tokio runtime.
+    /// `/proc/PID/ns/net`).
     pub async fn in_netns(path: &Path) -> Result<Netlink, NetlinkError> {
         let file = File::open(path).map_err(|source| NetlinkError::OpenNetns {
             path: path.to_path_buf(),
             source,
         })?;
-        let runtime = tokio::runtime::Handle::current();
         let owned = path.to_path_buf();
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
@@ -358,7 +353,7 @@ impl Netlink {
                         path: owned.clone(),
                         source,
                     })
-                    .and_then(|()| Netlink::on_this_thread(&runtime));
+                    .and_then(|()| Netlink::on_this_thread());
                 let _ = tx.send(result);
                 // The thread ends here, still in the namespace: nothing else runs on it.
             })
@@ -410,22 +405,39 @@ impl Netlink {
 
     /// Every link of the namespace.
     pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
-        self.handle
-            .link()
-            .get()
-            .execute()
-            .map_ok(|m| Link::from_message(&m))
-            .try_collect()
-            .await
-            .map_err(request("listing links"))
+        let replies = self.direct.exchange(vec![Request::new(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+            "listing links",
+        )])?;
+        Ok(replies
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
+                _ => None,
+            })
+            .collect())
     }
 
-    /// Create bridge `name`, down. Returns its index.
+    /// Send one request that changes link `index`.
+    fn set_link(&self, message: LinkMessage, what: String) -> Result<(), NetlinkError> {
+        self.direct
+            .exchange(vec![Request::new(
+                RouteNetlinkMessage::SetLink(message),
+                0,
+                what,
+            )])
+            .map(|_| ())
+    }
+
+    /// Create bridge `name`, down, in link group `group` (the daemon's mark).
+    /// Returns its index.
     pub async fn add_bridge(
         &self,
         name: &str,
         mtu: Option<u32>,
         mac: Option<Mac>,
+        group: u32,
     ) -> Result<u32, NetlinkError> {
         let mut builder = LinkBridge::new(name);
         if let Some(mtu) = mtu {
@@ -434,12 +446,13 @@ impl Netlink {
         if let Some(mac) = mac {
             builder = builder.address(mac.to_vec());
         }
-        self.handle
-            .link()
-            .add(builder.build())
-            .execute()
-            .await
-            .map_err(request(format!("creating bridge {name}")))?;
+        let mut msg = builder.build();
+        msg.attributes.push(LinkAttribute::Group(group));
+        self.direct.exchange(vec![Request::new(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            format!("creating bridge {name}"),
+        )])?;
         self.index(name).await
     }
 
@@ -476,6 +489,9 @@ impl Netlink {
         }
         let mut host = builder.build();
         host.attributes.extend(single_queue());
+        if let Some(group) = veth.group {
+            host.attributes.push(LinkAttribute::Group(group));
+        }
         let echoed = self.direct.exchange(vec![Request::new(
             RouteNetlinkMessage::NewLink(host),
             NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
@@ -497,14 +513,10 @@ impl Netlink {
 
     /// Attach link `index` to bridge `master`.
     pub async fn set_master(&self, index: u32, master: u32) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).controller(master).build())
-            .execute()
-            .await
-            .map_err(request(format!(
-                "attaching link {index} to bridge {master}"
-            )))
+        self.set_link(
+            LinkUnspec::new_with_index(index).controller(master).build(),
+            format!("attaching link {index} to bridge {master}"),
+        )
     }
 
     /// Bring link `index` up.
@@ -515,30 +527,22 @@ impl Netlink {
     /// Set link `index`'s MAC address. With `arp_notify` on, this announces the
     /// link's addresses (gratuitous ARP), even when the MAC does not change.
     pub async fn set_mac(&self, index: u32, mac: Mac) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .address(mac.to_vec())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(request(format!("setting the MAC of link {index}")))
+        self.set_link(
+            LinkUnspec::new_with_index(index)
+                .address(mac.to_vec())
+                .build(),
+            format!("setting the MAC of link {index}"),
+        )
     }
 
     /// Rename link `index` (it must be down).
     pub async fn rename(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .name(name.to_string())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(request(format!("renaming link {index} to {name}")))
+        self.set_link(
+            LinkUnspec::new_with_index(index)
+                .name(name.to_string())
+                .build(),
+            format!("renaming link {index} to {name}"),
+        )
     }
 
     /// Add `address/prefix_len` to link `index`.
@@ -550,6 +554,31 @@ impl Netlink {
     ) -> Result<(), NetlinkError> {
         self.run(Batch::new().add_address(index, address, prefix_len))
             .await
+    }
+
+    /// Remove `address/prefix_len` from link `index`.
+    pub async fn delete_address(
+        &self,
+        index: u32,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        let message = match address {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(a, prefix_len)
+                .build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(a, prefix_len)
+                .build(),
+        };
+        self.direct.exchange(vec![Request::new(
+            RouteNetlinkMessage::DelAddress(message),
+            0,
+            format!("removing address {address}/{prefix_len} from link {index}"),
+        )])?;
+        Ok(())
     }
 
     /// Make sure there is a default route through `gateway` on link `index`.
@@ -566,15 +595,15 @@ impl Netlink {
             RouteMessageBuilder::<Ipv4Addr>::new().build(),
             RouteMessageBuilder::<Ipv6Addr>::new().build(),
         ] {
-            let messages: Vec<_> = self
-                .handle
-                .route()
-                .get(query)
-                .execute()
-                .try_collect()
-                .await
-                .map_err(request("listing routes"))?;
-            for msg in messages {
+            let messages = self.direct.exchange(vec![Request::new(
+                RouteNetlinkMessage::GetRoute(query),
+                NLM_F_DUMP,
+                "listing routes",
+            )])?;
+            for msg in messages.iter().filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
+                _ => None,
+            }) {
                 let len = msg.header.destination_prefix_length;
                 if len == 0 {
                     continue;
@@ -598,14 +627,22 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Delete link `index` (a veth goes with its peer).
+    /// Delete link `index` (a veth goes with its peer), from a blocking thread (the
+    /// kernel waits for RCU inside the request).
     pub async fn delete(&self, index: u32) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .del(index)
-            .execute()
-            .await
-            .map_err(request(format!("deleting link {index}")))
+        let direct = Arc::clone(&self.direct);
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        tokio::task::spawn_blocking(move || {
+            direct.exchange(vec![Request::new(
+                RouteNetlinkMessage::DelLink(link),
+                0,
+                format!("deleting link {index}"),
+            )])
+        })
+        .await
+        .map_err(|_| NetlinkError::DeleteThread(index.to_string()))?
+        .map(|_| ())
     }
 
     /// Delete link `name` if it exists; whether it did. In the process's namespace
@@ -614,7 +651,7 @@ impl Netlink {
     pub async fn delete_by_name(&self, name: &str) -> Result<bool, NetlinkError> {
         if self.process_ns {
             let owned = name.to_string();
-            return tokio::task::spawn_blocking(move || delete_link_blocking(&owned))
+            return tokio::task::spawn_blocking(move || delete_link_blocking(&owned, None))
                 .await
                 .map_err(|_| NetlinkError::DeleteThread(name.to_string()))?;
         }
@@ -629,12 +666,57 @@ impl Netlink {
     }
 }
 
-/// `RTM_DELLINK` by name on a new socket in the calling thread's namespace, waiting
-/// for the kernel's answer; whether the link existed.
-fn delete_link_blocking(name: &str) -> Result<bool, NetlinkError> {
+/// What [`Netlink::delete_if_marked`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// No link of that name.
+    Absent,
+    /// It carried the mark and is gone.
+    Removed,
+    /// A link of that name without the mark: left alone.
+    Foreign(Link),
+}
+
+impl Netlink {
+    /// Delete link `name` only if it is in link group `group` (the daemon's mark).
+    pub async fn delete_if_marked(&self, name: &str, group: u32) -> Result<Removal, NetlinkError> {
+        let Some(link) = self.link(name).await? else {
+            return Ok(Removal::Absent);
+        };
+        if link.group != group {
+            return Ok(Removal::Foreign(link));
+        }
+        let existed = if self.process_ns {
+            let owned = name.to_string();
+            let index = link.index;
+            tokio::task::spawn_blocking(move || delete_link_blocking(&owned, Some(index)))
+                .await
+                .map_err(|_| NetlinkError::DeleteThread(name.to_string()))??
+        } else {
+            match self.delete(link.index).await {
+                Ok(()) => true,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(if existed {
+            Removal::Removed
+        } else {
+            Removal::Absent
+        })
+    }
+}
+
+/// `RTM_DELLINK` by name (or by index, when given) on a new socket in the calling
+/// thread's namespace, waiting for the kernel's answer; whether the link existed.
+fn delete_link_blocking(name: &str, index: Option<u32>) -> Result<bool, NetlinkError> {
     let mut link = LinkMessage::default();
-    link.attributes
-        .push(LinkAttribute::IfName(name.to_string()));
+    match index {
+        Some(i) => link.header.index = i,
+        None => link
+            .attributes
+            .push(LinkAttribute::IfName(name.to_string())),
+    }
     let answer = direct::DirectSocket::open()?.exchange(vec![Request::new(
         RouteNetlinkMessage::DelLink(link),
         0,

@@ -39,6 +39,9 @@ pub enum NetnsError {
     /// The setup thread died.
     #[error("the thread creating {0} failed")]
     Thread(PathBuf),
+    /// The file is not a network namespace.
+    #[error("{0} is not a network namespace file")]
+    NotNetns(PathBuf),
 }
 
 /// Create a new network namespace and pin it at `path` (which must not exist; its
@@ -93,13 +96,61 @@ pub fn create_with<T: Send + 'static>(
     result
 }
 
-/// Whether `path` is a network namespace file (a pinned one, or `/proc/PID/ns/net`).
+// `NS_GET_NSTYPE` (linux/nsfs.h): the kind of namespace a namespace file is.
+nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
+
+/// Which namespace a namespace file refers to: the device and inode of its nsfs
+/// inode (what `stat` of `/proc/PID/ns/net` or of a bind mount of it gives). Two
+/// paths refer to one namespace exactly when their identities are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetnsId {
+    /// Device of the nsfs filesystem.
+    pub dev: u64,
+    /// Inode: the namespace's number (`net:[4026531840]`).
+    pub ino: u64,
+}
+
+/// Whether `path` is a network namespace file (a pinned one, or `/proc/PID/ns/net`),
+/// and not a namespace file of another kind (`/proc/PID/ns/uts` is refused).
+pub fn is_netns(path: &Path) -> bool {
+    identity(path).is_ok()
+}
+
+/// The identity of the network namespace at `path`; fails for anything that is not
+/// a network namespace file.
 // The magic's integer type differs by architecture, hence the cast.
 #[allow(clippy::unnecessary_cast)]
-pub fn is_netns(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
-        .unwrap_or(false)
+pub fn identity(path: &Path) -> Result<NetnsId, NetnsError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let io = |doing| {
+        move |source| NetnsError::Io {
+            doing,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let not_netns = || NetnsError::NotNetns(path.to_path_buf());
+    let file = std::fs::File::open(path).map_err(io("opening"))?;
+    let fs = nix::sys::statfs::fstatfs(&file).map_err(|_| not_netns())?;
+    if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
+        return Err(not_netns());
+    }
+    // SAFETY: the ioctl takes no argument and only reads the descriptor's inode.
+    let kind = unsafe { ns_get_nstype(file.as_raw_fd()) }.map_err(|_| not_netns())?;
+    if kind != CloneFlags::CLONE_NEWNET.bits() {
+        return Err(not_netns());
+    }
+    let meta = file.metadata().map_err(io("reading"))?;
+    Ok(NetnsId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+/// The identity of the calling process's own network namespace.
+pub fn own_identity() -> Result<NetnsId, NetnsError> {
+    identity(Path::new("/proc/self/ns/net"))
 }
 
 /// Unpin and remove the namespace at `path`; whether there was one. The namespace

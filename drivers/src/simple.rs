@@ -3,7 +3,9 @@
 //! `host`: the container shares the daemon's namespace, so joining changes nothing.
 //! `none`: the container has its own namespace with only loopback, brought up.
 
-use crate::driver::{Driver, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec};
+use crate::driver::{
+    Driver, DriverData, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec,
+};
 use crate::netlink::LOOPBACK_INDEX;
 use async_trait::async_trait;
 
@@ -45,8 +47,9 @@ impl Driver for SimpleDriver {
         Ok(())
     }
 
-    async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
-        self.validate(net)
+    async fn create_network(&self, net: &NetworkSpec) -> Result<DriverData, DriverError> {
+        self.validate(net)?;
+        Ok(net.data.clone())
     }
 
     async fn delete_network(&self, _: &NetworkSpec) -> Result<(), DriverError> {

@@ -2,8 +2,8 @@
 //! other and the gateway; bad specs touch nothing; a failed join leaves no link.
 
 use drivers::netlink::Netlink;
-use drivers::{BridgeDriver, Driver, EndpointSpec, NetworkSpec, SandboxSpec, SubnetSpec};
-use std::collections::BTreeMap;
+use drivers::{BridgeDriver, Driver, EndpointSpec, Mark, NetworkSpec, SandboxSpec, SubnetSpec};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use tests::TestHost;
 
@@ -20,7 +20,14 @@ fn network(options: &[(&str, &str)]) -> NetworkSpec {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        data: BTreeMap::new(),
     }
+}
+
+const MARK: Mark = Mark(0x4c0f_fee0);
+
+async fn driver(host: &TestHost) -> BridgeDriver {
+    BridgeDriver::new(Netlink::in_netns(&host.netns_path()).await.unwrap(), MARK)
 }
 
 fn endpoint(n: u8, addresses: &[&str]) -> EndpointSpec {
@@ -49,7 +56,7 @@ async fn sandboxes_on_a_bridge_network_reach_each_other() {
     let host = TestHost::new().unwrap();
     let s1 = TestHost::new().unwrap();
     let s2 = TestHost::new().unwrap();
-    let driver = BridgeDriver::new(Netlink::in_netns(&host.netns_path()).await.unwrap());
+    let driver = driver(&host).await;
 
     // Bad specs are refused before anything is made.
     for (options, want) in [
@@ -65,16 +72,28 @@ async fn sandboxes_on_a_bridge_network_reach_each_other() {
             vec![("com.docker.network.bridge.bogus", "1")],
             "unknown bridge option",
         ),
+        (
+            vec![("com.docker.network.driver.mtu", "+1500")],
+            "expected a number from 68 to 65535",
+        ),
+        (
+            vec![("com.docker.network.bridge.enable_icc", "garbage")],
+            "expected true or false",
+        ),
+        (
+            vec![("com.docker.network.bridge.host_binding_ipv4", "nope")],
+            "expected an IPv4 address",
+        ),
     ] {
         let err = driver.create_network(&network(&options)).await.unwrap_err();
         assert!(err.to_string().contains(want), "{err}");
     }
     assert_eq!(links(&host), ["lo"]);
 
-    let net = network(&[("com.docker.network.driver.mtu", "1400")]);
-    driver.create_network(&net).await.unwrap();
+    let mut net = network(&[("com.docker.network.driver.mtu", "1400")]);
+    net.data = driver.create_network(&net).await.unwrap();
     // Creating again (as reconciling does) keeps what is there.
-    driver.create_network(&net).await.unwrap();
+    assert_eq!(driver.create_network(&net).await.unwrap(), net.data);
     assert_eq!(links(&host), ["lo", "br-c0ffee000000"]);
 
     let e1 = endpoint(1, &["198.18.30.2/24"]);
@@ -171,4 +190,120 @@ async fn sandboxes_on_a_bridge_network_reach_each_other() {
     driver.delete_network(&net).await.unwrap();
     driver.delete_network(&net).await.unwrap();
     assert_eq!(links(&host), ["lo"]);
+}
+
+fn add_link(host: &TestHost, args: &[&str]) {
+    let mut all = vec!["link", "add"];
+    all.extend_from_slice(args);
+    host.run("ip", &all).unwrap();
+}
+
+fn addresses(host: &TestHost, link: &str) -> String {
+    host.run("ip", &["-o", "addr", "show", "dev", link])
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_bridge_must_be_a_bridge_and_one_that_existed_is_left_in_place() {
+    let host = TestHost::new().unwrap();
+    let driver = driver(&host).await;
+    add_link(&host, &["fv0", "type", "veth", "peer", "name", "fv1"]);
+    add_link(&host, &["brx", "type", "bridge"]);
+    host.run("ip", &["addr", "add", "192.0.2.1/24", "dev", "brx"])
+        .unwrap();
+
+    // Anything that is not a bridge is refused and left as it was.
+    for name in ["fv0", "lo"] {
+        let net = network(&[("com.docker.network.bridge.name", name)]);
+        let err = driver.create_network(&net).await.unwrap_err();
+        assert!(err.to_string().contains("not a bridge"), "{name}: {err}");
+        assert!(!addresses(&host, name).contains("198.18.30.1"), "{name}");
+    }
+
+    // An existing bridge is used: it gets the gateway, and at delete it stays,
+    // with its own address and without the gateway.
+    let mut net = network(&[("com.docker.network.bridge.name", "brx")]);
+    net.data = driver.create_network(&net).await.unwrap();
+    assert_eq!(net.data.get("bridge").map(String::as_str), Some("existing"));
+    assert!(addresses(&host, "brx").contains("198.18.30.1/24"));
+    driver.delete_network(&net).await.unwrap();
+    assert!(links(&host).contains(&"brx".to_string()));
+    let left = addresses(&host, "brx");
+    assert!(!left.contains("198.18.30.1"), "{left}");
+    assert!(left.contains("192.0.2.1/24"), "{left}");
+    assert!(links(&host).contains(&"fv0".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_links_with_the_drivers_mark_are_swept_or_deleted() {
+    let host = TestHost::new().unwrap();
+    let s1 = TestHost::new().unwrap();
+    let driver = driver(&host).await;
+    let mut net = network(&[]);
+    net.data = driver.create_network(&net).await.unwrap();
+    let e1 = endpoint(1, &["198.18.30.2/24"]);
+    driver.join(&net, &e1, &sandbox(&s1), "eth0").await.unwrap();
+    // An orphan of ours (marked), and links of someone else's with names like ours.
+    let e2 = endpoint(2, &["198.18.30.3/24"]);
+    let s2 = TestHost::new().unwrap();
+    driver.join(&net, &e2, &sandbox(&s2), "eth0").await.unwrap();
+    add_link(
+        &host,
+        &["vn0123456789ab", "type", "veth", "peer", "name", "x0"],
+    );
+    add_link(&host, &["br-0123456789ab", "type", "bridge"]);
+    // Another instance's links (another mark) are not this one's either.
+    let other = BridgeDriver::new(
+        Netlink::in_netns(&host.netns_path()).await.unwrap(),
+        Mark(0x4000_0001),
+    );
+    let mut theirs = NetworkSpec {
+        id: "0ddba11000000000000000000000000000000000000000000000000000000000".into(),
+        ..network(&[])
+    };
+    theirs.subnets.clear();
+    theirs.data = other.create_network(&theirs).await.unwrap();
+
+    let kept: HashSet<String> = ["vn01eeeeeeeeee".to_string()].into();
+    let swept = driver.sweep(std::slice::from_ref(&net), &kept).await;
+    assert_eq!(
+        swept.removed,
+        vec!["vn02eeeeeeeeee".to_string()],
+        "{swept:?}"
+    );
+    assert!(swept.errors.is_empty(), "{swept:?}");
+    let now = links(&host);
+    for name in [
+        "br-c0ffee000000",
+        "vn01eeeeeeeeee",
+        "vn0123456789ab",
+        "x0",
+        "br-0123456789ab",
+        "br-0ddba1100000",
+    ] {
+        assert!(
+            now.contains(&name.to_string()),
+            "{name} was removed: {now:?}"
+        );
+    }
+
+    // A leave whose link name someone else now has leaves that link alone.
+    let foreign = EndpointSpec {
+        id: "0123456789ab".to_string() + &"0".repeat(52),
+        ..endpoint(9, &[])
+    };
+    driver
+        .leave(&net, &foreign, &sandbox(&s1), "eth0")
+        .await
+        .unwrap();
+    assert!(links(&host).contains(&"vn0123456789ab".to_string()));
+    // And deleting a network whose bridge someone replaced leaves theirs.
+    driver
+        .leave(&net, &e1, &sandbox(&s1), "eth0")
+        .await
+        .unwrap();
+    host.run("ip", &["link", "del", "br-c0ffee000000"]).unwrap();
+    add_link(&host, &["br-c0ffee000000", "type", "bridge"]);
+    driver.delete_network(&net).await.unwrap();
+    assert!(links(&host).contains(&"br-c0ffee000000".to_string()));
 }

@@ -33,7 +33,7 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
 
     let bridge_mac = [0x02, 0x42, 0xc6, 0x12, 0x14, 0x01];
     let br = nl
-        .add_bridge("br-t", Some(1400), Some(bridge_mac))
+        .add_bridge("br-t", Some(1400), Some(bridge_mac), 0x8000_0007)
         .await
         .unwrap();
     nl.add_address(br, ip("198.18.20.1"), 24).await.unwrap();
@@ -49,6 +49,7 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
             peer_netns: Some(&netns),
             peer_mac: Some(peer_mac),
             mtu: Some(1400),
+            group: Some(0x8000_0007),
         })
         .await
         .unwrap();
@@ -92,6 +93,15 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
     );
     let bridge = nl.link("br-t").await.unwrap().unwrap();
     assert_eq!(bridge.mac.as_deref(), Some(&bridge_mac[..]));
+    // The mark is set by the requests that create the links, and read back.
+    assert_eq!(bridge.group, 0x8000_0007);
+    assert_eq!(bridge.kind.as_deref(), Some("bridge"));
+    let vh1 = nl.link("vh1").await.unwrap().unwrap();
+    assert_eq!(
+        (vh1.group, vh1.kind.as_deref()),
+        (0x8000_0007, Some("veth"))
+    );
+    assert_eq!(nl.link("lo").await.unwrap().unwrap().kind, None);
     let ports: Vec<String> = nl
         .links()
         .await
@@ -109,7 +119,7 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
     assert!(!left.contains("eth0"), "{left}");
 
     // A refused request says what was asked.
-    let err = nl.add_bridge("br-t", None, None).await.unwrap_err();
+    let err = nl.add_bridge("br-t", None, None, 0).await.unwrap_err();
     assert!(err.to_string().contains("creating bridge br-t"), "{err}");
     assert!(!err.is_not_found());
     let err = Netlink::in_netns(std::path::Path::new("/run/netns/does-not-exist"))

@@ -41,5 +41,6 @@ pub use allocator::{Change, Ipam, Journal, NoJournal, PoolInfo, PoolRequest};
 pub use config::{ula_prefix, Config};
 pub use error::IpamError;
 pub use id::{AddressSpace, PoolId};
+pub use pool::{reserved_address, usable_addresses};
 pub use space::DefaultPool;
 pub use state::{AddressRange, PoolState, State};

@@ -6,6 +6,43 @@ use crate::error::IpamError;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
+/// Why `offset` in `subnet` can never be handed out, if it cannot.
+fn reserved_offset(subnet: &IpNet, offset: u128) -> Option<&'static str> {
+    let family = Family::of_net(subnet);
+    let host_bits = family.bits() - subnet.prefix_len();
+    let (lo, hi) = bounds(subnet);
+    match family {
+        Family::V4 if host_bits <= 1 => None,
+        Family::V4 if offset == 0 => Some("network address"),
+        Family::V4 if offset == hi - lo => Some("broadcast address"),
+        Family::V6 if offset == 0 && host_bits > 0 => Some("subnet-router anycast address"),
+        _ => None,
+    }
+}
+
+/// Why `address` can never be handed out in `subnet` (its network, broadcast or
+/// subnet-router anycast address), if it cannot; `None` also for an address outside.
+pub fn reserved_address(subnet: &IpNet, address: IpAddr) -> Option<&'static str> {
+    if !subnet.contains(&address) {
+        return None;
+    }
+    let (lo, _) = bounds(subnet);
+    reserved_offset(subnet, to_u128(address) - lo)
+}
+
+/// How many addresses of `subnet` can be handed out (saturating).
+pub fn usable_addresses(subnet: &IpNet) -> u128 {
+    let (lo, hi) = bounds(subnet);
+    let size = (hi - lo).saturating_add(1);
+    let reserved = [0, hi - lo]
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|o| reserved_offset(subnet, **o).is_some())
+        .count() as u128;
+    size - reserved
+}
+
 /// An allocated subnet.
 ///
 /// Offsets are relative to the subnet's first address. The first address (IPv4
@@ -75,19 +112,7 @@ impl Pool {
 
     /// Why `offset` can never be handed out, if it cannot.
     fn reserved(&self, offset: u128) -> Option<&'static str> {
-        let host_bits = self.family.bits() - self.subnet.prefix_len();
-        match self.family {
-            Family::V4 if host_bits <= 1 => None,
-            Family::V4 if offset == 0 => Some("network address"),
-            Family::V4 if offset == self.used_last() => Some("broadcast address"),
-            Family::V6 if offset == 0 && host_bits > 0 => Some("subnet-router anycast address"),
-            _ => None,
-        }
-    }
-
-    fn used_last(&self) -> u128 {
-        let (lo, hi) = bounds(&self.subnet);
-        hi - lo
+        reserved_offset(&self.subnet, offset)
     }
 
     /// The offset of `address`, checked to be usable in this pool.

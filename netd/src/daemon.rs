@@ -2,7 +2,7 @@
 //! and the Docker plugin socket until SIGTERM or SIGINT.
 
 use crate::controller::{Controller, Settings};
-use crate::{api, docker_face};
+use crate::{api, plugin_face};
 use drivers::netlink::Netlink;
 use plugin_api::server::{shutdown_signal, PluginSocket, Registration, SocketPermissions};
 use std::path::{Path, PathBuf};
@@ -83,7 +83,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             socket.socket_path().display()
         );
         tokio::spawn(socket.serve(
-            docker_face::plugin(Arc::clone(&ctl)).router(),
+            plugin_face::plugin(Arc::clone(&ctl)).router(),
             stopped(stop_rx.clone()),
         ))
     });

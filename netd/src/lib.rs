@@ -8,7 +8,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod daemon;
-pub mod docker_face;
 pub mod files;
 pub mod model;
+pub mod plugin_face;
 pub mod store;

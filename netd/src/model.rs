@@ -63,6 +63,10 @@ pub struct NetworkRecord {
     pub origin: Origin,
     /// RFC 3339.
     pub created: String,
+    /// What its driver noted when it made it (the bridge driver: whether the bridge
+    /// was made by netd or existed already).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_data: BTreeMap<String, String>,
 }
 
 /// Where an endpoint is joined.
@@ -118,6 +122,11 @@ pub struct SandboxRecord {
     pub netns: PathBuf,
     /// Whether netd made the namespace (and removes it with the sandbox) or adopted it.
     pub owned: bool,
+    /// The namespace's inode number (`net:[N]`), taken when it was made or adopted:
+    /// an adopted `/proc/PID/ns/net` whose process is gone (and whose PID another
+    /// process may have now) is never taken for the sandbox's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_inode: Option<u64>,
     /// Host name written into the hosts file.
     pub hostname: String,
     /// Name servers written into resolv.conf.
@@ -130,6 +139,59 @@ pub struct SandboxRecord {
     pub endpoints: Vec<String>,
     /// RFC 3339.
     pub created: String,
+}
+
+/// A pool dockerd holds through netd's IpamDriver (`RequestPool`), kept until its
+/// `ReleasePool`, or, when a network still uses the subnet then, until that network
+/// goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnginePoolRecord {
+    /// The allocator's pool.
+    pub id: PoolId,
+    /// Round-robin allocation (`com.docker.network.ipam.serial`).
+    #[serde(default)]
+    pub serial: bool,
+    /// dockerd asked for its release while a network still used the subnet.
+    #[serde(default)]
+    pub released: bool,
+    /// RFC 3339.
+    pub created: String,
+}
+
+impl EnginePoolRecord {
+    /// Its key in the store.
+    pub fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+/// An address dockerd holds through netd's IpamDriver (`RequestAddress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineAddressRecord {
+    /// The pool it was handed out of.
+    pub pool: PoolId,
+    /// The address.
+    pub address: IpAddr,
+    /// Asked for as the network's gateway.
+    #[serde(default)]
+    pub gateway: bool,
+    /// dockerd asked for its release while a network or endpoint still used it.
+    #[serde(default)]
+    pub released: bool,
+    /// RFC 3339.
+    pub created: String,
+}
+
+impl EngineAddressRecord {
+    /// Its key in the store.
+    pub fn key(&self) -> String {
+        engine_address_key(&self.pool, self.address)
+    }
+}
+
+/// The store key of an engine-held address.
+pub fn engine_address_key(pool: &PoolId, address: IpAddr) -> String {
+    format!("{pool} {address}")
 }
 
 /// A name as users give it: 1 to 64 of letters, digits, `_`, `.`, `-`, starting
@@ -199,7 +261,8 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
     }
     let mut mac = [0u8; 6];
     for (byte, part) in mac.iter_mut().zip(&parts) {
-        if part.len() != 2 {
+        // from_str_radix alone would take "+2".
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
@@ -266,6 +329,7 @@ mod tests {
         assert!(parse_mac("01:00:5e:00:00:01").is_err());
         assert!(parse_mac("02:42:ac:11:00").is_err());
         assert!(parse_mac("zz:42:ac:11:00:02").is_err());
+        assert!(parse_mac("+2:42:ac:11:00:02").is_err());
         let mac = generate_mac(&["10.0.0.7/24".parse().unwrap()]).unwrap();
         assert_eq!(format_mac(&mac), "02:42:0a:00:00:07");
         let random = generate_mac(&["fd00::7/64".parse().unwrap()]).unwrap();

@@ -516,6 +516,10 @@ async fn the_server_answers_as_documented() {
     );
 
     // A network, by name, id and id prefix.
+    let pools = api
+        .expect(get.clone(), "/v1/pools", "/v1/pools", Body::None, ok)
+        .await;
+    assert_eq!(pools, json!([]));
     let net = api
         .expect(
             post.clone(),
@@ -527,6 +531,12 @@ async fn the_server_answers_as_documented() {
         .await;
     let net_id = net["id"].as_str().unwrap().to_string();
     assert_eq!(net["subnets"][0]["gateway"], "10.231.0.1");
+    let pools = api
+        .expect(get.clone(), "/v1/pools", "/v1/pools", Body::None, ok)
+        .await;
+    assert_eq!(pools[0]["id"], "local/10.231.0.0/24");
+    assert_eq!(pools[0]["owner"], "oa-net");
+    assert_eq!(pools[0]["allocated"], json!([{"first": "10.231.0.1"}]));
     api.expect(
         post.clone(),
         NETWORKS,

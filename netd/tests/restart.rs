@@ -118,30 +118,47 @@ fn restart_recreates_a_missing_bridge_and_removes_orphans() {
     daemon.signal(Signal::SIGKILL).unwrap();
     daemon.wait_exit(Duration::from_secs(5)).unwrap();
 
-    // While netd is down: its bridge disappears (taking the ports with it), and
-    // links of its naming that it never made show up.
+    // netd's mark: the link group its links are created in.
+    let group = netd
+        .host
+        .run("ip", &["-d", "-o", "link", "show", &bridge])
+        .unwrap()
+        .split(" group ")
+        .nth(1)
+        .and_then(|g| g.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    // While netd is down: its bridge disappears (taking the ports with it); links
+    // with its mark that the store does not know show up (a crash can leave them);
+    // and links of someone else's with names like netd's.
     netd.host.run("ip", &["link", "del", &bridge]).unwrap();
-    netd.host
-        .run(
-            "ip",
-            &[
-                "link",
-                "add",
-                "vn0123456789ab",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "orphanpeer",
-            ],
-        )
-        .unwrap();
-    netd.host
-        .run("ip", &["link", "add", "br-0123456789ab", "type", "bridge"])
-        .unwrap();
-    netd.host
-        .run("ip", &["link", "add", "keepme", "type", "bridge"])
-        .unwrap();
+    for args in [
+        &[
+            "vn0123456789ab",
+            "group",
+            &group,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "orphanpeer",
+        ][..],
+        &["br-0123456789ab", "group", &group, "type", "bridge"],
+        &[
+            "vnfeedfacecafe",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "theirpeer",
+        ],
+        &["br-feedfacecafe", "type", "bridge"],
+        &["keepme", "type", "bridge"],
+    ] {
+        let mut all = vec!["link", "add"];
+        all.extend_from_slice(args);
+        netd.host.run("ip", &all).unwrap();
+    }
     // Sandbox files are not synced as they are written: a crash can lose one.
     std::fs::write(&b.hosts, "").unwrap();
 
@@ -159,10 +176,12 @@ fn restart_recreates_a_missing_bridge_and_removes_orphans() {
             .any(|l| l == "vn0123456789ab" || l == "br-0123456789ab"),
         "orphans left: {links:?}"
     );
-    assert!(
-        links.contains(&"keepme".to_string()),
-        "a link netd does not own was removed: {links:?}"
-    );
+    for theirs in ["keepme", "vnfeedfacecafe", "theirpeer", "br-feedfacecafe"] {
+        assert!(
+            links.contains(&theirs.to_string()),
+            "a link netd did not make was removed: {theirs} {links:?}"
+        );
+    }
     // The veths were still there (deleting a bridge only detaches its ports):
     // reattached, the sandboxes reach each other again.
     assert!(
@@ -219,25 +238,31 @@ fn restart_finishes_a_join_that_a_crash_cut_short() {
     );
 }
 
+/// Turn IPv6 on or off inside a sandbox: off, a dual-stack join fails in the kernel
+/// half-way (its IPv6 address is refused after the veth exists).
+fn ipv6(netd: &Netd, sb: &netd::model::SandboxRecord, on: bool) {
+    for key in ["all", "default"] {
+        let setting = format!("net.ipv6.conf.{key}.disable_ipv6={}", u8::from(!on));
+        let out = netd.in_sandbox(sb, &["sysctl", "-qw", &setting]);
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
 #[test]
 fn a_join_the_kernel_refuses_leaves_no_record_even_after_a_restart() {
     let mut netd = Netd::start();
     let c = netd.client.clone();
     let rt = runtime();
     let sb = rt.block_on(async {
-        c.create_network(&network("n1", "10.78.0.0/24"))
-            .await
-            .unwrap();
+        let mut dual = network("n1", "10.78.0.0/24");
+        dual.subnets.push(netd::controller::SubnetRequest {
+            subnet: Some("fd00:78::/64".parse().unwrap()),
+            ..Default::default()
+        });
+        c.create_network(&dual).await.unwrap();
         c.create_sandbox(&sandbox("sb")).await.unwrap()
     });
-    // Something in the sandbox already holds the name netd gives its first interface.
-    let out = netd.in_sandbox(
-        &sb,
-        &[
-            "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    ipv6(&netd, &sb, false);
     let links_before = netd.links();
     let fixed = netd::controller::Attach {
         ip: Some("10.78.0.9".parse().unwrap()),
@@ -245,7 +270,7 @@ fn a_join_the_kernel_refuses_leaves_no_record_even_after_a_restart() {
     };
     let err = rt.block_on(c.attach("sb", &fixed)).unwrap_err().to_string();
     assert!(
-        err.contains("eth0") && err.contains("File exists"),
+        err.contains("adding address fd00:78::"),
         "unclear error: {err}"
     );
     let nothing_left = |netd: &Netd| {
@@ -266,9 +291,8 @@ fn a_join_the_kernel_refuses_leaves_no_record_even_after_a_restart() {
     netd.launch();
     nothing_left(&netd);
 
-    // The address was given back for good: with the name free, it can be had.
-    let out = netd.in_sandbox(&sb, &["ip", "link", "del", "eth0"]);
-    assert!(out.status.success(), "{out:?}");
+    // The address was given back for good: with IPv6 on again, it can be had.
+    ipv6(&netd, &sb, true);
     let ep = rt.block_on(c.attach("sb", &fixed)).unwrap();
     assert_eq!(ipv4(&ep), "10.78.0.9");
 }

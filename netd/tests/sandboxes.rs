@@ -110,38 +110,7 @@ fn static_ip_and_mac_and_an_adopted_namespace() {
     let c = &netd.client;
     let rt = runtime();
     // A namespace made by someone else (a runtime's container process).
-    let mut holder = netd
-        .host
-        .spawn("holder", "unshare", &["-n", "sleep", "600"])
-        .unwrap();
-    let netns = tests::wait_for(
-        "holder's namespace",
-        std::time::Duration::from_secs(10),
-        || {
-            holder.check_running()?;
-            let child = std::fs::read_to_string(format!(
-                "/proc/{}/task/{}/children",
-                holder.pid(),
-                holder.pid()
-            ))
-            .unwrap_or_default();
-            let pids: Vec<&str> = child.split_whitespace().collect();
-            // nsenter -> unshare execs sleep: the sleeping process is a child or nsenter itself.
-            for pid in pids.iter().copied().chain(std::iter::once("")) {
-                let pid = if pid.is_empty() {
-                    holder.pid().to_string()
-                } else {
-                    pid.to_string()
-                };
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                if comm.trim() == "sleep" {
-                    return Ok(Some(format!("/proc/{pid}/ns/net")));
-                }
-            }
-            Ok(None)
-        },
-    )
-    .unwrap();
+    let (mut holder, netns) = netd.foreign_netns("holder");
     rt.block_on(async {
         c.create_network(&network("n1", "10.71.0.0/24"))
             .await
@@ -441,4 +410,92 @@ fn the_daemon_raises_its_open_file_limit() {
     let fields: Vec<&str> = line.split_whitespace().collect();
     // "Max open files <soft> <hard> files"
     assert_eq!(fields[3], fields[4], "{line}");
+}
+
+#[test]
+fn interface_names_skip_what_the_namespace_has_already() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    // A runtime or the container itself made eth0 and eth1 before netd's joins.
+    let (_holder, netns) = netd.foreign_netns("holder");
+    for name in ["eth0", "eth1"] {
+        netd.host
+            .run(
+                "nsenter",
+                &[
+                    &format!("--net={netns}"),
+                    "ip",
+                    "link",
+                    "add",
+                    name,
+                    "type",
+                    "bridge",
+                ],
+            )
+            .unwrap();
+    }
+    rt.block_on(async {
+        c.create_network(&network("n1", "10.72.0.0/24"))
+            .await
+            .unwrap();
+        let sb = c
+            .create_sandbox(&SandboxCreate {
+                name: Some("mine".into()),
+                netns: Some(netns.clone().into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ep = c.attach("mine", &attach("n1")).await.unwrap();
+        assert_eq!(ep.join.as_ref().unwrap().interface, "eth2", "{ep:?}");
+        let second = c.attach("mine", &attach("n1")).await.unwrap();
+        assert_eq!(second.join.as_ref().unwrap().interface, "eth3");
+        // The namespace's own links are untouched, and ours work.
+        let links = netd.in_sandbox(&sb, &["ip", "-o", "link"]);
+        let text = String::from_utf8_lossy(&links.stdout);
+        for name in ["eth0", "eth1", "eth2", "eth3"] {
+            assert!(text.contains(&format!(": {name}")), "{name}: {text}");
+        }
+        assert!(netd.pings(&sb, &ipv4(&second)));
+        c.delete_sandbox("mine").await.unwrap();
+        let links = netd.in_sandbox(&sb, &["ip", "-o", "link"]);
+        let text = String::from_utf8_lossy(&links.stdout);
+        assert!(
+            text.contains(": eth0") && !text.contains(": eth2"),
+            "{text}"
+        );
+    });
+}
+
+#[test]
+fn a_sandbox_named_with_an_underscore_gets_a_valid_host_name() {
+    let netd = Netd::start();
+    let rt = runtime();
+    let c = &netd.client;
+    let (sb, ep) = rt.block_on(async {
+        c.create_network(&network("n1", "10.73.0.0/24"))
+            .await
+            .unwrap();
+        let sb = c.create_sandbox(&sandbox("my_app")).await.unwrap();
+        (sb, c.attach("my_app", &attach("n1")).await.unwrap())
+    });
+    assert_eq!(sb.hostname, sb.id[..12]);
+    let hosts = std::fs::read_to_string(&sb.hosts).unwrap();
+    let line = format!("{}\t{}", ipv4(&ep), &sb.id[..12]);
+    assert!(hosts.contains(&line), "{hosts}");
+}
+
+#[test]
+fn an_object_named_like_an_id_is_found_by_that_name() {
+    let netd = Netd::start();
+    let rt = runtime();
+    let name = "ab".repeat(32);
+    rt.block_on(async {
+        let sb = netd.client.create_sandbox(&sandbox(&name)).await.unwrap();
+        assert_ne!(sb.id, name);
+        let found = netd.client.sandbox(&name).await.unwrap();
+        assert_eq!(found.id, sb.id);
+        netd.client.delete_sandbox(&name).await.unwrap();
+    });
 }

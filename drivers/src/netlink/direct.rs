@@ -176,6 +176,14 @@ impl DirectSocket {
                                 }
                             }
                         }
+                        // The end of a dump (which the kernel does not acknowledge).
+                        NetlinkPayload::Done(done) => {
+                            answered += 1;
+                            if done.code < 0 && refused.is_none() {
+                                refused =
+                                    Some(fail(what, std::io::Error::from_raw_os_error(-done.code)));
+                            }
+                        }
                         NetlinkPayload::InnerMessage(inner) => replies.push(inner),
                         _ => {}
                     }

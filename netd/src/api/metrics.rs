@@ -43,33 +43,15 @@ pub fn render(ctl: &Controller, requests: &RequestMetrics) -> String {
             }
         }
     };
-    let eps = ctl.endpoints().map_err(|e| e.full_message());
-    gauge(
-        "netd_networks",
-        "Networks in the store.",
-        ctl.networks()
-            .map(|n| n.len())
-            .map_err(|e| e.full_message()),
-    );
-    gauge(
-        "netd_endpoints",
-        "Endpoints in the store.",
-        eps.as_ref().map(|e| e.len()).map_err(Clone::clone),
-    );
+    let (networks, endpoints, sandboxes) = ctl.counts();
+    gauge("netd_networks", "Networks in the store.", Ok(networks));
+    gauge("netd_endpoints", "Endpoints in the store.", Ok(endpoints));
     gauge(
         "netd_endpoints_joined",
         "Endpoints joined to a sandbox.",
-        eps.as_ref()
-            .map(|e| e.iter().filter(|e| e.join.is_some()).count())
-            .map_err(Clone::clone),
+        Ok(ctl.joined_count()),
     );
-    gauge(
-        "netd_sandboxes",
-        "Sandboxes in the store.",
-        ctl.sandboxes()
-            .map(|s| s.len())
-            .map_err(|e| e.full_message()),
-    );
+    gauge("netd_sandboxes", "Sandboxes in the store.", Ok(sandboxes));
     let pools = ctl.pools();
     gauge(
         "netd_ipam_pools",

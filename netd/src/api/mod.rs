@@ -7,7 +7,7 @@ pub mod metrics;
 pub use error::{ApiError, ApiErrorBody};
 
 use crate::controller::{Attach, Controller, EndpointCreate, Join, NetworkCreate, SandboxCreate};
-use crate::model::{EndpointRecord, NetworkRecord};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -87,6 +87,7 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route("/v1/sandboxes/{key}/leave", post(leave))
         .route("/v1/sandboxes/{key}/attach", post(attach))
         .route("/v1/sandboxes/{key}/detach", post(detach))
+        .route("/v1/pools", get(list_pools))
         .route("/metrics", get(metrics_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -128,11 +129,12 @@ async fn method_not_allowed(req: Request) -> ApiError {
 }
 
 async fn info(State(s): State<ApiState>) -> Reply<Json<Info>> {
+    let (networks, endpoints, sandboxes) = s.ctl.counts();
     Ok(Json(Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        networks: s.ctl.networks()?.len(),
-        endpoints: s.ctl.endpoints()?.len(),
-        sandboxes: s.ctl.sandboxes()?.len(),
+        networks,
+        endpoints,
+        sandboxes,
     }))
 }
 
@@ -146,8 +148,12 @@ async fn metrics_page(State(s): State<ApiState>) -> impl IntoResponse {
     )
 }
 
-async fn list_networks(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
-    Ok(Json(s.ctl.networks()?))
+async fn list_networks(State(s): State<ApiState>) -> Json<Vec<NetworkRecord>> {
+    Json(s.ctl.networks())
+}
+
+async fn list_pools(State(s): State<ApiState>) -> Json<Vec<ipam::PoolState>> {
+    Json(s.ctl.pool_states())
 }
 
 async fn create_network(
@@ -164,12 +170,7 @@ async fn inspect_network(
     Path(key): Path<String>,
 ) -> Reply<impl IntoResponse> {
     let network = s.ctl.network(&key)?;
-    let endpoints = s
-        .ctl
-        .endpoints()?
-        .into_iter()
-        .filter(|e| e.network == network.id)
-        .collect();
+    let endpoints = s.ctl.network_endpoints(&network.id);
     Ok(Json(NetworkInspect { network, endpoints }))
 }
 
@@ -180,8 +181,8 @@ async fn delete_network(
     Ok(Json(s.ctl.delete_network(&key).await?))
 }
 
-async fn list_endpoints(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
-    Ok(Json(s.ctl.endpoints()?))
+async fn list_endpoints(State(s): State<ApiState>) -> Json<Vec<EndpointRecord>> {
+    Json(s.ctl.endpoints())
 }
 
 async fn create_endpoint(
@@ -207,8 +208,8 @@ async fn delete_endpoint(
     Ok(Json(s.ctl.delete_endpoint(&key).await?))
 }
 
-async fn list_sandboxes(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
-    Ok(Json(s.ctl.sandboxes()?))
+async fn list_sandboxes(State(s): State<ApiState>) -> Json<Vec<SandboxRecord>> {
+    Json(s.ctl.sandboxes())
 }
 
 async fn create_sandbox(

@@ -1,16 +1,30 @@
 //! Creating and deleting endpoints.
 
+use super::addressing::check_mac_free;
+use super::allocation::Holdings;
 use super::networks::new_random_id;
 use super::persist::Op;
-use super::{
-    lock, pool_of, Controller, ControllerError, EndpointCreate, Holdings, NameGuard, NetSlot,
-};
+use super::{lock, Controller, ControllerError, EndpointCreate, NameGuard, NetSlot};
 use crate::model::{
     format_mac, generate_mac, now, parse_mac, short_id, EndpointRecord, Name, NetworkRecord, Origin,
 };
 use crate::store::Kind;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// Refuse a native operation on an object dockerd made.
+pub(crate) fn not_engine_owned(
+    what: &str,
+    name: &str,
+    origin: Origin,
+) -> Result<(), ControllerError> {
+    if origin == Origin::Docker {
+        return Err(ControllerError::Conflict(format!(
+            "{what} {name} belongs to dockerd; change it through docker"
+        )));
+    }
+    Ok(())
+}
 
 /// An endpoint allocated but not yet stored, with what undoes it.
 pub(crate) struct Prepared<'a> {
@@ -28,7 +42,7 @@ impl Controller {
         slot: &'a Arc<NetSlot>,
         req: &EndpointCreate,
     ) -> Result<Prepared<'a>, ControllerError> {
-        if net.origin == crate::model::Origin::Docker {
+        if net.origin == Origin::Docker {
             return Err(ControllerError::Conflict(format!(
                 "network {} belongs to dockerd; connect containers with `docker network connect`",
                 net.name
@@ -97,13 +111,15 @@ impl Controller {
                 source,
             })?,
         };
+        let mac = format_mac(&mac);
+        check_mac_free(&self.records(), net, &id, &mac)?;
         Ok(Prepared {
             record: EndpointRecord {
                 id,
                 name: name.to_string(),
                 network: net.id.clone(),
                 addresses,
-                mac: format_mac(&mac),
+                mac,
                 join: None,
                 attached: false,
                 origin: Origin::Native,
@@ -122,35 +138,23 @@ impl Controller {
         let net = self.network(&req.network)?;
         let slot = self.slot(&net.id);
         let _gate = slot.gate.read().await;
-        let net: NetworkRecord = self.get(Kind::Network, "network", &net.id)?;
+        let net = self.network_by_id(&net.id)?;
         let prepared = self.prepare_endpoint(&net, &slot, &req)?;
-        let upto = self.ipam_seq();
-        self.commit(vec![Op::Endpoint(prepared.record.clone())], upto)
+        self.commit(vec![Op::Endpoint(prepared.record.clone())])
             .await?;
         prepared.holdings.commit();
         prepared.name.commit();
         Ok(prepared.record)
     }
 
-    /// Give an endpoint's addresses back (in memory; the next commit stores it).
-    pub(crate) fn release_endpoint_addresses(&self, net: &NetworkRecord, ep: &EndpointRecord) {
-        let mut ipam = self.lock_ipam();
-        for a in &ep.addresses {
-            if let Some(pool) = pool_of(net, a.addr()) {
-                if let Err(e) = ipam.release_address(&pool, a.addr()) {
-                    tracing::warn!(%pool, addr = %a, error = %e, "releasing an endpoint's address");
-                }
-            }
-        }
-    }
-
     /// Delete an endpoint that is not joined.
     pub async fn delete_endpoint(&self, key: &str) -> Result<EndpointRecord, ControllerError> {
         let ep = self.endpoint(key)?;
+        not_engine_owned("endpoint", &ep.name, ep.origin)?;
         let _claim = self.claim_endpoint(&ep)?;
         let slot = self.slot(&ep.network);
         let _gate = slot.gate.read().await;
-        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
+        let ep = self.endpoint_by_id(&ep.id)?;
         if let Some(join) = &ep.join {
             let whom = join
                 .sandbox
@@ -163,11 +167,10 @@ impl Controller {
                 short_id(whom)
             )));
         }
-        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
-        self.release_endpoint_addresses(&net, &ep);
-        let upto = self.ipam_seq();
-        self.commit(vec![Op::Delete(Kind::Endpoint, ep.id.clone())], upto)
+        let net = self.network_by_id(&ep.network)?;
+        self.commit(vec![Op::Delete(Kind::Endpoint, ep.id.clone())])
             .await?;
+        self.give_back(Vec::new(), self.endpoint_holdings(&net, &ep));
         lock(&slot.endpoint_names).remove(&ep.name);
         Ok(ep)
     }

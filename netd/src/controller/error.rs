@@ -70,9 +70,10 @@ pub enum ControllerError {
         #[source]
         source: std::io::Error,
     },
-    /// Another operation's failed commit undid this one's allocation.
-    #[error("the store failed while saving this change; it was not made, try again")]
-    Lost,
+    /// A teardown went on past failures and reports them all; what failed is
+    /// still there.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 impl ControllerError {

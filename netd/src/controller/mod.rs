@@ -8,28 +8,30 @@
 //! has a mutex, so its interface names are handed out in order. Names are reserved
 //! in sets before any work starts. No lock is held across another network's work.
 
-pub mod docker;
+mod addressing;
+mod allocation;
 mod endpoints;
+pub mod engine;
 mod error;
 mod networks;
 mod persist;
 mod reconcile;
+mod records;
 mod requests;
 mod sandboxes;
 mod writer;
 
-pub use docker::DockerJoin;
+pub use engine::{EngineJoin, EnginePool, EnginePoolRequest};
 pub use error::{ControllerError, ErrorKind};
-pub use persist::Buffer;
 pub use reconcile::Reconciled;
 pub use requests::{Attach, EndpointCreate, Join, NetworkCreate, SandboxCreate, SubnetRequest};
 
-use crate::model::{is_full_id, EndpointRecord, NetworkRecord, SandboxRecord};
-use crate::store::{Kind, Store};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::store::Store;
 use drivers::netlink::Netlink;
-use drivers::{BridgeDriver, Driver, EndpointSpec, NetworkSpec, SimpleDriver, SubnetSpec};
-use ipam::{Ipam, PoolId};
-use serde::de::DeserializeOwned;
+use drivers::{BridgeDriver, Driver, EndpointSpec, Mark, NetworkSpec, SimpleDriver, SubnetSpec};
+use ipam::Ipam;
+use records::Records;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -62,11 +64,19 @@ pub struct Controller {
     store: Arc<Store>,
     /// The thread commits run on.
     writer: writer::Writer,
-    ipam: Arc<Mutex<Ipam<Buffer>>>,
-    durable: tokio::sync::Mutex<u64>,
+    /// What the store holds, in memory.
+    records: Arc<Mutex<Records>>,
+    /// Derived from the records at start; see `allocation`.
+    ipam: Mutex<Ipam>,
+    /// Records that could not be put back into the allocator at start.
+    ipam_problems: Vec<String>,
     slots: Mutex<HashMap<String, Arc<NetSlot>>>,
     network_names: Mutex<HashSet<String>>,
+    /// Links networks are made of (bridges), stored or being made: no two share one.
+    network_links: Mutex<HashSet<String>>,
     sandbox_names: Mutex<HashSet<String>>,
+    /// Inode numbers of the namespaces sandboxes hold (or are adopting).
+    sandbox_namespaces: Mutex<HashSet<String>>,
     busy_endpoints: Mutex<HashSet<String>>,
     sandbox_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// A netlink connection inside each namespace netd made, opened when it made it
@@ -118,47 +128,6 @@ impl Drop for NameGuard<'_> {
     }
 }
 
-/// Allocator holdings made by an operation: given back unless committed.
-pub(crate) struct Holdings<'a> {
-    ctl: &'a Controller,
-    pools: Vec<PoolId>,
-    addresses: Vec<(PoolId, IpAddr)>,
-}
-
-impl<'a> Holdings<'a> {
-    fn new(ctl: &'a Controller) -> Self {
-        Holdings {
-            ctl,
-            pools: Vec::new(),
-            addresses: Vec::new(),
-        }
-    }
-
-    fn commit(mut self) {
-        self.pools.clear();
-        self.addresses.clear();
-    }
-}
-
-impl Drop for Holdings<'_> {
-    fn drop(&mut self) {
-        if self.pools.is_empty() && self.addresses.is_empty() {
-            return;
-        }
-        let mut ipam = self.ctl.lock_ipam();
-        for (pool, addr) in self.addresses.drain(..).rev() {
-            if let Err(e) = ipam.release_address(&pool, addr) {
-                tracing::warn!(%pool, %addr, error = %e, "could not give back an address");
-            }
-        }
-        for pool in self.pools.drain(..).rev() {
-            if let Err(e) = ipam.release_pool(&pool) {
-                tracing::warn!(%pool, error = %e, "could not give back a pool");
-            }
-        }
-    }
-}
-
 impl Controller {
     /// Open the store under `settings.state_dir`, rebuild the allocator and the
     /// name sets. Call [`Controller::reconcile`] next to bring the kernel in line.
@@ -175,10 +144,16 @@ impl Controller {
             })?;
         }
         let store = Store::open(&settings.state_dir.join("netd.redb"))?;
-        let ipam = store.load_ipam(settings.ipam.clone(), Buffer::default())?;
+        let records = Records::load(&store)?;
+        let (ipam, ipam_problems) = allocation::derive(settings.ipam.clone(), &records)
+            .map_err(ControllerError::ipam("building the address allocator"))?;
+        for p in &ipam_problems {
+            tracing::error!(problem = %p, "a stored record could not take its addresses");
+        }
+        let mark = Mark::of_instance(store.instance());
         let mut drivers: BTreeMap<&'static str, Arc<dyn Driver>> = BTreeMap::new();
         for d in [
-            Arc::new(BridgeDriver::new(nl.clone())) as Arc<dyn Driver>,
+            Arc::new(BridgeDriver::new(nl.clone(), mark)) as Arc<dyn Driver>,
             Arc::new(SimpleDriver::Host),
             Arc::new(SimpleDriver::None),
         ] {
@@ -187,11 +162,14 @@ impl Controller {
         let ctl = Controller {
             store: Arc::new(store),
             writer: writer::Writer::start()?,
-            ipam: Arc::new(Mutex::new(ipam)),
-            durable: tokio::sync::Mutex::new(0),
+            records: Arc::new(Mutex::new(records)),
+            ipam: Mutex::new(ipam),
+            ipam_problems,
             slots: Mutex::new(HashMap::new()),
             network_names: Mutex::new(HashSet::new()),
+            network_links: Mutex::new(HashSet::new()),
             sandbox_names: Mutex::new(HashSet::new()),
+            sandbox_namespaces: Mutex::new(HashSet::new()),
             busy_endpoints: Mutex::new(HashSet::new()),
             sandbox_locks: Mutex::new(HashMap::new()),
             sandbox_netlink: Mutex::new(HashMap::new()),
@@ -199,15 +177,21 @@ impl Controller {
             nl,
             settings,
         };
-        for net in ctl.networks()? {
+        for net in ctl.networks() {
             lock(&ctl.network_names).insert(net.name.clone());
+            if let Ok(d) = ctl.driver(&net.driver) {
+                lock(&ctl.network_links).extend(d.network_links(&network_spec(&net)));
+            }
             ctl.slot(&net.id);
         }
-        for ep in ctl.endpoints()? {
+        for ep in ctl.endpoints() {
             lock(&ctl.slot(&ep.network).endpoint_names).insert(ep.name.clone());
         }
-        for sb in ctl.sandboxes()? {
+        for sb in ctl.sandboxes() {
             lock(&ctl.sandbox_names).insert(sb.name.clone());
+            if let Some(ino) = sb.netns_inode {
+                lock(&ctl.sandbox_namespaces).insert(ino.to_string());
+            }
         }
         Ok(ctl)
     }
@@ -217,8 +201,12 @@ impl Controller {
         &self.settings
     }
 
-    pub(crate) fn lock_ipam(&self) -> MutexGuard<'_, Ipam<Buffer>> {
+    pub(crate) fn lock_ipam(&self) -> MutexGuard<'_, Ipam> {
         lock(&self.ipam)
+    }
+
+    pub(crate) fn records(&self) -> MutexGuard<'_, Records> {
+        lock(&self.records)
     }
 
     /// Pools the allocator holds, for metrics and inspection.
@@ -226,16 +214,10 @@ impl Controller {
         self.lock_ipam().pools()
     }
 
-    /// The allocator, shared with the Docker IPAM face (which must
-    /// [`Controller::persist_allocator`] after each call).
-    pub fn allocator(&self) -> Arc<Mutex<Ipam<Buffer>>> {
-        Arc::clone(&self.ipam)
-    }
-
-    /// Make every allocator change made so far durable.
-    pub async fn persist_allocator(&self) -> Result<(), ControllerError> {
-        let upto = self.ipam_seq();
-        self.commit(Vec::new(), upto).await
+    /// The allocator's pools with the addresses handed out of each: what
+    /// `GET /v1/pools` shows, and what a check of allocator against records reads.
+    pub fn pool_states(&self) -> Vec<ipam::PoolState> {
+        self.lock_ipam().state().pools
     }
 
     fn slot(&self, network: &str) -> Arc<NetSlot> {
@@ -260,103 +242,147 @@ impl Controller {
         })
     }
 
-    /// Every network.
-    pub fn networks(&self) -> Result<Vec<NetworkRecord>, ControllerError> {
-        Ok(self
-            .store
-            .list(Kind::Network)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+    /// Every network, by id.
+    pub fn networks(&self) -> Vec<NetworkRecord> {
+        self.records().networks.values().cloned().collect()
     }
 
-    /// Every endpoint.
-    pub fn endpoints(&self) -> Result<Vec<EndpointRecord>, ControllerError> {
-        Ok(self
-            .store
-            .list(Kind::Endpoint)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+    /// Every endpoint, by id.
+    pub fn endpoints(&self) -> Vec<EndpointRecord> {
+        self.records().endpoints.values().cloned().collect()
     }
 
-    /// Every sandbox.
-    pub fn sandboxes(&self) -> Result<Vec<SandboxRecord>, ControllerError> {
-        Ok(self
-            .store
-            .list(Kind::Sandbox)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+    /// A network's endpoints, by id.
+    pub fn network_endpoints(&self, network: &str) -> Vec<EndpointRecord> {
+        self.records().endpoints_of(network).cloned().collect()
     }
 
-    /// A network by id, unique id prefix or name.
+    /// Every sandbox, by id.
+    pub fn sandboxes(&self) -> Vec<SandboxRecord> {
+        self.records().sandboxes.values().cloned().collect()
+    }
+
+    /// How many endpoints are joined to a sandbox.
+    pub fn joined_count(&self) -> usize {
+        self.records()
+            .endpoints
+            .values()
+            .filter(|e| e.join.is_some())
+            .count()
+    }
+
+    /// How many networks, endpoints and sandboxes there are.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let r = self.records();
+        (r.networks.len(), r.endpoints.len(), r.sandboxes.len())
+    }
+
+    /// A network by id, name or unique id prefix.
     pub fn network(&self, key: &str) -> Result<NetworkRecord, ControllerError> {
-        self.find(Kind::Network, "network", key, |r: &NetworkRecord| {
-            (&r.id, &r.name)
-        })
+        let r = self.records();
+        let found = find(&r.networks, "network", key, |name| {
+            r.network_named(name)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        });
+        found
     }
 
-    /// An endpoint by id, unique id prefix or name.
+    /// An endpoint by id, name or unique id prefix.
     pub fn endpoint(&self, key: &str) -> Result<EndpointRecord, ControllerError> {
-        self.find(Kind::Endpoint, "endpoint", key, |r: &EndpointRecord| {
-            (&r.id, &r.name)
-        })
+        let r = self.records();
+        let found = find(&r.endpoints, "endpoint", key, |name| {
+            r.endpoints_named(name)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        });
+        found
     }
 
-    /// A sandbox by id, unique id prefix or name.
+    /// A sandbox by id, name or unique id prefix.
     pub fn sandbox(&self, key: &str) -> Result<SandboxRecord, ControllerError> {
-        self.find(Kind::Sandbox, "sandbox", key, |r: &SandboxRecord| {
-            (&r.id, &r.name)
-        })
+        let r = self.records();
+        let found = find(&r.sandboxes, "sandbox", key, |name| {
+            r.sandbox_named(name)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        });
+        found
     }
 
-    fn find<T: DeserializeOwned>(
-        &self,
-        kind: Kind,
-        what: &'static str,
-        key: &str,
-        id_name: impl Fn(&T) -> (&String, &String),
-    ) -> Result<T, ControllerError> {
-        if key.is_empty() {
-            return Err(ControllerError::Invalid(format!("no {what} given")));
-        }
-        if is_full_id(key) {
-            return self
-                .store
-                .get(kind, key)?
-                .ok_or_else(|| ControllerError::not_found(what, key));
-        }
-        let all: Vec<T> = self.store.list(kind)?.into_iter().map(|(_, r)| r).collect();
-        let mut by_prefix = Vec::new();
-        for record in all {
-            let (id, name) = id_name(&record);
-            if name == key {
-                return Ok(record);
-            }
-            if key.len() >= 4 && id.starts_with(key) {
-                by_prefix.push(record);
-            }
-        }
-        match by_prefix.len() {
-            0 => Err(ControllerError::not_found(what, key)),
-            1 => Ok(by_prefix.remove(0)),
-            n => Err(ControllerError::Invalid(format!(
-                "{what} id prefix {key:?} matches {n} {what}s; give more digits"
-            ))),
-        }
+    /// The stored network `id`.
+    pub(crate) fn network_by_id(&self, id: &str) -> Result<NetworkRecord, ControllerError> {
+        self.records()
+            .networks
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ControllerError::not_found("network", id))
     }
 
-    fn get<T: DeserializeOwned>(
-        &self,
-        kind: Kind,
-        what: &'static str,
-        id: &str,
-    ) -> Result<T, ControllerError> {
-        self.store
-            .get(kind, id)?
-            .ok_or_else(|| ControllerError::not_found(what, id))
+    /// The stored endpoint `id`.
+    pub(crate) fn endpoint_by_id(&self, id: &str) -> Result<EndpointRecord, ControllerError> {
+        self.records()
+            .endpoints
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ControllerError::not_found("endpoint", id))
     }
+
+    /// The stored sandbox `id`.
+    pub(crate) fn sandbox_by_id(&self, id: &str) -> Result<SandboxRecord, ControllerError> {
+        self.records()
+            .sandboxes
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ControllerError::not_found("sandbox", id))
+    }
+}
+
+/// Look `key` up as Docker does: a full id, then a name, then a unique id prefix
+/// (of at least 4 hex digits).
+fn find<T: Clone>(
+    map: &BTreeMap<String, T>,
+    what: &'static str,
+    key: &str,
+    named: impl Fn(&str) -> Vec<String>,
+) -> Result<T, ControllerError> {
+    if key.is_empty() {
+        return Err(ControllerError::Invalid(format!("no {what} given")));
+    }
+    if let Some(r) = map.get(key) {
+        return Ok(r.clone());
+    }
+    match named(key).as_slice() {
+        [] => {}
+        [id] => {
+            if let Some(r) = map.get(id) {
+                return Ok(r.clone());
+            }
+        }
+        ids => {
+            return Err(ControllerError::Invalid(format!(
+                "{} {what}s are named {key:?} (on different networks); give an id",
+                ids.len()
+            )))
+        }
+    }
+    if key.len() >= 4 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut matches = map
+            .range(key.to_string()..)
+            .take_while(|(id, _)| id.starts_with(key));
+        if let Some((_, first)) = matches.next() {
+            return match matches.next() {
+                None => Ok(first.clone()),
+                Some(_) => Err(ControllerError::Invalid(format!(
+                    "{what} id prefix {key:?} matches more than one {what}; give more digits"
+                ))),
+            };
+        }
+    }
+    Err(ControllerError::not_found(what, key))
 }
 
 /// The driver's view of a network.
@@ -372,6 +398,7 @@ pub(crate) fn network_spec(net: &NetworkRecord) -> NetworkSpec {
             })
             .collect(),
         options: net.options.clone(),
+        data: net.driver_data.clone(),
     }
 }
 
@@ -382,14 +409,6 @@ pub(crate) fn endpoint_spec(ep: &EndpointRecord) -> EndpointSpec {
         addresses: ep.addresses.clone(),
         mac: crate::model::parse_mac(&ep.mac).ok(),
     }
-}
-
-/// The pool an address of `net` belongs to.
-pub(crate) fn pool_of(net: &NetworkRecord, addr: IpAddr) -> Option<PoolId> {
-    net.subnets
-        .iter()
-        .find(|s| s.subnet.contains(&addr))
-        .and_then(|s| s.pool)
 }
 
 /// Make a directory path for a file under the run dir.

@@ -1,11 +1,16 @@
 //! Creating and deleting networks.
 
+use super::addressing::{check_gateway, check_subnet, overlapping_network};
+use super::allocation::Holdings;
 use super::persist::Op;
-use super::{lock, network_spec, Controller, ControllerError, Holdings, NameGuard, NetworkCreate};
+use super::{lock, network_spec, Controller, ControllerError, NameGuard, NetworkCreate};
 use crate::model::{new_id, now, short_id, Name, NetworkRecord, Origin, SubnetRecord};
 use crate::store::Kind;
 use ipam::{Family, PoolRequest};
 use ipnet::IpNet;
+
+/// How many names an error lists before it says how many more there are.
+pub(crate) const NAMES_IN_ERRORS: usize = 10;
 
 fn io(doing: &'static str) -> impl FnOnce(std::io::Error) -> ControllerError {
     move |source| ControllerError::Io {
@@ -19,8 +24,22 @@ pub(crate) fn new_random_id() -> Result<String, ControllerError> {
     new_id().map_err(io("making an id from"))
 }
 
+/// `names` joined with ", ", the first few only.
+pub(crate) fn some_names(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(NAMES_IN_ERRORS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_IN_ERRORS {
+        text.push_str(&format!(" and {} more", names.len() - NAMES_IN_ERRORS));
+    }
+    text
+}
+
 /// Check a subnet request against itself before anything is allocated.
-fn check_subnet(req: &super::SubnetRequest) -> Result<(), ControllerError> {
+fn check_request(req: &super::SubnetRequest) -> Result<(), ControllerError> {
     let Some(subnet) = req.subnet else {
         if req.gateway.is_some() || req.ip_range.is_some() || !req.aux_addresses.is_empty() {
             return Err(ControllerError::Invalid(
@@ -29,28 +48,14 @@ fn check_subnet(req: &super::SubnetRequest) -> Result<(), ControllerError> {
         }
         return Ok(());
     };
-    if subnet.trunc() != subnet {
-        return Err(ControllerError::Invalid(format!(
-            "invalid subnet {subnet}: host bits are set; did you mean {}?",
-            subnet.trunc()
-        )));
-    }
-    if req.ipv6 != matches!(subnet, IpNet::V6(_)) && req.ipv6 {
+    check_subnet(&subnet)?;
+    if req.ipv6 && !matches!(subnet, IpNet::V6(_)) {
         return Err(ControllerError::Invalid(format!(
             "subnet {subnet} is not IPv6, but ipv6 was asked for"
         )));
     }
-    let inside = |what: &str, addr: std::net::IpAddr| {
-        if subnet.contains(&addr) {
-            Ok(())
-        } else {
-            Err(ControllerError::Invalid(format!(
-                "{what} {addr} is outside subnet {subnet}"
-            )))
-        }
-    };
     if let Some(gw) = req.gateway {
-        inside("gateway", gw)?;
+        check_gateway("gateway", &subnet, gw, None)?;
     }
     if let Some(range) = req.ip_range {
         if !subnet.contains(&range) || range.trunc() != range {
@@ -65,7 +70,12 @@ fn check_subnet(req: &super::SubnetRequest) -> Result<(), ControllerError> {
                 "aux address {addr} has no name"
             )));
         }
-        inside(&format!("aux address {name}="), *addr)?;
+        check_gateway(&format!("aux address {name}="), &subnet, *addr, None)?;
+        if req.gateway == Some(*addr) {
+            return Err(ControllerError::Invalid(format!(
+                "aux address {name}={addr} is the gateway"
+            )));
+        }
     }
     Ok(())
 }
@@ -81,39 +91,51 @@ impl Controller {
         let driver_name = req.driver.clone().unwrap_or_else(|| "bridge".to_string());
         let driver = self.driver(&driver_name)?;
         for s in &req.subnets {
-            check_subnet(s)?;
+            check_request(s)?;
+        }
+        for (i, a) in req.subnets.iter().enumerate() {
+            for b in &req.subnets[i + 1..] {
+                if let (Some(x), Some(y)) = (a.subnet, b.subnet) {
+                    if super::addressing::overlaps(&x, &y) {
+                        return Err(ControllerError::Invalid(format!(
+                            "subnets {x} and {y} overlap"
+                        )));
+                    }
+                }
+            }
         }
         for key in req.labels.keys() {
             if key.is_empty() {
                 return Err(ControllerError::Invalid("a label has an empty key".into()));
             }
         }
-        let wants_addresses = driver_name == "bridge";
+        let wants_addresses = driver.takes_addresses();
         if !wants_addresses && (!req.subnets.is_empty() || req.ipv6) {
             return Err(ControllerError::Invalid(format!(
                 "the {driver_name} driver has no addresses of its own: give no subnets"
             )));
         }
         let id = new_random_id()?;
-        // The driver checks options before anything is allocated or made.
-        let mut spec = network_spec(&NetworkRecord {
-            id: id.clone(),
+        let mut record = NetworkRecord {
+            id,
             name: name.to_string(),
-            driver: driver_name.clone(),
+            driver: driver_name,
             scope: "local".into(),
             subnets: Vec::new(),
             options: req.options.clone(),
-            labels: Default::default(),
+            labels: req.labels.clone(),
             origin: Origin::Native,
-            created: String::new(),
-        });
-        driver.validate(&spec)?;
+            created: now(),
+            driver_data: Default::default(),
+        };
+        // The driver checks options before anything is allocated or made.
+        driver.validate(&network_spec(&record))?;
         let reservation = NameGuard::reserve(&self.network_names, name.as_str(), || {
             format!("a network named {name} exists already")
         })?;
+        let links = self.reserve_links(&*driver, &record)?;
 
         let mut holdings = Holdings::new(self);
-        let mut subnets = Vec::new();
         if wants_addresses {
             let mut wanted = req.subnets.clone();
             if wanted.is_empty() {
@@ -129,33 +151,51 @@ impl Controller {
                     ..Default::default()
                 });
             }
-            let exclude = if wanted.iter().any(|s| s.subnet.is_none()) {
+            let mut exclude = if wanted.iter().any(|s| s.subnet.is_none()) {
                 self.host_exclusions().await
             } else {
                 Vec::new()
             };
+            // Networks whose subnets the allocator does not hold (dockerd's, with
+            // its own IPAM) are avoided and refused all the same.
+            exclude.extend(self.unheld_subnets());
             for s in &wanted {
-                subnets.push(self.allocate_subnet(&mut holdings, name.as_str(), s, &exclude)?);
+                let sub = self.allocate_subnet(&mut holdings, name.as_str(), s, &exclude)?;
+                exclude.push(sub.subnet);
+                record.subnets.push(sub);
             }
         }
-        spec.subnets = network_spec(&NetworkRecord {
-            subnets: subnets.clone(),
-            ..blank_network()
-        })
-        .subnets;
-        let record = NetworkRecord {
-            id,
-            name: name.to_string(),
-            driver: driver_name,
-            scope: "local".into(),
-            subnets,
-            options: req.options,
-            labels: req.labels,
-            origin: Origin::Native,
-            created: now(),
-        };
-        self.make_and_store_network(&*driver, &spec, record, holdings, reservation)
+        let spec = network_spec(&record);
+        self.make_and_store_network(&*driver, &spec, record, holdings, reservation, links)
             .await
+    }
+
+    /// Reserve the links a network will be made of (its bridge), refusing one that
+    /// another network uses.
+    pub(crate) fn reserve_links(
+        &self,
+        driver: &dyn drivers::Driver,
+        record: &NetworkRecord,
+    ) -> Result<Vec<NameGuard<'_>>, ControllerError> {
+        driver
+            .network_links(&network_spec(record))
+            .into_iter()
+            .map(|link| {
+                NameGuard::reserve(&self.network_links, &link, || {
+                    let user = self
+                        .records()
+                        .networks
+                        .values()
+                        .find(|n| {
+                            self.driver(&n.driver)
+                                .is_ok_and(|d| d.network_links(&network_spec(n)).contains(&link))
+                        })
+                        .map(|n| format!("network {}", n.name))
+                        .unwrap_or_else(|| "another network being made".into());
+                    format!("link {link} is used by {user} already")
+                })
+            })
+            .collect()
     }
 
     /// The kernel objects, then the record; the kernel objects are removed if the
@@ -164,20 +204,27 @@ impl Controller {
         &self,
         driver: &dyn drivers::Driver,
         spec: &drivers::NetworkSpec,
-        record: NetworkRecord,
+        mut record: NetworkRecord,
         holdings: Holdings<'_>,
         reservation: NameGuard<'_>,
+        links: Vec<NameGuard<'_>>,
     ) -> Result<NetworkRecord, ControllerError> {
-        driver.create_network(spec).await?;
-        let upto = self.ipam_seq();
-        if let Err(e) = self.commit(vec![Op::Network(record.clone())], upto).await {
-            if let Err(undo) = driver.delete_network(spec).await {
+        record.driver_data = driver.create_network(spec).await?;
+        let made = drivers::NetworkSpec {
+            data: record.driver_data.clone(),
+            ..spec.clone()
+        };
+        if let Err(e) = self.commit(vec![Op::Network(record.clone())]).await {
+            if let Err(undo) = driver.delete_network(&made).await {
                 tracing::warn!(network = %record.name, error = %undo, "could not undo a network");
             }
             return Err(e);
         }
         holdings.commit();
         reservation.commit();
+        for l in links {
+            l.commit();
+        }
         self.slot(&record.id);
         tracing::info!(network = %record.name, id = short_id(&record.id), "network created");
         Ok(record)
@@ -191,6 +238,20 @@ impl Controller {
         exclude: &[IpNet],
     ) -> Result<SubnetRecord, ControllerError> {
         let v6 = req.ipv6 || matches!(req.subnet, Some(IpNet::V6(_)));
+        if let Some(subnet) = req.subnet {
+            if let Some(taken) = exclude
+                .iter()
+                .find(|x| super::addressing::overlaps(x, &subnet))
+            {
+                let records = self.records();
+                let holder = overlapping_network(&records, &subnet, None)
+                    .map(|(n, _)| format!("network {}", n.name))
+                    .unwrap_or_else(|| "another subnet of this network".into());
+                return Err(ControllerError::Conflict(format!(
+                    "subnet {subnet} overlaps {taken} of {holder}"
+                )));
+            }
+        }
         let pool_req = PoolRequest {
             space: None,
             subnet: req.subnet,
@@ -235,6 +296,17 @@ impl Controller {
         })
     }
 
+    /// Subnets of stored networks that the allocator does not hold (dockerd's
+    /// networks, whose addresses come from an IPAM).
+    pub(crate) fn unheld_subnets(&self) -> Vec<IpNet> {
+        self.records()
+            .networks
+            .values()
+            .flat_map(|n| n.subnets.iter().filter(|s| s.pool.is_none()))
+            .map(|s| s.subnet)
+            .collect()
+    }
+
     /// Prefixes a chosen subnet must not overlap: the host's routes and name
     /// servers, as Docker avoids them.
     pub(crate) async fn host_exclusions(&self) -> Vec<IpNet> {
@@ -253,57 +325,83 @@ impl Controller {
         out
     }
 
-    /// Delete a network. Refused while it has endpoints, naming them.
+    /// Delete a network made through the native API. Refused while it has
+    /// endpoints, naming them.
     pub async fn delete_network(&self, key: &str) -> Result<NetworkRecord, ControllerError> {
         let net = self.network(key)?;
-        let slot = self.slot(&net.id);
+        if net.origin == Origin::Docker {
+            return Err(ControllerError::Conflict(format!(
+                "network {} belongs to dockerd; remove it with `docker network rm`",
+                net.name
+            )));
+        }
+        self.remove_network(&net.id, |_| false).await
+    }
+
+    /// Delete network `id` under its gate (exclusive). Endpoints for which
+    /// `abandoned` holds go with it; any other refuses the delete.
+    pub(crate) async fn remove_network(
+        &self,
+        id: &str,
+        abandoned: impl Fn(&crate::model::EndpointRecord) -> bool,
+    ) -> Result<NetworkRecord, ControllerError> {
+        let slot = self.slot(id);
         let _gate = slot.gate.write().await;
         // Gone while we waited?
-        let net: NetworkRecord = self.get(Kind::Network, "network", &net.id)?;
-        let members: Vec<String> = self
-            .endpoints()?
-            .into_iter()
-            .filter(|e| e.network == net.id)
-            .map(|e| format!("{} ({})", e.name, short_id(&e.id)))
-            .collect();
+        let net = self.network_by_id(id)?;
+        let endpoints = self.network_endpoints(&net.id);
+        let (gone, members): (Vec<_>, Vec<_>) = endpoints.into_iter().partition(|e| abandoned(e));
         if !members.is_empty() {
+            let names: Vec<String> = members
+                .iter()
+                .map(|e| format!("{} ({})", e.name, short_id(&e.id)))
+                .collect();
             return Err(ControllerError::Conflict(format!(
                 "network {} has {} endpoint(s): {}; remove them first",
                 net.name,
                 members.len(),
-                members.join(", ")
+                some_names(&names)
             )));
         }
         let driver = self.driver(&net.driver)?;
-        driver.delete_network(&network_spec(&net)).await?;
-        {
-            let mut ipam = self.lock_ipam();
-            for pool in net.subnets.iter().filter_map(|s| s.pool) {
-                if let Err(e) = ipam.release_pool(&pool) {
-                    tracing::warn!(%pool, error = %e, "releasing a deleted network's pool");
-                }
-            }
+        let spec = network_spec(&net);
+        for ep in &gone {
+            self.engine_leave_kernel(&net, ep).await?;
         }
-        let upto = self.ipam_seq();
-        self.commit(vec![Op::Delete(Kind::Network, net.id.clone())], upto)
-            .await?;
+        driver.delete_network(&spec).await?;
+        let mut ops: Vec<Op> = gone
+            .iter()
+            .map(|e| Op::Delete(Kind::Endpoint, e.id.clone()))
+            .collect();
+        ops.push(Op::Delete(Kind::Network, net.id.clone()));
+        // Pools and addresses dockerd released while this network (or its
+        // abandoned endpoints) still used them go now.
+        let (freed_pools, pool_ops) = self.engine_pools_freed_with(&net);
+        let gateways: Vec<_> = net.subnets.iter().filter_map(|s| s.gateway).collect();
+        let gone_refs: Vec<_> = gone.iter().collect();
+        let (freed_addresses, address_ops) =
+            self.engine_addresses_freed_with(&gone_refs, &gateways);
+        ops.extend(pool_ops);
+        ops.extend(address_ops);
+        self.commit(ops).await?;
+        let mut pools: Vec<_> = net.subnets.iter().filter_map(|s| s.pool).collect();
+        pools.extend(freed_pools.iter().copied());
+        let addresses = gone
+            .iter()
+            .flat_map(|e| self.endpoint_holdings(&net, e))
+            .chain(
+                freed_addresses
+                    .into_iter()
+                    .filter(|(p, _)| !freed_pools.contains(p)),
+            )
+            .collect();
+        self.give_back(pools, addresses);
         lock(&self.network_names).remove(&net.name);
+        for link in driver.network_links(&spec) {
+            lock(&self.network_links).remove(&link);
+        }
         lock(&self.slots).remove(&net.id);
         tracing::info!(network = %net.name, id = short_id(&net.id), "network deleted");
         Ok(net)
-    }
-}
-
-pub(crate) fn blank_network() -> NetworkRecord {
-    NetworkRecord {
-        id: String::new(),
-        name: String::new(),
-        driver: String::new(),
-        scope: "local".into(),
-        subnets: Vec::new(),
-        options: Default::default(),
-        labels: Default::default(),
-        origin: Origin::Native,
-        created: String::new(),
     }
 }

@@ -1,13 +1,13 @@
 //! Bringing the kernel in line with the store when netd starts: what the store has
-//! and the kernel lacks is made again, and links, namespaces and files of netd's
-//! that the store no longer knows are removed. Running containers keep their
-//! interfaces: nothing the store knows is touched.
+//! and the kernel lacks is made again, and what netd made (links with its mark,
+//! namespaces and files under its run dir) that the store no longer knows is
+//! removed. Running containers keep their interfaces: nothing the store knows is
+//! touched, and nothing netd did not make.
 
 use super::persist::Op;
-use super::{endpoint_spec, network_spec, Controller};
-use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use super::{endpoint_spec, network_spec, Controller, ControllerError};
+use crate::model::{EndpointRecord, NetworkRecord, Origin, SandboxRecord};
 use crate::store::Kind;
-use drivers::bridge::bridge_name;
 use drivers::netns;
 use std::collections::{HashMap, HashSet};
 
@@ -20,7 +20,7 @@ pub struct Reconciled {
     pub rejoined: Vec<String>,
     /// Joins dropped because their sandbox's namespace is gone.
     pub dropped: Vec<String>,
-    /// Links of netd's naming that the store does not know, removed.
+    /// Links netd made that the store does not know, removed.
     pub removed_links: Vec<String>,
     /// Namespace files and sandbox directories the store does not know, removed.
     pub removed_files: Vec<String>,
@@ -28,130 +28,70 @@ pub struct Reconciled {
     pub errors: Vec<String>,
 }
 
-/// Whether a link name is one netd makes: `br-`, `vn` or `vp` and 12 hex digits.
-fn netd_link_name(name: &str) -> bool {
-    let rest = name
-        .strip_prefix("br-")
-        .or_else(|| name.strip_prefix("vn"))
-        .or_else(|| name.strip_prefix("vp"));
-    rest.is_some_and(|r| r.len() == 12 && r.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 impl Controller {
-    /// Reconcile the kernel with the store. Safe to run at any time.
+    /// Reconcile the kernel with the store. Run it at start, before serving.
     pub async fn reconcile(&self) -> Reconciled {
         let mut out = Reconciled::default();
-        let (networks, endpoints, sandboxes) =
-            match (self.networks(), self.endpoints(), self.sandboxes()) {
-                (Ok(n), Ok(e), Ok(s)) => (n, e, s),
-                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                    out.errors.push(e.full_message());
-                    return out;
-                }
-            };
+        out.errors
+            .extend(self.ipam_problems.iter().map(|p| format!("allocator: {p}")));
+        let networks = self.networks();
+        let endpoints = self.endpoints();
+        let mut sbs: HashMap<String, SandboxRecord> = self
+            .sandboxes()
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
         let nets: HashMap<&str, &NetworkRecord> =
             networks.iter().map(|n| (n.id.as_str(), n)).collect();
-        let mut sbs: HashMap<String, SandboxRecord> = sandboxes
-            .iter()
-            .map(|s| (s.id.clone(), s.clone()))
-            .collect();
-        let mut known: HashSet<String> = HashSet::new();
+        let mut ops = Vec::new();
         for net in &networks {
             out.networks += 1;
-            if net.driver == "bridge" {
-                known.insert(bridge_name(&network_spec(net)));
-            }
             match self.driver(&net.driver) {
-                Ok(d) => {
-                    if let Err(e) = d.create_network(&network_spec(net)).await {
-                        out.errors.push(format!(
-                            "network {}: {}",
-                            net.name,
-                            super::ControllerError::from(e).full_message()
-                        ));
+                Ok(d) => match d.create_network(&network_spec(net)).await {
+                    // A bridge that was gone is netd's now, say.
+                    Ok(data) if data != net.driver_data => {
+                        let mut changed = net.clone();
+                        changed.driver_data = data;
+                        ops.push(Op::Network(changed));
                     }
-                }
+                    Ok(_) => {}
+                    Err(e) => out.errors.push(format!(
+                        "network {}: {}",
+                        net.name,
+                        ControllerError::from(e).full_message()
+                    )),
+                },
                 Err(e) => out.errors.push(e.full_message()),
             }
         }
-        let links: HashSet<String> = match self.nl.links().await {
-            Ok(l) => l.into_iter().map(|l| l.name).collect(),
-            Err(e) => {
-                out.errors.push(format!("listing links: {e}"));
-                return out;
-            }
-        };
-        let mut ops = Vec::new();
+        let mut host_links: HashSet<String> = HashSet::new();
         for ep in &endpoints {
             let Some(join) = &ep.join else { continue };
             if let Some(link) = &join.host_link {
-                known.insert(link.clone());
+                host_links.insert(link.clone());
             }
             let Some(sb_id) = &join.sandbox else { continue };
             let Some(net) = nets.get(ep.network.as_str()) else {
                 continue;
             };
-            let alive = sbs.get(sb_id).is_some_and(|sb| netns::is_netns(&sb.netns));
+            let alive = sbs.get(sb_id).is_some_and(Self::namespace_alive);
             if !alive {
-                self.drop_join(net, ep, &mut sbs, &mut ops).await;
-                out.dropped.push(ep.name.clone());
+                self.drop_join(ep, &mut sbs, &mut ops, &mut out).await;
                 continue;
             }
-            let missing = join.host_link.as_ref().is_some_and(|l| !links.contains(l));
-            if !missing {
-                let Some(sb) = sbs.get(sb_id) else { continue };
-                let sspec = self.sandbox_spec(sb).await;
-                if let Ok(d) = self.driver(&net.driver) {
-                    let repaired = d
-                        .repair_join(
-                            &network_spec(net),
-                            &endpoint_spec(ep),
-                            &sspec,
-                            &join.interface,
-                        )
-                        .await;
-                    match repaired {
-                        Ok(true) => out.rejoined.push(ep.name.clone()),
-                        Ok(false) => {}
-                        Err(e) => out.errors.push(format!(
-                            "repairing endpoint {}: {}",
-                            ep.name,
-                            super::ControllerError::from(e).full_message()
-                        )),
-                    }
-                }
-            }
-            if missing {
-                let Some(sb) = sbs.get(sb_id) else { continue };
-                let sspec = self.sandbox_spec(sb).await;
-                let result = match self.driver(&net.driver) {
-                    Ok(d) => d
-                        .join(
-                            &network_spec(net),
-                            &endpoint_spec(ep),
-                            &sspec,
-                            &join.interface,
-                        )
-                        .await
-                        .map_err(|e| super::ControllerError::from(e).full_message()),
-                    Err(e) => Err(e.full_message()),
-                };
-                match result {
-                    Ok(_) => out.rejoined.push(ep.name.clone()),
-                    Err(e) => out
-                        .errors
-                        .push(format!("rejoining endpoint {}: {e}", ep.name)),
-                }
+            if let Some(sb) = sbs.get(sb_id) {
+                self.repair(net, ep, sb, &join.interface, &mut out).await;
             }
         }
-        for name in links
-            .iter()
-            .filter(|n| netd_link_name(n) && !known.contains(*n))
-        {
-            match self.nl.delete_by_name(name).await {
-                Ok(_) => out.removed_links.push(name.clone()),
-                Err(e) => out.errors.push(format!("removing orphan link {name}: {e}")),
-            }
+        for (kind, d) in &self.drivers {
+            let mine: Vec<_> = networks
+                .iter()
+                .filter(|n| n.driver == *kind)
+                .map(network_spec)
+                .collect();
+            let swept = d.sweep(&mine, &host_links).await;
+            out.removed_links.extend(swept.removed);
+            out.errors.extend(swept.errors);
         }
         let owned: HashSet<_> = sbs
             .values()
@@ -174,16 +114,19 @@ impl Controller {
             |p| std::fs::remove_dir_all(p).map_err(|e| e.to_string()),
             &mut out,
         );
+        let freed = self.dropped_holdings(&ops);
         if !ops.is_empty() {
-            let upto = self.ipam_seq();
-            if let Err(e) = self.commit(ops, upto).await {
-                out.errors
-                    .push(format!("saving reconciled state: {}", e.full_message()));
+            match self.commit(ops).await {
+                Ok(()) => self.give_back(Vec::new(), freed),
+                Err(e) => out
+                    .errors
+                    .push(format!("saving reconciled state: {}", e.full_message())),
             }
         }
+        out.dropped.extend(self.reap_engine_joins().await);
         // Sandbox files are not synced as they are written (the run dir does not
         // outlive a reboot, and may not a crash): bring them back in line.
-        for sb in self.sandboxes().unwrap_or_default() {
+        for sb in self.sandboxes() {
             let written = self
                 .joined(&sb)
                 .and_then(|joined| self.write_files(&sb, &joined));
@@ -198,18 +141,69 @@ impl Controller {
         out
     }
 
+    /// A stored join whose sandbox is alive: its interface made again if missing,
+    /// repaired if the driver finds it miswired or never configured.
+    async fn repair(
+        &self,
+        net: &NetworkRecord,
+        ep: &EndpointRecord,
+        sb: &SandboxRecord,
+        ifname: &str,
+        out: &mut Reconciled,
+    ) {
+        let result = async {
+            let d = self.driver(&net.driver)?;
+            let sspec = self.sandbox_spec(sb).await?;
+            let (nspec, espec) = (network_spec(net), endpoint_spec(ep));
+            let missing = match ep.join.as_ref().and_then(|j| j.host_link.as_ref()) {
+                Some(link) => self.nl.link(link).await.is_ok_and(|l| l.is_none()),
+                None => false,
+            };
+            if missing {
+                d.join(&nspec, &espec, &sspec, ifname).await?;
+                return Ok(true);
+            }
+            Ok::<_, ControllerError>(d.repair_join(&nspec, &espec, &sspec, ifname).await?)
+        }
+        .await;
+        match result {
+            Ok(true) => out.rejoined.push(ep.name.clone()),
+            Ok(false) => {}
+            Err(e) => out.errors.push(format!(
+                "repairing endpoint {}: {}",
+                ep.name,
+                e.full_message()
+            )),
+        }
+    }
+
     /// A join whose sandbox is gone: the host link goes, the endpoint is unjoined (or
     /// deleted, if an attach made it), the sandbox forgets it.
     async fn drop_join(
         &self,
-        net: &NetworkRecord,
         ep: &EndpointRecord,
         sbs: &mut HashMap<String, SandboxRecord>,
         ops: &mut Vec<Op>,
+        out: &mut Reconciled,
     ) {
-        if let Some(link) = ep.join.as_ref().and_then(|j| j.host_link.as_ref()) {
-            if let Err(e) = self.nl.delete_by_name(link).await {
-                tracing::warn!(link = %link, error = %e, "removing the link of a gone sandbox");
+        if let Ok(net) = self.network_by_id(&ep.network) {
+            if let (Ok(d), Some(join)) = (self.driver(&net.driver), &ep.join) {
+                let sspec = drivers::SandboxSpec::default();
+                if let Err(e) = d
+                    .leave(
+                        &network_spec(&net),
+                        &endpoint_spec(ep),
+                        &sspec,
+                        &join.interface,
+                    )
+                    .await
+                {
+                    out.errors.push(format!(
+                        "removing the link of endpoint {}, whose sandbox is gone: {}",
+                        ep.name,
+                        ControllerError::from(e).full_message()
+                    ));
+                }
             }
         }
         if let Some(sb) = ep
@@ -222,13 +216,29 @@ impl Controller {
             ops.push(Op::Sandbox(sb.clone()));
         }
         if ep.attached {
-            self.release_endpoint_addresses(net, ep);
             ops.push(Op::Delete(Kind::Endpoint, ep.id.clone()));
         } else {
             let mut ep = ep.clone();
             ep.join = None;
             ops.push(Op::Endpoint(ep));
         }
+        out.dropped.push(ep.name.clone());
+    }
+
+    /// The allocator holdings of the endpoints `ops` delete.
+    fn dropped_holdings(&self, ops: &[Op]) -> Vec<(ipam::PoolId, std::net::IpAddr)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Delete(Kind::Endpoint, id) => self.endpoint_by_id(id).ok(),
+                _ => None,
+            })
+            .filter(|ep| ep.origin == Origin::Native)
+            .flat_map(|ep| {
+                self.network_by_id(&ep.network)
+                    .map(|net| self.endpoint_holdings(&net, &ep))
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     fn sweep_dir(
@@ -251,17 +261,5 @@ impl Controller {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn link_names() {
-        assert!(super::netd_link_name("br-0123456789ab"));
-        assert!(super::netd_link_name("vn0123456789ab"));
-        assert!(!super::netd_link_name("br-lan"));
-        assert!(!super::netd_link_name("veth0123456789"));
-        assert!(!super::netd_link_name("eth0"));
     }
 }

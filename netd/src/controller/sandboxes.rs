@@ -1,6 +1,8 @@
 //! Sandboxes: namespaces made or adopted, endpoints joined into them as eth0,
 //! eth1, ..., and their resolv.conf and hosts files.
 
+use super::allocation::Holdings;
+use super::endpoints::not_engine_owned;
 use super::networks::new_random_id;
 use super::persist::Op;
 use super::{
@@ -13,6 +15,7 @@ use crate::store::Kind;
 use drivers::netlink::{Batch, Netlink, LOOPBACK_INDEX};
 use drivers::{netns, SandboxSpec};
 use std::future::{poll_fn, Future};
+use std::path::Path;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
@@ -55,8 +58,15 @@ impl Drop for NetnsGuard {
     }
 }
 
-/// The lowest `ethN` not used by the sandbox's joined endpoints.
-fn next_interface(joined: &[EndpointRecord]) -> String {
+/// How many `ethN` names a join tries before it gives up.
+const MAX_INTERFACES: usize = 4096;
+
+/// The lowest `ethN` that neither the sandbox's joined endpoints use nor the
+/// namespace has (a runtime or the container may have made an `eth0` of its own).
+async fn next_interface(
+    joined: &[EndpointRecord],
+    inside: Option<&Netlink>,
+) -> Result<String, ControllerError> {
     let used: Vec<&str> = joined
         .iter()
         .filter_map(|e| e.join.as_ref())
@@ -64,10 +74,73 @@ fn next_interface(joined: &[EndpointRecord]) -> String {
         .filter(|j| j.host_link.is_some())
         .map(|j| j.interface.as_str())
         .collect();
-    (0..)
-        .map(|n| format!("eth{n}"))
-        .find(|name| !used.contains(&name.as_str()))
-        .unwrap_or_else(|| "eth0".to_string())
+    for n in 0..MAX_INTERFACES {
+        let name = format!("eth{n}");
+        if used.contains(&name.as_str()) {
+            continue;
+        }
+        let taken = match inside {
+            Some(nl) => nl.link(&name).await.map_err(|e| {
+                ControllerError::Driver(drivers::DriverError::Kernel {
+                    doing: format!("looking for a free interface name ({name}) in the sandbox"),
+                    source: e,
+                })
+            })?,
+            None => None,
+        };
+        if taken.is_none() {
+            return Ok(name);
+        }
+    }
+    Err(ControllerError::Conflict(format!(
+        "the sandbox has no free interface name eth0..eth{}",
+        MAX_INTERFACES - 1
+    )))
+}
+
+/// Why `path` cannot be adopted as a sandbox's namespace, checked before anything
+/// is made: it must be a network namespace, not netd's own (in production, the
+/// host's), and not one netd made or another sandbox holds.
+fn check_adoptable(
+    path: &Path,
+    run_dir: &Path,
+    held: impl Fn(u64) -> Option<String>,
+) -> Result<u64, ControllerError> {
+    let invalid =
+        |why: String| ControllerError::Invalid(format!("cannot adopt {}: {why}", path.display()));
+    if !path.is_absolute() {
+        return Err(invalid(
+            "give an absolute path such as /proc/PID/ns/net".into(),
+        ));
+    }
+    let id = netns::identity(path).map_err(|e| {
+        invalid(format!(
+            "{} (give /proc/PID/ns/net or a bind-mounted network namespace)",
+            plugin_api::PluginError::from_error(&e).message()
+        ))
+    })?;
+    if netns::own_identity().is_ok_and(|own| own == id) {
+        return Err(invalid(
+            "it is netd's own network namespace (the host's); a sandbox needs one of its own"
+                .into(),
+        ));
+    }
+    let ours = run_dir.join("netns");
+    if let (Ok(real), Ok(base)) = (path.canonicalize(), ours.canonicalize()) {
+        if real.starts_with(&base) {
+            return Err(invalid(format!(
+                "namespaces under {} are netd's own sandboxes'",
+                base.display()
+            )));
+        }
+    }
+    if let Some(other) = held(id.ino) {
+        return Err(ControllerError::Conflict(format!(
+            "cannot adopt {}: sandbox {other} holds that namespace already",
+            path.display()
+        )));
+    }
+    Ok(id.ino)
 }
 
 impl Controller {
@@ -82,33 +155,44 @@ impl Controller {
             None => Name::parse("sandbox", &format!("sb-{}", short_id(&id)))
                 .map_err(ControllerError::Invalid)?,
         };
-        let hostname = req.hostname.clone().unwrap_or_else(|| name.to_string());
-        if !files::valid_hostname(&hostname) {
-            return Err(ControllerError::Invalid(format!(
-                "invalid hostname {hostname:?}: use letters, digits and '-' in dot-separated labels of up to 63"
-            )));
-        }
-        if let Some(path) = &req.netns {
-            if !path.is_absolute() || !netns::is_netns(path) {
+        let hostname = match &req.hostname {
+            Some(h) if !files::valid_hostname(h) => {
                 return Err(ControllerError::Invalid(format!(
-                    "{} is not a network namespace file (give /proc/PID/ns/net or a bind-mounted netns)",
-                    path.display()
+                    "invalid hostname {h:?}: use letters, digits and '-' in dot-separated labels of up to 63"
                 )));
             }
-        }
+            Some(h) => h.clone(),
+            // The name when it makes a valid host name (`my_app` does not), else
+            // the short id, as Docker names a container's host.
+            None if files::valid_hostname(name.as_str()) => name.to_string(),
+            None => short_id(&id).to_string(),
+        };
+        let adopted_inode = match &req.netns {
+            Some(path) => Some(check_adoptable(path, &self.settings.run_dir, |ino| {
+                self.sandbox_holding(ino)
+            })?),
+            None => None,
+        };
         let reservation = NameGuard::reserve(&self.sandbox_names, name.as_str(), || {
             format!("a sandbox named {name} exists already")
         })?;
-        let (netns_path, owned, mut guard) = match &req.netns {
-            Some(path) => (path.clone(), false, NetnsGuard(None)),
+        let namespace_claim = match adopted_inode {
+            Some(ino) => Some(NameGuard::reserve(
+                &self.sandbox_namespaces,
+                &ino.to_string(),
+                || "another sandbox is adopting that namespace now".to_string(),
+            )?),
+            None => None,
+        };
+        let (netns_path, owned, netns_inode, mut guard) = match &req.netns {
+            Some(path) => (path.clone(), false, adopted_inode, NetnsGuard(None)),
             None => {
                 let path = self.settings.run_dir.join("netns").join(&id);
-                let runtime = tokio::runtime::Handle::current();
                 // Loopback comes up with the namespace, as in Docker's and runc's
                 // sandboxes (a sandbox on no network has a working lo); joins
                 // still raise it, for adopted namespaces.
                 let inside = netns::create_with(&path, move || {
-                    Netlink::on_this_thread(&runtime).map(|nl| {
+                    Netlink::on_this_thread().map(|nl| {
                         let lo = nl.run_here(Batch::new().set_up(LOOPBACK_INDEX));
                         (nl, lo)
                     })
@@ -129,7 +213,9 @@ impl Controller {
                         tracing::warn!(sandbox = %name, error = %e, "no netlink connection kept")
                     }
                 }
-                (path.clone(), true, NetnsGuard(Some(path)))
+                let guard = NetnsGuard(Some(path.clone()));
+                let inode = netns::identity(&path).ok().map(|i| i.ino);
+                (path, true, inode, guard)
             }
         };
         let dir = self.settings.run_dir.join("sandboxes").join(&id);
@@ -143,6 +229,7 @@ impl Controller {
             name: name.to_string(),
             netns: netns_path,
             owned,
+            netns_inode,
             hostname,
             dns,
             resolv_conf: dir.join("resolv.conf"),
@@ -152,7 +239,7 @@ impl Controller {
         };
         let result = async {
             self.write_files(&record, &[])?;
-            self.commit(vec![Op::Sandbox(record.clone())], 0).await
+            self.commit(vec![Op::Sandbox(record.clone())]).await
         }
         .await;
         if let Err(e) = result {
@@ -162,6 +249,14 @@ impl Controller {
         }
         guard.0 = None;
         reservation.commit();
+        match namespace_claim {
+            Some(claim) => claim.commit(),
+            None => {
+                if let Some(ino) = netns_inode {
+                    lock(&self.sandbox_namespaces).insert(ino.to_string());
+                }
+            }
+        }
         Ok(record)
     }
 
@@ -200,9 +295,32 @@ impl Controller {
         result.map_err(written(&sb.hosts))
     }
 
-    /// What a driver is told of a sandbox, with its kept netlink connection (opened
-    /// now if netd made the namespace before a restart).
-    pub(super) async fn sandbox_spec(&self, sb: &SandboxRecord) -> SandboxSpec {
+    /// The sandbox `ino` names, if one holds that namespace.
+    fn sandbox_holding(&self, ino: u64) -> Option<String> {
+        self.records()
+            .sandboxes
+            .values()
+            .find(|s| s.netns_inode == Some(ino))
+            .map(|s| s.name.clone())
+    }
+
+    /// Whether a sandbox's namespace is still there and still the one it had (an
+    /// adopted `/proc/PID/ns/net` shows another namespace once PID is reused).
+    pub(super) fn namespace_alive(sb: &SandboxRecord) -> bool {
+        match (netns::identity(&sb.netns), sb.netns_inode) {
+            (Ok(id), Some(ino)) => id.ino == ino,
+            (Ok(_), None) => true,
+            (Err(_), _) => false,
+        }
+    }
+
+    /// What a driver is told of a sandbox, with a netlink connection inside: the one
+    /// kept for a namespace netd made (opened now after a restart), or one opened for
+    /// this call in an adopted namespace, which is checked to be the adopted one.
+    pub(super) async fn sandbox_spec(
+        &self,
+        sb: &SandboxRecord,
+    ) -> Result<SandboxSpec, ControllerError> {
         let kept = lock(&self.sandbox_netlink).get(&sb.id).cloned();
         let netlink = match kept {
             Some(nl) => Some(nl),
@@ -216,21 +334,37 @@ impl Controller {
                     None
                 }
             },
-            None => None,
+            None => {
+                if !Self::namespace_alive(sb) {
+                    return Err(ControllerError::Conflict(format!(
+                        "sandbox {}: {} is no longer the namespace it adopted (its process is gone); delete the sandbox",
+                        sb.name,
+                        sb.netns.display()
+                    )));
+                }
+                Netlink::in_netns(&sb.netns).await.ok()
+            }
         };
-        SandboxSpec {
+        Ok(SandboxSpec {
             netns: Some(sb.netns.clone()),
             netlink,
-        }
+        })
     }
 
     pub(super) fn joined(
         &self,
         sb: &SandboxRecord,
     ) -> Result<Vec<EndpointRecord>, ControllerError> {
+        let records = self.records();
         sb.endpoints
             .iter()
-            .map(|id| self.get(Kind::Endpoint, "endpoint", id))
+            .map(|id| {
+                records
+                    .endpoints
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| ControllerError::not_found("endpoint", id))
+            })
             .collect()
     }
 
@@ -258,13 +392,14 @@ impl Controller {
     async fn lock_pair(&self, sandbox: &str, endpoint: &str) -> Result<Pair<'_>, ControllerError> {
         let sb = self.sandbox(sandbox)?;
         let ep = self.endpoint(endpoint)?;
+        not_engine_owned("endpoint", &ep.name, ep.origin)?;
         let claim = self.claim_endpoint(&ep)?;
         let sb_lock = self.sandbox_lock(&sb.id).lock_owned().await;
         let slot = self.slot(&ep.network);
         let gate = Arc::clone(&slot.gate).read_owned().await;
-        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
-        let ep: EndpointRecord = self.get(Kind::Endpoint, "endpoint", &ep.id)?;
-        let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
+        let sb = self.sandbox_by_id(&sb.id)?;
+        let ep = self.endpoint_by_id(&ep.id)?;
+        let net = self.network_by_id(&ep.network)?;
         Ok(Pair {
             sb,
             ep,
@@ -287,14 +422,19 @@ impl Controller {
         net: &NetworkRecord,
         ep: EndpointRecord,
         sb: SandboxRecord,
-        fresh: Option<super::Holdings<'_>>,
+        fresh: Option<Holdings<'_>>,
     ) -> Result<(EndpointRecord, SandboxRecord), ControllerError> {
         let mut joined = self.joined(&sb)?;
-        let ifname = next_interface(&joined);
         let driver = self.driver(&net.driver)?;
         let nspec = network_spec(net);
         let espec = endpoint_spec(&ep);
-        let sspec = self.sandbox_spec(&sb).await;
+        let sspec = self.sandbox_spec(&sb).await?;
+        let ifname = if driver.host_link(&espec).is_some() {
+            next_interface(&joined, sspec.netlink.as_ref()).await?
+        } else {
+            // host and none make no interface: the name is only recorded.
+            next_interface(&joined, None).await?
+        };
         let (old_ep, old_sb) = (ep.clone(), sb.clone());
         let (mut ep, mut sb) = (ep, sb);
         ep.join = Some(JoinRecord {
@@ -306,10 +446,9 @@ impl Controller {
         sb.endpoints.push(ep.id.clone());
         joined.push(ep.clone());
         let ops = vec![Op::Endpoint(ep.clone()), Op::Sandbox(sb.clone())];
-        let upto = self.ipam_seq();
         // The commit goes to the store's writer thread at once; the kernel work,
         // which mostly runs without yielding, and the hosts file overlap it.
-        let mut store = pin!(self.commit(ops, upto));
+        let mut store = pin!(self.commit(ops));
         let started = poll_fn(|cx| Poll::Ready(store.as_mut().poll(cx))).await;
         let kernel = async {
             let made = driver.join(&nspec, &espec, &sspec, &ifname).await?;
@@ -351,17 +490,20 @@ impl Controller {
             }
             (Err(e), Ok(())) => {
                 let mut undo = vec![Op::Sandbox(old_sb)];
-                match fresh {
-                    Some(holdings) => {
-                        // Given back now, so the undo commit carries the release.
-                        drop(holdings);
-                        undo.push(Op::Delete(Kind::Endpoint, old_ep.id.clone()));
-                    }
+                match &fresh {
+                    Some(_) => undo.push(Op::Delete(Kind::Endpoint, old_ep.id.clone())),
                     None => undo.push(Op::Endpoint(old_ep)),
                 }
-                let upto = self.ipam_seq();
-                if let Err(c) = self.commit(undo, upto).await {
-                    tracing::error!(endpoint = %ep.name, error = %c.full_message(), "could not store the undoing of a failed join; a restart reconciles it");
+                match self.commit(undo).await {
+                    // The endpoint's record is gone for good: its addresses can go.
+                    Ok(()) => drop(fresh),
+                    Err(c) => {
+                        // Stored, the endpoint still holds them; a restart rejoins it.
+                        if let Some(h) = fresh {
+                            h.commit();
+                        }
+                        tracing::error!(endpoint = %ep.name, error = %c.full_message(), "could not store the undoing of a failed join; a restart reconciles it");
+                    }
                 }
                 Err(e)
             }
@@ -381,8 +523,8 @@ impl Controller {
         let _sb_lock = lock_.lock().await;
         let slot = self.slot(&net.id);
         let _gate = slot.gate.read().await;
-        let sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
-        let net: NetworkRecord = self.get(Kind::Network, "network", &net.id)?;
+        let sb = self.sandbox_by_id(&sb.id)?;
+        let net = self.network_by_id(&net.id)?;
         let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint())?;
         prepared.record.attached = true;
         let (ep, _) = self
@@ -455,13 +597,16 @@ impl Controller {
         sb.endpoints.retain(|id| *id != ep.id);
         let mut ops = vec![Op::Sandbox(sb.clone())];
         if delete {
-            self.release_endpoint_addresses(net, &ep);
             ops.push(Op::Delete(Kind::Endpoint, ep.id.clone()));
         } else {
             ops.push(Op::Endpoint(ep.clone()));
         }
-        let upto = self.ipam_seq();
-        self.commit(ops, upto).await?;
+        self.commit(ops).await?;
+        if delete {
+            // Only now: until the delete was durable, a crash would have brought
+            // the endpoint back, and its addresses had to stay its own.
+            self.give_back(Vec::new(), self.endpoint_holdings(net, &ep));
+        }
         let joined = self.joined(&sb)?;
         if let Err(e) = self.write_hosts(&sb, &joined) {
             tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not rewrite the hosts file");
@@ -470,25 +615,42 @@ impl Controller {
     }
 
     /// Delete a sandbox: its endpoints leave (attached ones are deleted), its
-    /// namespace is removed if netd made it, and its files go.
+    /// namespace is removed if netd made it, and its files go. Every endpoint is
+    /// tried; if any cannot leave, the sandbox stays and the error names each.
     pub async fn delete_sandbox(&self, key: &str) -> Result<SandboxRecord, ControllerError> {
         let sb = self.sandbox(key)?;
         let lock_ = self.sandbox_lock(&sb.id);
         let _sb_lock = lock_.lock().await;
-        let mut sb: SandboxRecord = self.get(Kind::Sandbox, "sandbox", &sb.id)?;
+        let mut sb = self.sandbox_by_id(&sb.id)?;
+        let mut failures = Vec::new();
         for ep in self.joined(&sb)? {
-            let _claim = self.claim_endpoint(&ep)?;
-            let slot = self.slot(&ep.network);
-            let _gate = slot.gate.read().await;
-            let net: NetworkRecord = self.get(Kind::Network, "network", &ep.network)?;
-            let delete = ep.attached;
             let name = ep.name.clone();
-            sb = self.leave_locked(&net, ep, sb, delete).await?.1;
-            if delete {
-                lock(&slot.endpoint_names).remove(&name);
+            let left = async {
+                let _claim = self.claim_endpoint(&ep)?;
+                let slot = self.slot(&ep.network);
+                let _gate = slot.gate.read().await;
+                let net = self.network_by_id(&ep.network)?;
+                let delete = ep.attached;
+                let (_, after) = self.leave_locked(&net, ep, sb.clone(), delete).await?;
+                if delete {
+                    lock(&slot.endpoint_names).remove(&name);
+                }
+                Ok::<_, ControllerError>(after)
+            }
+            .await;
+            match left {
+                Ok(after) => sb = after,
+                Err(e) => failures.push(format!("endpoint {name}: {}", e.full_message())),
             }
         }
-        self.commit(vec![Op::Delete(Kind::Sandbox, sb.id.clone())], 0)
+        if !failures.is_empty() {
+            return Err(ControllerError::Incomplete(format!(
+                "sandbox {} could not be deleted: {}",
+                sb.name,
+                failures.join("; ")
+            )));
+        }
+        self.commit(vec![Op::Delete(Kind::Sandbox, sb.id.clone())])
             .await?;
         if sb.owned {
             if let Err(e) = netns::remove(&sb.netns) {
@@ -499,6 +661,9 @@ impl Controller {
         lock(&self.sandbox_names).remove(&sb.name);
         lock(&self.sandbox_locks).remove(&sb.id);
         lock(&self.sandbox_netlink).remove(&sb.id);
+        if let Some(ino) = sb.netns_inode {
+            lock(&self.sandbox_namespaces).remove(&ino.to_string());
+        }
         Ok(sb)
     }
 }

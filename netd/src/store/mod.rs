@@ -6,16 +6,18 @@
 //! flushed (one page for most batches, see [`wal`]), then committed to redb
 //! without a flush of its own. When the log is full, one durable redb commit
 //! takes in everything logged so far and the log starts again; on open, records
-//! redb does not hold durably yet are replayed. The allocator's changes go to a
-//! journal table in the same batch as the records they belong to; on start the
-//! journal is replayed onto the last snapshot and folded into a new one.
+//! redb does not hold durably yet are replayed.
+//!
+//! Only records are stored. The address allocator keeps no state of its own here:
+//! the controller derives it from the records at every start, so it can never
+//! disagree with them.
 
 mod wal;
 
-use ipam::{Change, Config, Ipam, Journal, State};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use wal::{LogOp, Wal};
@@ -29,24 +31,41 @@ pub enum Kind {
     Endpoint,
     /// Sandboxes by id.
     Sandbox,
+    /// Pools dockerd holds through the IpamDriver, by pool id.
+    EnginePool,
+    /// Addresses dockerd holds through the IpamDriver, by pool id and address.
+    EngineAddress,
 }
 
 impl Kind {
+    /// Every kind, in the order the controller loads them.
+    pub const ALL: [Kind; 5] = [
+        Kind::Network,
+        Kind::Endpoint,
+        Kind::Sandbox,
+        Kind::EnginePool,
+        Kind::EngineAddress,
+    ];
+
     fn table(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Kind::Network => TableDefinition::new("networks"),
             Kind::Endpoint => TableDefinition::new("endpoints"),
             Kind::Sandbox => TableDefinition::new("sandboxes"),
+            Kind::EnginePool => TableDefinition::new("engine_pools"),
+            Kind::EngineAddress => TableDefinition::new("engine_addresses"),
         }
     }
 }
 
-const IPAM_JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("ipam_journal");
-const IPAM_SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("ipam_snapshot");
-const SNAPSHOT_KEY: &str = "state";
+/// Tables of earlier versions, which kept the allocator's own state; dropped at open.
+const LEGACY_TABLES: [&str; 2] = ["ipam_journal", "ipam_snapshot"];
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The number of the last log record that redb holds durably.
 const LOG_APPLIED: &str = "log_applied";
+const IDENTITY: TableDefinition<&str, &str> = TableDefinition::new("identity");
+/// This store's instance id: the mark netd puts on what it makes in the kernel.
+const INSTANCE: &str = "instance";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,9 +115,15 @@ pub enum StoreError {
     /// The thread writing a batch died.
     #[error("the store's writer thread failed")]
     Writer,
-    /// Saved allocator state could not be rebuilt.
-    #[error("rebuilding the address allocator from the store")]
-    Ipam(#[source] ipam::IpamError),
+    /// The store's files could not be made private.
+    #[error("making {path} readable by root only")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn db(doing: impl Into<String>) -> impl FnOnce(redb::Error) -> StoreError {
@@ -116,6 +141,7 @@ fn dbe<E: Into<redb::Error>>(doing: &str) -> impl FnOnce(E) -> StoreError + '_ {
 pub struct Store {
     db: Database,
     log: Mutex<Log>,
+    instance: String,
 }
 
 /// The log and the number its next record takes.
@@ -130,8 +156,18 @@ struct Log {
 pub struct Batch<'a> {
     tx: redb::WriteTransaction,
     store: &'a Store,
-    changes: Vec<Change>,
     ops: Vec<LogOp>,
+}
+
+/// Make `path` readable and writable by its owner only: the store holds every
+/// container's addresses and namespace paths.
+fn private(path: &Path) -> Result<(), StoreError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        StoreError::Permissions {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 impl Store {
@@ -142,6 +178,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
+        private(path)?;
         let mut log_path = path.as_os_str().to_owned();
         log_path.push(".wal");
         let log_path = PathBuf::from(log_path);
@@ -150,6 +187,7 @@ impl Store {
             path: log_path.clone(),
             source,
         })?;
+        private(&log_path)?;
         let applied = applied(&db)?;
         let last = records.last().map_or(applied, |(seq, _)| applied.max(*seq));
         let replay: Vec<_> = records.iter().filter(|(seq, _)| *seq > applied).collect();
@@ -164,6 +202,7 @@ impl Store {
         }
         // Everything logged is in redb durably now.
         wal.restart();
+        let instance = settle(&db)?;
         Ok(Store {
             db,
             log: Mutex::new(Log {
@@ -171,7 +210,22 @@ impl Store {
                 next: last + 1,
                 stopped: None,
             }),
+            instance,
         })
+    }
+
+    /// This store's instance id (16 hex digits, made at its first open): what netd
+    /// marks its kernel objects with, so it never takes another instance's for its own.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Refuse every write from now on, saying `why`: an outcome is unknown and a
+    /// restart (which replays the log) must settle it.
+    pub fn stop(&self, why: &str) {
+        self.lock_log()
+            .stopped
+            .get_or_insert_with(|| why.to_string());
     }
 
     fn lock_log(&self) -> MutexGuard<'_, Log> {
@@ -184,7 +238,6 @@ impl Store {
         Ok(Batch {
             tx,
             store: self,
-            changes: Vec::new(),
             ops: Vec::new(),
         })
     }
@@ -220,57 +273,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Rebuild the allocator: the snapshot plus the journal replayed onto it. The
-    /// result is then saved as the new snapshot and the journal emptied, in one
-    /// transaction.
-    pub fn load_ipam<J: Journal>(&self, config: Config, journal: J) -> Result<Ipam<J>, StoreError> {
-        let tx = self.db.begin_write().map_err(dbe("starting a write"))?;
-        let ipam = {
-            let snapshot = tx
-                .open_table(IPAM_SNAPSHOT)
-                .map_err(dbe("opening the snapshot"))?;
-            let state: State = match snapshot
-                .get(SNAPSHOT_KEY)
-                .map_err(dbe("reading the snapshot"))?
-            {
-                Some(v) => decode(SNAPSHOT_KEY, v.value())?,
-                None => State::default(),
-            };
-            let mut ipam = Ipam::restore(config, &state, journal).map_err(StoreError::Ipam)?;
-            let journal = tx
-                .open_table(IPAM_JOURNAL)
-                .map_err(dbe("opening the journal"))?;
-            for entry in journal.iter().map_err(dbe("reading the journal"))? {
-                let (k, v) = entry.map_err(dbe("reading the journal"))?;
-                let change: Change = decode(&k.value().to_string(), v.value())?;
-                ipam.apply(&change).map_err(StoreError::Ipam)?;
-            }
-            ipam
-        };
-        {
-            let mut snapshot = tx
-                .open_table(IPAM_SNAPSHOT)
-                .map_err(dbe("opening the snapshot"))?;
-            let bytes = encode(SNAPSHOT_KEY, &ipam.state())?;
-            snapshot
-                .insert(SNAPSHOT_KEY, bytes.as_slice())
-                .map_err(dbe("writing the snapshot"))?;
-            let mut journal = tx
-                .open_table(IPAM_JOURNAL)
-                .map_err(dbe("opening the journal"))?;
-            journal
-                .retain(|_, _| false)
-                .map_err(dbe("emptying the journal"))?;
-        }
-        // A durable commit: the log restarts with it, or a replay would append
-        // journal entries that the snapshot already holds.
-        let mut log = self.lock_log();
-        set_applied(&tx, log.next - 1)?;
-        tx.commit().map_err(dbe("committing the snapshot"))?;
-        log.wal.restart();
-        Ok(ipam)
-    }
 }
 
 impl Batch<'_> {
@@ -302,32 +304,8 @@ impl Batch<'_> {
         Ok(existed)
     }
 
-    /// Write these allocator changes with the batch (the controller drains them from
-    /// its allocator's buffer journal after each allocation).
-    pub fn record_changes(&mut self, changes: impl IntoIterator<Item = Change>) {
-        self.changes.extend(changes);
-    }
-
-    /// Make the batch durable: records and allocator changes together.
+    /// Make the batch durable.
     pub fn commit(mut self) -> Result<(), StoreError> {
-        if !self.changes.is_empty() {
-            let mut journal = self
-                .tx
-                .open_table(IPAM_JOURNAL)
-                .map_err(dbe("opening the journal"))?;
-            let next = journal
-                .last()
-                .map_err(dbe("reading the journal"))?
-                .map(|(k, _)| k.value() + 1)
-                .unwrap_or(0);
-            for (n, change) in (next..).zip(&self.changes) {
-                let bytes = encode("ipam change", change)?;
-                journal
-                    .insert(n, bytes.as_slice())
-                    .map_err(dbe("writing the journal"))?;
-                self.ops.push(LogOp::Change(n, bytes));
-            }
-        }
         let mut log = self.store.lock_log();
         if let Some(why) = &log.stopped {
             return Err(StoreError::Stopped(why.clone()));
@@ -384,6 +362,60 @@ fn applied(db: &Database) -> Result<u64, StoreError> {
     Ok(applied.map_or(0, |v| v.value()))
 }
 
+/// Drop the tables of earlier versions and read (or make, durably) the instance id.
+fn settle(db: &Database) -> Result<String, StoreError> {
+    let tx = db.begin_write().map_err(dbe("starting a write"))?;
+    let mut changed = false;
+    for name in LEGACY_TABLES {
+        let table: TableDefinition<&str, &[u8]> = TableDefinition::new(name);
+        match tx.delete_table(table) {
+            Ok(dropped) => changed |= dropped,
+            // The journal's keys were numbers: a table of another type is still ours.
+            Err(redb::TableError::TableTypeMismatch { .. }) => {
+                let table: TableDefinition<u64, &[u8]> = TableDefinition::new(name);
+                changed |= tx
+                    .delete_table(table)
+                    .map_err(dbe("dropping a table of an earlier version"))?;
+            }
+            Err(e) => return Err(dbe("dropping a table of an earlier version")(e)),
+        }
+    }
+    let instance = {
+        let mut table = tx
+            .open_table(IDENTITY)
+            .map_err(dbe("opening the identity table"))?;
+        let existing = table
+            .get(INSTANCE)
+            .map_err(dbe("reading the instance id"))?
+            .map(|v| v.value().to_string());
+        match existing {
+            Some(id) => id,
+            None => {
+                let id = crate::model::new_id()
+                    .map_err(|source| StoreError::Log {
+                        doing: "making an instance id for",
+                        path: PathBuf::from("/dev/urandom"),
+                        source,
+                    })?
+                    .chars()
+                    .take(16)
+                    .collect::<String>();
+                table
+                    .insert(INSTANCE, id.as_str())
+                    .map_err(dbe("writing the instance id"))?;
+                changed = true;
+                id
+            }
+        }
+    };
+    if changed {
+        tx.commit().map_err(dbe("committing the instance id"))?;
+    } else {
+        tx.abort().map_err(dbe("ending a read"))?;
+    }
+    Ok(instance)
+}
+
 fn set_applied(tx: &redb::WriteTransaction, seq: u64) -> Result<(), StoreError> {
     let mut table = tx.open_table(META).map_err(dbe("opening the meta table"))?;
     table
@@ -411,14 +443,6 @@ fn apply(tx: &redb::WriteTransaction, ops: &[LogOp]) -> Result<(), StoreError> {
                 table
                     .remove(id.as_str())
                     .map_err(dbe("replaying a delete"))?;
-            }
-            LogOp::Change(n, value) => {
-                let mut journal = tx
-                    .open_table(IPAM_JOURNAL)
-                    .map_err(dbe("opening the journal"))?;
-                journal
-                    .insert(*n, value.as_slice())
-                    .map_err(dbe("replaying the journal"))?;
             }
         }
     }

@@ -16,7 +16,7 @@
 use super::Kind;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The log's size: 256 single-page records between durable redb commits.
@@ -32,8 +32,6 @@ pub enum LogOp {
     Put(Kind, String, Vec<u8>),
     /// A record deleted.
     Delete(Kind, String),
-    /// An allocator change appended to the journal under its number.
-    Change(u64, Vec<u8>),
 }
 
 /// A record read back: its number and its batch's changes.
@@ -58,6 +56,7 @@ impl Wal {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)?;
         if file.metadata()?.len() < LOG_BYTES {
             // Written, not just sized: a sparse or unwritten block would make each
@@ -144,11 +143,6 @@ fn encode_record(seq: u64, ops: &[LogOp]) -> Vec<u8> {
                 payload.push(kind_code(*kind));
                 put_bytes(&mut payload, id.as_bytes());
             }
-            LogOp::Change(n, value) => {
-                payload.push(2);
-                payload.extend_from_slice(&n.to_le_bytes());
-                put_bytes(&mut payload, value);
-            }
         }
     }
     let mut out = Vec::with_capacity(HEADER + payload.len() + PAGE as usize);
@@ -210,12 +204,6 @@ fn decode_payload(mut p: &[u8]) -> Option<Vec<LogOp>> {
                     LogOp::Delete(kind, id)
                 }
             }
-            2 => {
-                let (n, rest) = p.split_at_checked(8)?;
-                p = rest;
-                let n = u64::from_le_bytes(n.try_into().ok()?);
-                LogOp::Change(n, take_bytes(&mut p)?.to_vec())
-            }
             _ => return None,
         };
         ops.push(op);
@@ -248,6 +236,8 @@ fn kind_code(kind: Kind) -> u8 {
         Kind::Network => 0,
         Kind::Endpoint => 1,
         Kind::Sandbox => 2,
+        Kind::EnginePool => 3,
+        Kind::EngineAddress => 4,
     }
 }
 
@@ -256,6 +246,8 @@ fn kind_from(code: u8) -> Option<Kind> {
         0 => Some(Kind::Network),
         1 => Some(Kind::Endpoint),
         2 => Some(Kind::Sandbox),
+        3 => Some(Kind::EnginePool),
+        4 => Some(Kind::EngineAddress),
         _ => None,
     }
 }
@@ -268,7 +260,7 @@ mod tests {
         vec![
             LogOp::Put(Kind::Endpoint, format!("ep{n}"), vec![n; 300]),
             LogOp::Delete(Kind::Sandbox, "gone".into()),
-            LogOp::Change(u64::from(n), b"{\"a\":1}".to_vec()),
+            LogOp::Put(Kind::EngineAddress, format!("a{n}"), b"{\"a\":1}".to_vec()),
         ]
     }
 

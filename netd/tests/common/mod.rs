@@ -119,6 +119,39 @@ impl Netd {
             .success()
     }
 
+    /// A network namespace made by someone else (as a runtime's container process
+    /// would): a process sleeping in a new one, and its `/proc/PID/ns/net` path.
+    pub fn foreign_netns(&self, name: &str) -> (Daemon, String) {
+        let mut holder = self
+            .host
+            .spawn(name, "unshare", &["-n", "sleep", "600"])
+            .unwrap();
+        let netns = tests::wait_for("a namespace of its own", Duration::from_secs(10), || {
+            holder.check_running()?;
+            let children = std::fs::read_to_string(format!(
+                "/proc/{}/task/{}/children",
+                holder.pid(),
+                holder.pid()
+            ))
+            .unwrap_or_default();
+            // nsenter -> unshare execs sleep: the sleeping process is a child of
+            // nsenter, or nsenter itself.
+            let own = holder.pid().to_string();
+            for pid in children
+                .split_whitespace()
+                .chain(std::iter::once(own.as_str()))
+            {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "sleep" {
+                    return Ok(Some(format!("/proc/{pid}/ns/net")));
+                }
+            }
+            Ok(None)
+        })
+        .unwrap();
+        (holder, netns)
+    }
+
     /// The host's link names.
     pub fn links(&self) -> Vec<String> {
         let out = self

@@ -1,18 +1,20 @@
-//! The Docker face: netd's controller and allocator served to dockerd as the
-//! `NetworkDriver` and `IpamDriver` of one plugin. Each call is translated and handed
-//! to the controller; allocator changes are made durable before the answer.
+//! The plugin face: netd served to dockerd as the `NetworkDriver` and `IpamDriver`
+//! of one Docker plugin. Each call is translated and handed to the controller's
+//! engine operations, which answer only after the change is durable and touch only
+//! what dockerd owns.
 
-use crate::controller::docker::DockerPool;
-use crate::controller::{Buffer, Controller, ControllerError, ErrorKind};
+use crate::controller::{Controller, ControllerError, EnginePool, EnginePoolRequest, ErrorKind};
 use async_trait::async_trait;
-use ipam::docker::DockerIpam;
-use ipnet::IpNet;
 use plugin_api::protocol::ipam::*;
 use plugin_api::protocol::network::*;
 use plugin_api::protocol::types::MacAddress;
 use plugin_api::server::Plugin;
 use plugin_api::{IpamDriver, NetworkDriver, PluginError};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `--ipam-opt com.docker.network.ipam.serial=true`: hand addresses out round-robin.
+pub const OPTION_SERIAL: &str = "com.docker.network.ipam.serial";
 
 fn to_plugin(e: ControllerError) -> PluginError {
     let err = PluginError::new(e.full_message());
@@ -23,102 +25,127 @@ fn to_plugin(e: ControllerError) -> PluginError {
 }
 
 /// `NetworkDriver` over the controller.
-pub struct DockerNetwork {
+pub struct PluginNetwork {
     ctl: Arc<Controller>,
 }
 
-/// `IpamDriver` over the controller's allocator.
-pub struct DockerAllocator {
+/// `IpamDriver` over the controller.
+pub struct PluginIpam {
     ctl: Arc<Controller>,
-    inner: DockerIpam<Buffer>,
-    /// The host's routes and name servers, refreshed before each pool choice.
-    exclusions: Arc<Mutex<Vec<IpNet>>>,
 }
 
 /// The plugin dockerd talks to: both interfaces.
 pub fn plugin(ctl: Arc<Controller>) -> Plugin {
-    let exclusions: Arc<Mutex<Vec<IpNet>>> = Arc::default();
-    let current = Arc::clone(&exclusions);
-    let inner = DockerIpam::new(ctl.allocator()).with_exclusions(Arc::new(move || {
-        current.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }));
     Plugin::new()
-        .network(DockerNetwork {
+        .network(PluginNetwork {
             ctl: Arc::clone(&ctl),
         })
-        .ipam(DockerAllocator {
-            ctl,
-            inner,
-            exclusions,
-        })
+        .ipam(PluginIpam { ctl })
 }
 
-impl DockerAllocator {
-    async fn durable<T>(&self, result: Result<T, PluginError>) -> Result<T, PluginError> {
-        let value = result?;
-        self.ctl.persist_allocator().await.map_err(to_plugin)?;
-        Ok(value)
+fn serial(options: &BTreeMap<String, String>) -> Result<bool, PluginError> {
+    match options.get(OPTION_SERIAL).map(String::as_str) {
+        None | Some("false") | Some("") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(to_plugin(ControllerError::Invalid(format!(
+            "option {OPTION_SERIAL}={other:?}: expected true or false"
+        )))),
     }
 }
 
 #[async_trait]
-impl IpamDriver for DockerAllocator {
+impl IpamDriver for PluginIpam {
     async fn get_capabilities(&self) -> Result<IpamCapabilities, PluginError> {
-        self.inner.get_capabilities().await
+        // netd keeps the state: dockerd need not replay its requests.
+        Ok(IpamCapabilities::default())
     }
 
     async fn get_default_address_spaces(&self) -> Result<AddressSpacesResponse, PluginError> {
-        self.inner.get_default_address_spaces().await
+        Ok(AddressSpacesResponse::default())
     }
 
     async fn request_pool(
         &self,
         req: RequestPoolRequest,
     ) -> Result<RequestPoolResponse, PluginError> {
-        if req.pool.is_none() {
-            // A pool chosen for dockerd avoids the host's routes and name servers.
-            let now = self.ctl.host_exclusions().await;
-            *self.exclusions.lock().unwrap_or_else(|e| e.into_inner()) = now;
-        }
-        self.durable(self.inner.request_pool(req).await).await
+        let id = self
+            .ctl
+            .engine_request_pool(EnginePoolRequest {
+                space: req.address_space,
+                pool: req.pool,
+                sub_pool: req.sub_pool,
+                v6: req.v6,
+                serial: serial(&req.options)?,
+            })
+            .await
+            .map_err(to_plugin)?;
+        Ok(RequestPoolResponse {
+            pool_id: id.to_string(),
+            pool: id.subnet,
+            data: BTreeMap::new(),
+        })
     }
 
     async fn release_pool(&self, req: ReleasePoolRequest) -> Result<(), PluginError> {
-        self.durable(self.inner.release_pool(req).await).await
+        self.ctl
+            .engine_release_pool(&req.pool_id)
+            .await
+            .map_err(to_plugin)
     }
 
     async fn request_address(
         &self,
         req: RequestAddressRequest,
     ) -> Result<RequestAddressResponse, PluginError> {
-        self.durable(self.inner.request_address(req).await).await
+        let gateway = req
+            .options
+            .get(OPTION_REQUEST_ADDRESS_TYPE)
+            .map(String::as_str)
+            == Some(REQUEST_ADDRESS_TYPE_GATEWAY);
+        let address = self
+            .ctl
+            .engine_request_address(&req.pool_id, req.address, gateway)
+            .await
+            .map_err(to_plugin)?;
+        Ok(RequestAddressResponse {
+            address,
+            data: BTreeMap::new(),
+        })
     }
 
     async fn release_address(&self, req: ReleaseAddressRequest) -> Result<(), PluginError> {
-        self.durable(self.inner.release_address(req).await).await
+        self.ctl
+            .engine_release_address(&req.pool_id, req.address)
+            .await
+            .map_err(to_plugin)
     }
 }
 
+fn pools(data: &[IpamData]) -> Vec<EnginePool> {
+    data.iter()
+        .map(|d| EnginePool {
+            pool: d.pool,
+            gateway: d.gateway,
+            aux_addresses: d.aux_addresses.clone(),
+        })
+        .collect()
+}
+
 #[async_trait]
-impl NetworkDriver for DockerNetwork {
+impl NetworkDriver for PluginNetwork {
     async fn get_capabilities(&self) -> Result<NetworkCapabilities, PluginError> {
         Ok(NetworkCapabilities::default())
     }
 
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<(), PluginError> {
         let options = req.generic_options();
-        let pools = req
-            .ipv4_data
-            .iter()
-            .chain(&req.ipv6_data)
-            .map(|d| DockerPool {
-                pool: d.pool,
-                gateway: d.gateway,
-                aux_addresses: d.aux_addresses.clone(),
-            })
-            .collect();
         self.ctl
-            .docker_create_network(&req.network_id, options, pools)
+            .engine_create_network(
+                &req.network_id,
+                options,
+                pools(&req.ipv4_data),
+                pools(&req.ipv6_data),
+            )
             .await
             .map(|_| ())
             .map_err(to_plugin)
@@ -126,7 +153,7 @@ impl NetworkDriver for DockerNetwork {
 
     async fn delete_network(&self, req: DeleteNetworkRequest) -> Result<(), PluginError> {
         self.ctl
-            .docker_delete_network(&req.network_id)
+            .engine_delete_network(&req.network_id)
             .await
             .map_err(to_plugin)
     }
@@ -144,7 +171,7 @@ impl NetworkDriver for DockerNetwork {
         let mac = iface.mac_address.map(|m| m.to_string());
         let chosen = self
             .ctl
-            .docker_create_endpoint(&req.network_id, &req.endpoint_id, addresses, mac)
+            .engine_create_endpoint(&req.network_id, &req.endpoint_id, addresses, mac)
             .await
             .map_err(to_plugin)?;
         let interface = match chosen {
@@ -162,7 +189,7 @@ impl NetworkDriver for DockerNetwork {
 
     async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> Result<(), PluginError> {
         self.ctl
-            .docker_delete_endpoint(&req.endpoint_id)
+            .engine_delete_endpoint(&req.endpoint_id)
             .await
             .map_err(to_plugin)
     }
@@ -170,7 +197,7 @@ impl NetworkDriver for DockerNetwork {
     async fn join(&self, req: JoinRequest) -> Result<JoinResponse, PluginError> {
         let joined = self
             .ctl
-            .docker_join(&req.network_id, &req.endpoint_id, &req.sandbox_key)
+            .engine_join(&req.network_id, &req.endpoint_id, &req.sandbox_key)
             .await
             .map_err(to_plugin)?;
         Ok(JoinResponse {
@@ -190,7 +217,7 @@ impl NetworkDriver for DockerNetwork {
 
     async fn leave(&self, req: LeaveRequest) -> Result<(), PluginError> {
         self.ctl
-            .docker_leave(&req.network_id, &req.endpoint_id)
+            .engine_leave(&req.network_id, &req.endpoint_id)
             .await
             .map_err(to_plugin)
     }

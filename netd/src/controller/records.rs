@@ -1,0 +1,167 @@
+//! Every stored record, in memory, indexed by id and by name: what reads and lookups
+//! use, so none of them decodes records from the store. It changes only when a
+//! commit is durable (the writer thread applies the commit's writes right after
+//! it), so it always shows what the store holds.
+
+use super::persist::Op;
+use crate::model::{
+    EndpointRecord, EngineAddressRecord, EnginePoolRecord, NetworkRecord, SandboxRecord,
+};
+use crate::store::{Kind, Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The records.
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    pub networks: BTreeMap<String, NetworkRecord>,
+    network_names: HashMap<String, String>,
+    pub endpoints: BTreeMap<String, EndpointRecord>,
+    /// Endpoint names are unique per network only: name to ids.
+    endpoint_names: HashMap<String, BTreeSet<String>>,
+    /// Network id to its endpoints' ids.
+    by_network: HashMap<String, BTreeSet<String>>,
+    pub sandboxes: BTreeMap<String, SandboxRecord>,
+    sandbox_names: HashMap<String, String>,
+    pub engine_pools: BTreeMap<String, EnginePoolRecord>,
+    pub engine_addresses: BTreeMap<String, EngineAddressRecord>,
+}
+
+impl Records {
+    /// Everything the store holds.
+    pub fn load(store: &Store) -> Result<Records, StoreError> {
+        let mut records = Records::default();
+        let mut ops = Vec::new();
+        for (_, r) in store.list::<NetworkRecord>(Kind::Network)? {
+            ops.push(Op::Network(r));
+        }
+        for (_, r) in store.list::<EndpointRecord>(Kind::Endpoint)? {
+            ops.push(Op::Endpoint(r));
+        }
+        for (_, r) in store.list::<SandboxRecord>(Kind::Sandbox)? {
+            ops.push(Op::Sandbox(r));
+        }
+        for (_, r) in store.list::<EnginePoolRecord>(Kind::EnginePool)? {
+            ops.push(Op::EnginePool(r));
+        }
+        for (_, r) in store.list::<EngineAddressRecord>(Kind::EngineAddress)? {
+            ops.push(Op::EngineAddress(r));
+        }
+        records.apply(&ops);
+        Ok(records)
+    }
+
+    /// A committed batch's writes.
+    pub fn apply(&mut self, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::Network(r) => self.put_network(r.clone()),
+                Op::Endpoint(r) => self.put_endpoint(r.clone()),
+                Op::Sandbox(r) => self.put_sandbox(r.clone()),
+                Op::EnginePool(r) => {
+                    self.engine_pools.insert(r.key(), r.clone());
+                }
+                Op::EngineAddress(r) => {
+                    self.engine_addresses.insert(r.key(), r.clone());
+                }
+                Op::Delete(kind, id) => self.delete(*kind, id),
+            }
+        }
+    }
+
+    fn put_network(&mut self, r: NetworkRecord) {
+        if let Some(old) = self.networks.get(&r.id) {
+            self.network_names.remove(&old.name);
+        }
+        self.network_names.insert(r.name.clone(), r.id.clone());
+        self.networks.insert(r.id.clone(), r);
+    }
+
+    fn put_endpoint(&mut self, r: EndpointRecord) {
+        self.forget_endpoint(&r.id);
+        self.endpoint_names
+            .entry(r.name.clone())
+            .or_default()
+            .insert(r.id.clone());
+        self.by_network
+            .entry(r.network.clone())
+            .or_default()
+            .insert(r.id.clone());
+        self.endpoints.insert(r.id.clone(), r);
+    }
+
+    fn forget_endpoint(&mut self, id: &str) -> Option<EndpointRecord> {
+        let old = self.endpoints.remove(id)?;
+        if let Some(ids) = self.endpoint_names.get_mut(&old.name) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.endpoint_names.remove(&old.name);
+            }
+        }
+        if let Some(ids) = self.by_network.get_mut(&old.network) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_network.remove(&old.network);
+            }
+        }
+        Some(old)
+    }
+
+    fn put_sandbox(&mut self, r: SandboxRecord) {
+        if let Some(old) = self.sandboxes.get(&r.id) {
+            self.sandbox_names.remove(&old.name);
+        }
+        self.sandbox_names.insert(r.name.clone(), r.id.clone());
+        self.sandboxes.insert(r.id.clone(), r);
+    }
+
+    fn delete(&mut self, kind: Kind, id: &str) {
+        match kind {
+            Kind::Network => {
+                if let Some(old) = self.networks.remove(id) {
+                    self.network_names.remove(&old.name);
+                }
+            }
+            Kind::Endpoint => {
+                self.forget_endpoint(id);
+            }
+            Kind::Sandbox => {
+                if let Some(old) = self.sandboxes.remove(id) {
+                    self.sandbox_names.remove(&old.name);
+                }
+            }
+            Kind::EnginePool => {
+                self.engine_pools.remove(id);
+            }
+            Kind::EngineAddress => {
+                self.engine_addresses.remove(id);
+            }
+        }
+    }
+
+    /// The id of the network named `name`.
+    pub fn network_named(&self, name: &str) -> Option<&str> {
+        self.network_names.get(name).map(String::as_str)
+    }
+
+    /// The ids of the endpoints named `name` (one per network at most).
+    pub fn endpoints_named(&self, name: &str) -> Vec<&str> {
+        self.endpoint_names
+            .get(name)
+            .map(|ids| ids.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The id of the sandbox named `name`.
+    pub fn sandbox_named(&self, name: &str) -> Option<&str> {
+        self.sandbox_names.get(name).map(String::as_str)
+    }
+
+    /// A network's endpoints, by id.
+    pub fn endpoints_of<'a>(&'a self, network: &str) -> impl Iterator<Item = &'a EndpointRecord> {
+        self.by_network
+            .get(network)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.endpoints.get(id))
+    }
+}
