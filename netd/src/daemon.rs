@@ -36,10 +36,55 @@ pub enum DaemonError {
     /// The socket path has no usable file name.
     #[error("invalid socket path {0}: give a path like /run/netd/netd.sock")]
     SocketPath(PathBuf),
+    /// Another netd serves this network namespace.
+    #[error("another netd{} runs in this network namespace; stop it first (this one changed nothing)", .0.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AnotherInstance(Option<i32>),
+    /// The instance lock could not be taken.
+    #[error("taking the instance lock")]
+    InstanceLock(#[source] std::io::Error),
 }
 
-/// Run the daemon until a signal.
+/// The name of the abstract socket that one netd per network namespace holds:
+/// abstract unix sockets belong to the network namespace they are bound in, so
+/// a second daemon there fails to bind it, whatever its state dir or sockets.
+const INSTANCE_LOCK: &[u8] = b"netd-instance-lock";
+
+/// Hold the namespace's instance lock for as long as the listener lives.
+fn instance_lock() -> Result<std::os::unix::net::UnixListener, DaemonError> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    let addr = SocketAddr::from_abstract_name(INSTANCE_LOCK).map_err(DaemonError::InstanceLock)?;
+    match UnixListener::bind_addr(&addr) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let pid = UnixStream::connect_addr(&addr)
+                .ok()
+                .and_then(|s| nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok())
+                .map(|c| c.pid());
+            Err(DaemonError::AnotherInstance(pid))
+        }
+        Err(e) => Err(DaemonError::InstanceLock(e)),
+    }
+}
+
+/// Run the daemon until a signal. Nothing in the kernel is touched before the
+/// instance lock and both sockets are held: a second daemon fails first.
 pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    let _lock = instance_lock()?;
+    let (dir, name) = split_socket(&opts.socket)?;
+    let native = PluginSocket::bind(
+        &name,
+        &Registration::SocketIn(dir),
+        SocketPermissions::default(),
+    )?;
+    let docker = match &opts.plugin_dir {
+        Some(dir) => Some(PluginSocket::bind(
+            &opts.plugin_name,
+            &Registration::SocketIn(dir.clone()),
+            SocketPermissions::default(),
+        )?),
+        None => None,
+    };
     raise_open_file_limit();
     let nl = Netlink::current()?;
     let ctl = Arc::new(Controller::open(opts.settings.clone(), nl)?);
@@ -55,21 +100,6 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     for e in &report.errors {
         tracing::warn!(error = %e, "reconcile");
     }
-
-    let (dir, name) = split_socket(&opts.socket)?;
-    let native = PluginSocket::bind(
-        &name,
-        &Registration::SocketIn(dir),
-        SocketPermissions::default(),
-    )?;
-    let docker = match &opts.plugin_dir {
-        Some(dir) => Some(PluginSocket::bind(
-            &opts.plugin_name,
-            &Registration::SocketIn(dir.clone()),
-            SocketPermissions::default(),
-        )?),
-        None => None,
-    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

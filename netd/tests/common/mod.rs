@@ -70,10 +70,11 @@ impl Netd {
             .host
             .spawn_plugin_at("netd", &socket_ready, env!("CARGO_BIN_EXE_netd"), &args)
             .expect("netd starts");
+        // The socket is bound before netd reconciles; it answers once it has.
+        let client = Client::new(&socket);
+        let rt = runtime();
         tests::wait_for("netd API", Duration::from_secs(20), || {
-            Ok(std::os::unix::net::UnixStream::connect(&socket)
-                .is_ok()
-                .then_some(()))
+            Ok(rt.block_on(client.info()).is_ok().then_some(()))
         })
         .expect("netd API");
         self.daemon = Some(daemon);
