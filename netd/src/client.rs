@@ -236,6 +236,11 @@ impl Client {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// `GET /v1/pools`: the allocator's pools with their addresses.
+    pub async fn pools(&self) -> Result<Vec<ipam::PoolState>, ClientError> {
+        self.get("/v1/pools").await
+    }
+
     /// Create a network.
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<NetworkRecord, ClientError> {
         self.call(Method::POST, "/v1/networks", Some(req)).await

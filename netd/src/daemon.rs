@@ -59,7 +59,10 @@ fn instance_lock() -> Result<std::os::unix::net::UnixListener, DaemonError> {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let pid = UnixStream::connect_addr(&addr)
                 .ok()
-                .and_then(|s| nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok())
+                .and_then(|s| {
+                    nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials)
+                        .ok()
+                })
                 .map(|c| c.pid());
             Err(DaemonError::AnotherInstance(pid))
         }

@@ -48,7 +48,9 @@ fn a_second_daemon_in_the_same_namespace_refuses_to_start_and_touches_nothing() 
     let log = second.log();
     let pid = netd.daemon.as_ref().unwrap().pid();
     assert!(
-        log.contains(&format!("another netd (pid {pid}) runs in this network namespace")),
+        log.contains(&format!(
+            "another netd (pid {pid}) runs in this network namespace"
+        )),
         "{log}"
     );
     assert_eq!(netd.links(), links, "the second daemon changed links");
@@ -81,7 +83,10 @@ fn create(netd: &Netd, name: &str, subnet: &str, bridge: &str) -> Result<String,
 fn a_named_bridge_is_a_bridge_no_other_network_uses() {
     let netd = Netd::start();
     netd.host
-        .run("ip", &["link", "add", "fv0", "type", "veth", "peer", "name", "fv1"])
+        .run(
+            "ip",
+            &["link", "add", "fv0", "type", "veth", "peer", "name", "fv1"],
+        )
         .unwrap();
     netd.host
         .run("ip", &["link", "add", "mybr", "type", "bridge"])
@@ -91,32 +96,52 @@ fn a_named_bridge_is_a_bridge_no_other_network_uses() {
     for name in ["fv0", "lo"] {
         let err = create(&netd, "bad", "10.81.0.0/24", name).unwrap_err();
         assert!(err.contains("not a bridge"), "{name}: {err}");
-        let addrs = netd.host.run("ip", &["-o", "addr", "show", "dev", name]).unwrap();
+        let addrs = netd
+            .host
+            .run("ip", &["-o", "addr", "show", "dev", name])
+            .unwrap();
         assert!(!addrs.contains("10.81.0.1"), "{name}: {addrs}");
     }
     assert!(netd.links().contains(&"fv1".to_string()));
 
     // An existing bridge is used, and left in place (without netd's address) at delete.
     create(&netd, "n1", "10.81.0.0/24", "mybr").unwrap();
-    let addrs = netd.host.run("ip", &["-o", "addr", "show", "dev", "mybr"]).unwrap();
+    let addrs = netd
+        .host
+        .run("ip", &["-o", "addr", "show", "dev", "mybr"])
+        .unwrap();
     assert!(addrs.contains("10.81.0.1/24"), "{addrs}");
     // A bridge another network uses is refused: named, or by its default name.
     let err = create(&netd, "n2", "10.82.0.0/24", "mybr").unwrap_err();
     assert!(err.contains("link mybr is used by network n1"), "{err}");
     netd.cli(&["network", "create", "n3", "--subnet", "10.83.0.0/24"])
         .unwrap();
-    let n3 = runtime().block_on(netd.client.network("n3")).unwrap().network;
+    let n3 = runtime()
+        .block_on(netd.client.network("n3"))
+        .unwrap()
+        .network;
     let default = format!("br-{}", &n3.id[..12]);
     let err = create(&netd, "n4", "10.84.0.0/24", &default).unwrap_err();
     assert!(err.contains("is used by network n3"), "{err}");
 
     netd.cli(&["network", "rm", "n1"]).unwrap();
-    assert!(netd.links().contains(&"mybr".to_string()), "{:?}", netd.links());
-    let addrs = netd.host.run("ip", &["-o", "addr", "show", "dev", "mybr"]).unwrap();
+    assert!(
+        netd.links().contains(&"mybr".to_string()),
+        "{:?}",
+        netd.links()
+    );
+    let addrs = netd
+        .host
+        .run("ip", &["-o", "addr", "show", "dev", "mybr"])
+        .unwrap();
     assert!(!addrs.contains("10.81.0.1"), "{addrs}");
     // Once n1 is gone, the bridge can be named again.
     create(&netd, "n2", "10.82.0.0/24", "mybr").unwrap();
     netd.cli(&["network", "rm", "n2", "n3"]).unwrap();
     let left = netd.links();
-    assert_eq!(left, ["lo", "fv1", "fv0", "mybr"].map(String::from).to_vec(), "{left:?}");
+    assert_eq!(
+        left,
+        ["lo", "fv1", "fv0", "mybr"].map(String::from).to_vec(),
+        "{left:?}"
+    );
 }

@@ -29,7 +29,11 @@ impl Engine {
     fn call(&self, method: &str, body: Value) -> Result<Value, String> {
         self.rt
             .block_on(self.client.call::<Value, Value>(method, &body))
-            .map_err(|e| plugin_api::PluginError::from_error(&e).message().to_string())
+            .map_err(|e| {
+                plugin_api::PluginError::from_error(&e)
+                    .message()
+                    .to_string()
+            })
     }
 
     fn ok(&self, method: &str, body: Value) -> Value {
@@ -40,7 +44,10 @@ impl Engine {
     fn refused(&self, method: &str, body: Value, fragment: &str) {
         match self.call(method, body.clone()) {
             Ok(v) => panic!("{method} {body} was accepted: {v}"),
-            Err(e) => assert!(e.contains(fragment), "{method} {body}: {e:?} lacks {fragment:?}"),
+            Err(e) => assert!(
+                e.contains(fragment),
+                "{method} {body}: {e:?} lacks {fragment:?}"
+            ),
         }
     }
 
@@ -128,15 +135,27 @@ fn the_plugin_socket_cannot_name_what_the_native_api_made() {
         unknown,
     );
     engine.refused("IpamDriver.ReleasePool", json!({"PoolID": pool}), unknown);
-    engine.refused("IpamDriver.RequestAddress", json!({"PoolID": pool}), unknown);
+    engine.refused(
+        "IpamDriver.RequestAddress",
+        json!({"PoolID": pool}),
+        unknown,
+    );
     engine.refused(
         "IpamDriver.RequestPool",
         json!({"AddressSpace": "LocalDefault", "Pool": "10.85.0.0/25"}),
         "overlaps 10.85.0.0/24, which is allocated to n1",
     );
     let native = "made through netd's own API";
-    engine.refused("NetworkDriver.DeleteNetwork", json!({"NetworkID": net.id}), native);
-    engine.refused("NetworkDriver.DeleteEndpoint", json!({"NetworkID": net.id, "EndpointID": ep.id}), native);
+    engine.refused(
+        "NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": net.id}),
+        native,
+    );
+    engine.refused(
+        "NetworkDriver.DeleteEndpoint",
+        json!({"NetworkID": net.id, "EndpointID": ep.id}),
+        native,
+    );
     engine.refused(
         "NetworkDriver.CreateEndpoint",
         json!({"NetworkID": net.id, "EndpointID": EP, "Interface": {"Address": "10.85.0.9/24"}}),
@@ -147,7 +166,11 @@ fn the_plugin_socket_cannot_name_what_the_native_api_made() {
         json!({"NetworkID": net.id, "EndpointID": ep.id, "SandboxKey": "/proc/1/ns/net"}),
         native,
     );
-    engine.refused("NetworkDriver.Leave", json!({"NetworkID": net.id, "EndpointID": ep.id}), native);
+    engine.refused(
+        "NetworkDriver.Leave",
+        json!({"NetworkID": net.id, "EndpointID": ep.id}),
+        native,
+    );
     engine.refused(
         "NetworkDriver.CreateNetwork",
         json!({"NetworkID": net.id, "Options": {}, "IPv4Data": [{"Pool": "10.85.0.0/24", "Gateway": "10.85.0.1/24"}]}),
@@ -196,16 +219,32 @@ fn the_native_api_cannot_change_what_dockerd_made() {
             .block_on(c.raw(method.parse().unwrap(), path, body))
             .unwrap();
         let text = String::from_utf8_lossy(&answer);
-        assert_eq!(status, hyper::StatusCode::CONFLICT, "{method} {path}: {text}");
+        assert_eq!(
+            status,
+            hyper::StatusCode::CONFLICT,
+            "{method} {path}: {text}"
+        );
         assert!(text.contains(dockers), "{method} {path}: {text}");
     }
 
     // dockerd's own calls still work, and leave nothing behind.
-    engine.ok("NetworkDriver.Leave", json!({"NetworkID": NET, "EndpointID": EP}));
-    engine.ok("NetworkDriver.DeleteEndpoint", json!({"NetworkID": NET, "EndpointID": EP}));
-    engine.ok("IpamDriver.ReleaseAddress", json!({"PoolID": pool, "Address": "10.86.0.2"}));
+    engine.ok(
+        "NetworkDriver.Leave",
+        json!({"NetworkID": NET, "EndpointID": EP}),
+    );
+    engine.ok(
+        "NetworkDriver.DeleteEndpoint",
+        json!({"NetworkID": NET, "EndpointID": EP}),
+    );
+    engine.ok(
+        "IpamDriver.ReleaseAddress",
+        json!({"PoolID": pool, "Address": "10.86.0.2"}),
+    );
     engine.ok("NetworkDriver.DeleteNetwork", json!({"NetworkID": NET}));
-    engine.ok("IpamDriver.ReleaseAddress", json!({"PoolID": pool, "Address": "10.86.0.1"}));
+    engine.ok(
+        "IpamDriver.ReleaseAddress",
+        json!({"PoolID": pool, "Address": "10.86.0.1"}),
+    );
     engine.ok("IpamDriver.ReleasePool", json!({"PoolID": pool}));
     assert_eq!(held(&netd, &pool), Vec::<String>::new());
     assert!(rt.block_on(c.networks()).unwrap().is_empty());
@@ -235,9 +274,7 @@ fn the_plugin_face_checks_every_address() {
         "not an IPv4 subnet",
     );
     let pool = engine.network(NET, "10.87.0.0/24");
-    let create = |data: Value| {
-        json!({"NetworkID": NET, "Options": {}, "IPv4Data": [data]})
-    };
+    let create = |data: Value| json!({"NetworkID": NET, "Options": {}, "IPv4Data": [data]});
     // The same network again is fine; with other data it is refused.
     engine.ok(
         "NetworkDriver.CreateNetwork",
@@ -251,12 +288,27 @@ fn the_plugin_face_checks_every_address() {
     let other = "4444444444444444444444444444444444444444444444444444444444444444";
     for (data, fragment) in [
         (json!({"Pool": "10.88.0.5/24"}), "host bits are set"),
-        (json!({"Pool": "10.88.0.0/24", "Gateway": "10.88.0.0/24"}), "network address"),
-        (json!({"Pool": "10.88.0.0/24", "Gateway": "10.88.0.255/24"}), "broadcast address"),
-        (json!({"Pool": "10.88.0.0/24", "Gateway": "10.88.0.1/16"}), "prefix length"),
-        (json!({"Pool": "fd00:88::/64"}), "is in IPv4Data but is not an IPv4 subnet"),
+        (
+            json!({"Pool": "10.88.0.0/24", "Gateway": "10.88.0.0/24"}),
+            "network address",
+        ),
+        (
+            json!({"Pool": "10.88.0.0/24", "Gateway": "10.88.0.255/24"}),
+            "broadcast address",
+        ),
+        (
+            json!({"Pool": "10.88.0.0/24", "Gateway": "10.88.0.1/16"}),
+            "prefix length",
+        ),
+        (
+            json!({"Pool": "fd00:88::/64"}),
+            "is in IPv4Data but is not an IPv4 subnet",
+        ),
         (json!({"Pool": "10.87.0.0/25"}), "overlaps 10.87.0.0/24"),
-        (json!({"Pool": "255.255.255.0/24"}), "reserved and broadcast"),
+        (
+            json!({"Pool": "255.255.255.0/24"}),
+            "reserved and broadcast",
+        ),
     ] {
         engine.refused(
             "NetworkDriver.CreateNetwork",
@@ -267,22 +319,34 @@ fn the_plugin_face_checks_every_address() {
 
     let addr = engine.ok("IpamDriver.RequestAddress", json!({"PoolID": pool}));
     let addr = addr["Address"].as_str().unwrap().to_string();
-    let endpoint = |ep: &str, iface: Value| {
-        json!({"NetworkID": NET, "EndpointID": ep, "Interface": iface})
-    };
+    let endpoint =
+        |ep: &str, iface: Value| json!({"NetworkID": NET, "EndpointID": ep, "Interface": iface});
     for (iface, fragment) in [
         (json!({"Address": "10.87.0.1/24"}), "is the gateway"),
         (json!({"Address": "10.87.0.0/24"}), "network address"),
         (json!({"Address": "10.87.0.2/16"}), "prefix length"),
         (json!({"Address": "10.99.0.2/24"}), "not in any subnet"),
-        (json!({"Address": "10.87.0.77/24"}), "was not handed out by netd's IpamDriver"),
-        (json!({"Address": addr, "MacAddress": "01:00:5e:00:00:01"}), "multicast"),
+        (
+            json!({"Address": "10.87.0.77/24"}),
+            "was not handed out by netd's IpamDriver",
+        ),
+        (
+            json!({"Address": addr, "MacAddress": "01:00:5e:00:00:01"}),
+            "multicast",
+        ),
     ] {
-        engine.refused("NetworkDriver.CreateEndpoint", endpoint(EP, iface), fragment);
+        engine.refused(
+            "NetworkDriver.CreateEndpoint",
+            endpoint(EP, iface),
+            fragment,
+        );
     }
     engine.ok(
         "NetworkDriver.CreateEndpoint",
-        endpoint(EP, json!({"Address": addr, "MacAddress": "02:42:0a:57:00:02"})),
+        endpoint(
+            EP,
+            json!({"Address": addr, "MacAddress": "02:42:0a:57:00:02"}),
+        ),
     );
     // Another endpoint cannot have its address or its MAC.
     engine.refused(
@@ -293,10 +357,16 @@ fn the_plugin_face_checks_every_address() {
     let addr2 = engine.ok("IpamDriver.RequestAddress", json!({"PoolID": pool}));
     engine.refused(
         "NetworkDriver.CreateEndpoint",
-        endpoint(EP2, json!({"Address": addr2["Address"], "MacAddress": "02:42:0a:57:00:02"})),
+        endpoint(
+            EP2,
+            json!({"Address": addr2["Address"], "MacAddress": "02:42:0a:57:00:02"}),
+        ),
         "MAC address 02:42:0a:57:00:02 is held by endpoint",
     );
-    engine.ok("NetworkDriver.CreateEndpoint", endpoint(EP2, json!({"Address": addr2["Address"]})));
+    engine.ok(
+        "NetworkDriver.CreateEndpoint",
+        endpoint(EP2, json!({"Address": addr2["Address"]})),
+    );
 }
 
 #[test]
@@ -307,7 +377,10 @@ fn a_release_of_what_is_still_used_waits_for_its_user() {
     let addr = engine.endpoint(NET, EP, &pool);
     // dockerd releases the pool and the endpoint's address while netd still has
     // the network and the endpoint (their deletes failed, say): nothing is freed.
-    engine.ok("IpamDriver.ReleaseAddress", json!({"PoolID": pool, "Address": addr.split('/').next().unwrap()}));
+    engine.ok(
+        "IpamDriver.ReleaseAddress",
+        json!({"PoolID": pool, "Address": addr.split('/').next().unwrap()}),
+    );
     engine.ok("IpamDriver.ReleasePool", json!({"PoolID": pool}));
     assert_eq!(held(&netd, &pool), ["10.89.0.1", "10.89.0.2"]);
     engine.refused(
@@ -315,9 +388,16 @@ fn a_release_of_what_is_still_used_waits_for_its_user() {
         json!({"AddressSpace": "LocalDefault", "Pool": "10.89.0.0/24"}),
         "overlaps",
     );
-    engine.refused("IpamDriver.RequestAddress", json!({"PoolID": pool}), "was released by dockerd");
+    engine.refused(
+        "IpamDriver.RequestAddress",
+        json!({"PoolID": pool}),
+        "was released by dockerd",
+    );
     // The endpoint goes: its address with it. The network goes: the pool with it.
-    engine.ok("NetworkDriver.DeleteEndpoint", json!({"NetworkID": NET, "EndpointID": EP}));
+    engine.ok(
+        "NetworkDriver.DeleteEndpoint",
+        json!({"NetworkID": NET, "EndpointID": EP}),
+    );
     assert_eq!(held(&netd, &pool), ["10.89.0.1"]);
     engine.ok("NetworkDriver.DeleteNetwork", json!({"NetworkID": NET}));
     assert_eq!(held(&netd, &pool), Vec::<String>::new());
@@ -372,7 +452,9 @@ fn a_join_whose_sandbox_is_gone_is_undone_at_start() {
     assert_eq!(netd.links().len(), 4, "{:?}", netd.links());
     let mut daemon = netd.daemon.take().unwrap();
     daemon.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
-    daemon.wait_exit(std::time::Duration::from_secs(10)).unwrap();
+    daemon
+        .wait_exit(std::time::Duration::from_secs(10))
+        .unwrap();
     // The container went while netd was away.
     std::fs::remove_file(&key).unwrap();
     netd.launch();

@@ -70,7 +70,20 @@ impl Controller {
             if let Some(link) = &join.host_link {
                 host_links.insert(link.clone());
             }
-            let Some(sb_id) = &join.sandbox else { continue };
+            let Some(sb_id) = &join.sandbox else {
+                // An engine-placed join: its interface is in the engine's sandbox,
+                // which netd cannot make again. Gone (a Leave cut short by a crash,
+                // or the sandbox ended), the join is over.
+                if let Some(link) = &join.host_link {
+                    if self.nl.link(link).await.is_ok_and(|l| l.is_none()) {
+                        let mut left = ep.clone();
+                        left.join = None;
+                        ops.push(Op::Endpoint(left));
+                        out.dropped.push(ep.name.clone());
+                    }
+                }
+                continue;
+            };
             let Some(net) = nets.get(ep.network.as_str()) else {
                 continue;
             };
