@@ -241,6 +241,14 @@ impl Client {
         self.get("/v1/pools").await
     }
 
+    /// `POST /v1/engine/sync`: remove dockerd's objects that `view` lacks.
+    pub async fn engine_sync(
+        &self,
+        view: &crate::controller::EngineView,
+    ) -> Result<crate::controller::SyncReport, ClientError> {
+        self.call(Method::POST, "/v1/engine/sync", Some(view)).await
+    }
+
     /// Create a network.
     pub async fn create_network(&self, req: &NetworkCreate) -> Result<NetworkRecord, ClientError> {
         self.call(Method::POST, "/v1/networks", Some(req)).await

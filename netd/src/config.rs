@@ -10,6 +10,7 @@
 //! dns = ["192.0.2.53"]                 # sandboxes' fallback name servers
 //! default_address_pools = [{ base = "172.24.0.0/14", size = 24 }]
 //! default_address_pools_v6 = [{ base = "fd00:1::/48", size = 64 }]
+//! idle_timeout = 30                    # seconds; idle connections and slow bodies
 //! ```
 
 use ipam::DefaultPool;
@@ -39,6 +40,8 @@ pub struct FileConfig {
     pub default_address_pools: Option<Vec<DefaultPool>>,
     /// Local IPv6 default pools.
     pub default_address_pools_v6: Option<Vec<DefaultPool>>,
+    /// Seconds a connection may stay idle, and a request body may take.
+    pub idle_timeout: Option<u64>,
 }
 
 /// Why the configuration could not be used.

@@ -2,9 +2,11 @@
 //! and the Docker plugin socket until SIGTERM or SIGINT.
 
 use crate::controller::{Controller, Settings};
-use crate::{api, plugin_face};
+use crate::{activation, api, plugin_face};
 use drivers::netlink::Netlink;
-use plugin_api::server::{shutdown_signal, PluginSocket, Registration, SocketPermissions};
+use plugin_api::server::{
+    shutdown_signal, PluginSocket, Registration, ServeLimits, SocketPermissions,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub struct DaemonOptions {
     pub plugin_dir: Option<PathBuf>,
     /// The plugin's name: dockerd's `-d` and `--ipam-driver` value.
     pub plugin_name: String,
+    /// Idle and slow-request limits of both sockets.
+    pub limits: ServeLimits,
 }
 
 /// Why the daemon stopped.
@@ -42,6 +46,9 @@ pub enum DaemonError {
     /// The instance lock could not be taken.
     #[error("taking the instance lock")]
     InstanceLock(#[source] std::io::Error),
+    /// Sockets passed by the service manager are not usable.
+    #[error("sockets passed by the service manager")]
+    Activation(#[from] activation::ActivationError),
 }
 
 /// The name of the abstract socket that one netd per network namespace holds:
@@ -72,22 +79,39 @@ fn instance_lock() -> Result<std::os::unix::net::UnixListener, DaemonError> {
 
 /// Run the daemon until a signal. Nothing in the kernel is touched before the
 /// instance lock and both sockets are held: a second daemon fails first.
-pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+///
+/// `passed`: sockets systemd (or another manager) holds across netd's restarts
+/// (see [`activation`]), taken before the runtime started; requests that come
+/// while netd is away wait in their backlog instead of failing.
+pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), DaemonError> {
     let _lock = instance_lock()?;
+    let mut passed = passed;
     let (dir, name) = split_socket(&opts.socket)?;
-    let native = PluginSocket::bind(
-        &name,
-        &Registration::SocketIn(dir),
-        SocketPermissions::default(),
-    )?;
-    let docker = match &opts.plugin_dir {
-        Some(dir) => Some(PluginSocket::bind(
-            &opts.plugin_name,
-            &Registration::SocketIn(dir.clone()),
+    let native = match passed.take(&opts.socket) {
+        Some(l) => PluginSocket::inherited(l, opts.socket.clone())?,
+        None => PluginSocket::bind(
+            &name,
+            &Registration::SocketIn(dir),
             SocketPermissions::default(),
-        )?),
+        )?,
+    }
+    .with_limits(opts.limits);
+    let docker = match &opts.plugin_dir {
+        Some(dir) => {
+            let path = dir.join(format!("{}.sock", opts.plugin_name));
+            let socket = match passed.take(&path) {
+                Some(l) => PluginSocket::inherited(l, path)?,
+                None => PluginSocket::bind(
+                    &opts.plugin_name,
+                    &Registration::SocketIn(dir.clone()),
+                    SocketPermissions::default(),
+                )?,
+            };
+            Some(socket.with_limits(opts.limits))
+        }
         None => None,
     };
+    passed.refuse_leftovers()?;
     raise_open_file_limit();
     let nl = Netlink::current()?;
     let ctl = Arc::new(Controller::open(opts.settings.clone(), nl)?);
@@ -103,6 +127,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     for e in &report.errors {
         tracing::warn!(error = %e, "reconcile");
     }
+    let reaper = tokio::spawn(reap_engine_joins(Arc::clone(&ctl)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -121,6 +146,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         ))
     });
     shutdown_signal().await;
+    reaper.abort();
     let _ = stop_tx.send(true);
     if let Ok(result) = native_task.await {
         result?;
@@ -131,6 +157,23 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         }
     }
     Ok(())
+}
+
+/// How often joins dockerd placed are checked for a sandbox that is gone.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Unjoin, every [`REAP_EVERY`], Docker endpoints whose sandbox is gone without a
+/// Leave (a container that ended while its dockerd was down, say).
+async fn reap_engine_joins(ctl: Arc<Controller>) {
+    let mut every = tokio::time::interval(REAP_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let reaped = ctl.reap_engine_joins().await;
+        if !reaped.is_empty() {
+            tracing::info!(endpoints = ?reaped, "unjoined endpoints whose sandbox is gone");
+        }
+    }
 }
 
 fn split_socket(path: &Path) -> Result<(PathBuf, String), DaemonError> {

@@ -49,11 +49,30 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
             .plugin_name
             .or(file.plugin_name.clone())
             .unwrap_or_else(|| "netd".into()),
+        limits: {
+            let secs = args.idle_timeout.or(file.idle_timeout).unwrap_or(30);
+            plugin_api::server::ServeLimits {
+                idle: std::time::Duration::from_secs(secs),
+                body: std::time::Duration::from_secs(secs),
+                ..Default::default()
+            }
+        },
     })
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Before any other thread exists: taking them clears their variables.
+    let passed = match &cli.command {
+        Command::Daemon(_) => match netd::activation::listeners() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        _ => Default::default(),
+    };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,7 +89,9 @@ fn main() -> std::process::ExitCode {
                             .with_writer(std::io::stderr)
                             .init();
                         let opts = daemon_options(cli.socket, args)?;
-                        netd::daemon::run(opts).await.map_err(anyhow::Error::from)
+                        netd::daemon::run(opts, passed)
+                            .await
+                            .map_err(anyhow::Error::from)
                     }
                     other => netd::cli::run_client(cli.socket, other).await,
                 }

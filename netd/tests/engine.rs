@@ -5,6 +5,7 @@
 mod common;
 
 use common::Netd;
+use serde_json::json;
 use tests::Dockerd;
 
 #[test]
@@ -139,4 +140,174 @@ fn docker_networks_on_netd() {
     assert_eq!(links, vec!["lo".to_string()], "links left: {links:?}");
     let pools = common::runtime().block_on(netd.client.metrics()).unwrap();
     assert!(pools.contains("netd_ipam_pools 0"), "pools left:\n{pools}");
+}
+
+/// `docker network create -d netd --ipam-driver netd --subnet SUBNET NAME`.
+fn docker_network(docker: &Dockerd, name: &str, subnet: &str) -> String {
+    docker
+        .run(&[
+            "network",
+            "create",
+            "-d",
+            "netd",
+            "--ipam-driver",
+            "netd",
+            "--subnet",
+            subnet,
+            name,
+        ])
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn docker_sync_removes_what_dockerd_no_longer_has() {
+    let netd = Netd::start_with_docker();
+    let docker = Dockerd::start(&netd.host).unwrap();
+    let n1 = docker_network(&docker, "n1", "10.93.0.0/24");
+    docker
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--network",
+            "n1",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .unwrap();
+    let c1_ip = docker
+        .run(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.n1.IPAddress}}",
+            "c1",
+        ])
+        .unwrap()
+        .trim()
+        .to_string();
+
+    // What dockerd no longer knows of (calls it gave up on while netd was away):
+    // a whole network with its pool, an endpoint and an address on n1.
+    let plugin = plugin_api::client::PluginClient::unix(netd.host.plugin_dir().join("netd.sock"));
+    let rt = common::runtime();
+    let call = |method: &str, body: serde_json::Value| -> serde_json::Value {
+        rt.block_on(plugin.call::<serde_json::Value, serde_json::Value>(method, &body))
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    };
+    let lost = "5".repeat(64);
+    let pool = call("IpamDriver.RequestPool", json!({"Pool": "10.94.0.0/24"}))["PoolID"].clone();
+    let gw = call("IpamDriver.RequestAddress", json!({"PoolID": pool}))["Address"].clone();
+    call(
+        "NetworkDriver.CreateNetwork",
+        json!({"NetworkID": lost, "IPv4Data": [{"Pool": "10.94.0.0/24", "Gateway": gw}]}),
+    );
+    let n1_pool = "local/10.93.0.0/24";
+    let stray = call("IpamDriver.RequestAddress", json!({"PoolID": n1_pool}))["Address"].clone();
+    call(
+        "NetworkDriver.CreateEndpoint",
+        json!({"NetworkID": n1, "EndpointID": "6".repeat(64), "Interface": {"Address": stray}}),
+    );
+    let stray_ip = stray
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let socket = docker.socket().display().to_string();
+    let sync = |extra: &[&str]| {
+        let mut args = vec!["docker-sync", "--docker-socket", &socket, "--grace", "0"];
+        args.extend_from_slice(extra);
+        netd.cli(&args)
+            .unwrap_or_else(|e| panic!("docker-sync {extra:?}: {e}"))
+    };
+    let planned = sync(&["--dry-run"]);
+    for want in [
+        format!("would remove network {lost}"),
+        format!("would remove endpoint {}", "6".repeat(64)),
+        "would remove pool local/10.94.0.0/24".to_string(),
+        format!("would remove address local/10.93.0.0/24 {stray_ip}"),
+    ] {
+        assert!(planned.contains(&want), "{want}:\n{planned}");
+    }
+    assert_eq!(
+        rt.block_on(netd.client.networks()).unwrap().len(),
+        2,
+        "a dry run changed something"
+    );
+    sync(&[]);
+
+    let nets = rt.block_on(netd.client.networks()).unwrap();
+    assert_eq!(
+        nets.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        [n1.as_str()]
+    );
+    let eps = rt.block_on(netd.client.endpoints()).unwrap();
+    assert_eq!(eps.len(), 1, "{eps:?}");
+    assert_eq!(eps[0].addresses[0].addr().to_string(), c1_ip);
+    let pools = rt.block_on(netd.client.pools()).unwrap();
+    assert_eq!(pools.len(), 1, "{pools:?}");
+    let held: Vec<String> = pools[0]
+        .allocated
+        .iter()
+        .map(|r| format!("{}-{:?}", r.first, r.last))
+        .collect();
+    assert_eq!(held, ["10.93.0.1-Some(10.93.0.2)"], "{c1_ip}");
+    // dockerd's container is untouched, and a second sync finds nothing.
+    docker
+        .run(&["exec", "c1", "ping", "-c", "1", "-W", "2", "10.93.0.1"])
+        .unwrap();
+    assert_eq!(sync(&[]).trim(), "");
+    docker.run(&["rm", "-f", "c1"]).unwrap();
+    docker.run(&["network", "rm", "n1"]).unwrap();
+}
+
+#[test]
+fn docker_calls_made_while_netd_restarts_wait_and_leave_nothing_behind() {
+    let mut netd = Netd::start_activated();
+    let mut daemon = netd.daemon.take().unwrap();
+    let docker = Dockerd::start(&netd.host).unwrap();
+    docker_network(&docker, "n1", "10.95.0.0/24");
+    docker
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--network",
+            "n1",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .unwrap();
+
+    // netd goes away (a crash, an upgrade); dockerd removes the container meanwhile.
+    daemon.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    daemon.wait_exit(std::time::Duration::from_secs(5)).unwrap();
+    let rm = {
+        let mut cmd = docker.docker();
+        cmd.args(["rm", "-f", "c1"]);
+        std::thread::spawn(move || cmd.output().unwrap())
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!rm.is_finished(), "dockerd did not wait for netd");
+    let restarted = netd.start_daemon();
+    let out = rm.join().unwrap();
+    assert!(out.status.success(), "{out:?}\n{}", restarted.log());
+
+    // Nothing stayed behind: the network goes, and its subnet can be had again.
+    docker.run(&["network", "rm", "n1"]).unwrap();
+    let rt = common::runtime();
+    assert!(rt.block_on(netd.client.endpoints()).unwrap().is_empty());
+    assert!(rt.block_on(netd.client.networks()).unwrap().is_empty());
+    assert!(rt.block_on(netd.client.pools()).unwrap().is_empty());
+    assert_eq!(netd.links(), ["lo"]);
+    docker_network(&docker, "n2", "10.95.0.0/24");
+    assert_eq!(rt.block_on(netd.client.networks()).unwrap().len(), 1);
 }

@@ -6,7 +6,9 @@ pub mod metrics;
 
 pub use error::{ApiError, ApiErrorBody};
 
-use crate::controller::{Attach, Controller, EndpointCreate, Join, NetworkCreate, SandboxCreate};
+use crate::controller::{
+    Attach, Controller, EndpointCreate, EngineView, Join, NetworkCreate, SandboxCreate,
+};
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
@@ -88,6 +90,7 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route("/v1/sandboxes/{key}/attach", post(attach))
         .route("/v1/sandboxes/{key}/detach", post(detach))
         .route("/v1/pools", get(list_pools))
+        .route("/v1/engine/sync", post(engine_sync))
         .route("/metrics", get(metrics_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -154,6 +157,15 @@ async fn list_networks(State(s): State<ApiState>) -> Json<Vec<NetworkRecord>> {
 
 async fn list_pools(State(s): State<ApiState>) -> Json<Vec<ipam::PoolState>> {
     Json(s.ctl.pool_states())
+}
+
+async fn engine_sync(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let view: EngineView = body(&headers, b, "engine sync").await?;
+    Ok(Json(s.ctl.engine_sync(view).await?))
 }
 
 async fn create_network(

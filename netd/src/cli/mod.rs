@@ -1,6 +1,7 @@
 //! The command line: `netd daemon` runs the server; every other command is a
 //! client of its native API.
 
+mod docker_view;
 mod table;
 
 use crate::client::{Client, ClientError, DEFAULT_SOCKET};
@@ -39,6 +40,31 @@ pub enum Command {
     /// Manage sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    /// Remove what dockerd made on netd and no longer has (networks, endpoints,
+    /// pools, addresses), read from dockerd's own API: after dockerd could not
+    /// reach netd, nothing stays behind.
+    DockerSync(DockerSyncArgs),
+    /// The address allocator's pools and the addresses handed out of each.
+    Pools(FormatArg),
+}
+
+/// `netd docker-sync`.
+#[derive(Debug, Args)]
+pub struct DockerSyncArgs {
+    /// dockerd's API socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    pub docker_socket: PathBuf,
+    /// netd's plugin name in dockerd (`-d` and `--ipam-driver`).
+    #[arg(long, default_value = "netd")]
+    pub plugin_name: String,
+    /// Leave alone what was made less than this many seconds ago.
+    #[arg(long, default_value_t = 60)]
+    pub grace: u64,
+    /// Print what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 /// `netd daemon`.
@@ -62,6 +88,10 @@ pub struct DaemonArgs {
     /// The plugin's name, as given to `docker network create -d` [default: netd].
     #[arg(long)]
     pub plugin_name: Option<String>,
+    /// Close a connection that sends no request for this many seconds, and answer
+    /// 408 to a request whose body takes longer [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: Option<u64>,
 }
 
 /// Output format.
@@ -397,7 +427,76 @@ pub async fn run_client(socket: Option<PathBuf>, command: Command) -> anyhow::Re
         Command::Network(cmd) => network(&client, cmd).await,
         Command::Endpoint(cmd) => endpoint(&client, cmd).await,
         Command::Sandbox(cmd) => sandbox(&client, cmd).await,
+        Command::DockerSync(args) => docker_sync(&client, args).await,
+        Command::Pools(format) => {
+            let pools = client.pools().await?;
+            match format.format {
+                Format::Json => print_json(&pools),
+                Format::Table => {
+                    print!("{}", pool_rows(&pools));
+                    Ok(())
+                }
+            }
+        }
     }
+}
+
+fn pool_rows(pools: &[ipam::PoolState]) -> String {
+    let rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| {
+            let ranges: Vec<String> = p
+                .allocated
+                .iter()
+                .map(|r| match r.last {
+                    Some(last) => format!("{}-{last}", r.first),
+                    None => r.first.to_string(),
+                })
+                .collect();
+            vec![
+                p.id.to_string(),
+                p.owner.clone().unwrap_or_default(),
+                ranges.join(","),
+            ]
+        })
+        .collect();
+    table::render(&["POOL", "OWNER", "ADDRESSES"], &rows)
+}
+
+async fn docker_sync(client: &Client, args: DockerSyncArgs) -> anyhow::Result<()> {
+    let mut view = docker_view::read(&args.docker_socket, &args.plugin_name).await?;
+    view.grace_seconds = Some(args.grace);
+    view.dry_run = args.dry_run;
+    let report = client.engine_sync(&view).await?;
+    match args.format.format {
+        Format::Json => print_json(&report)?,
+        Format::Table => {
+            let verb = if args.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            for (what, items) in [
+                ("network", &report.networks),
+                ("endpoint", &report.endpoints),
+                ("pool", &report.pools),
+                ("address", &report.addresses),
+            ] {
+                for item in items.iter() {
+                    println!("{verb} {what} {item}");
+                }
+            }
+            for e in &report.errors {
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    anyhow::ensure!(
+        report.errors.is_empty(),
+        "{} object(s) could not be removed",
+        report.errors.len()
+    );
+    Ok(())
 }
 
 /// Delete each of `keys`, printing each deleted one; fails if any failed.

@@ -21,7 +21,7 @@ mod requests;
 mod sandboxes;
 mod writer;
 
-pub use engine::{EngineJoin, EnginePool, EnginePoolRequest};
+pub use engine::{EngineJoin, EnginePool, EnginePoolRequest, EngineView, SyncReport};
 pub use error::{ControllerError, ErrorKind};
 pub use reconcile::Reconciled;
 pub use requests::{Attach, EndpointCreate, Join, NetworkCreate, SandboxCreate, SubnetRequest};

@@ -14,6 +14,9 @@ pub struct Netd {
     pub daemon: Option<Daemon>,
     pub client: Client,
     docker: bool,
+    /// Sockets the test holds and passes to each netd it starts, as systemd's
+    /// socket activation does: they outlive netd.
+    activated: Option<Vec<std::os::unix::net::UnixListener>>,
 }
 
 impl Netd {
@@ -35,6 +38,29 @@ impl Netd {
             daemon: None,
             client: Client::new(socket),
             docker,
+            activated: None,
+        };
+        netd.launch();
+        netd
+    }
+
+    /// A host whose netd gets its sockets from the test, as from systemd's socket
+    /// activation: the native socket, and the plugin socket in the host's
+    /// `/run/docker/plugins`.
+    pub fn start_activated() -> Netd {
+        let host = TestHost::new().expect("test host");
+        let socket = host.dir().join("netd.sock");
+        let plugin = host.plugin_dir().join("netd.sock");
+        let listeners = [&socket, &plugin]
+            .iter()
+            .map(|p| std::os::unix::net::UnixListener::bind(p).expect("binding a socket"))
+            .collect();
+        let mut netd = Netd {
+            host,
+            daemon: None,
+            client: Client::new(socket),
+            docker: true,
+            activated: Some(listeners),
         };
         netd.launch();
         netd
@@ -42,6 +68,13 @@ impl Netd {
 
     /// Start the daemon (again) and wait for its API.
     pub fn launch(&mut self) {
+        let daemon = self.start_daemon();
+        self.daemon = Some(daemon);
+    }
+
+    /// Start a daemon and wait for its API, leaving `self.daemon` as it is (for a
+    /// test that holds a borrow of the host, such as a running dockerd).
+    pub fn start_daemon(&self) -> Daemon {
         let dir = self.host.dir().to_path_buf();
         let socket = dir.join("netd.sock");
         let state = dir.join("state");
@@ -56,28 +89,80 @@ impl Netd {
             run.display().to_string(),
         ];
         if self.docker {
-            args.extend(["--plugin-dir".into(), "/run/docker/plugins".into()]);
+            // Passed sockets are matched by the path they were bound to: the
+            // host's plugin directory as the test sees it.
+            let plugin_dir = match self.activated {
+                Some(_) => self.host.plugin_dir().display().to_string(),
+                None => "/run/docker/plugins".into(),
+            };
+            args.extend(["--plugin-dir".into(), plugin_dir]);
         } else {
             args.push("--no-docker".into());
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let socket_ready = if self.docker {
-            self.host.plugin_dir().join("netd.sock")
-        } else {
-            socket.clone()
+        let daemon = match &self.activated {
+            Some(listeners) => self.spawn_activated(listeners, &args),
+            None => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let socket_ready = if self.docker {
+                    self.host.plugin_dir().join("netd.sock")
+                } else {
+                    socket.clone()
+                };
+                self.host
+                    .spawn_plugin_at("netd", &socket_ready, env!("CARGO_BIN_EXE_netd"), &args)
+                    .expect("netd starts")
+            }
         };
-        let daemon = self
-            .host
-            .spawn_plugin_at("netd", &socket_ready, env!("CARGO_BIN_EXE_netd"), &args)
-            .expect("netd starts");
-        // The socket is bound before netd reconciles; it answers once it has.
+        let mut daemon = daemon;
+        // The socket is bound (or held) before netd reconciles; it answers once
+        // it has.
         let client = Client::new(&socket);
         let rt = runtime();
         tests::wait_for("netd API", Duration::from_secs(20), || {
-            Ok(rt.block_on(client.info()).is_ok().then_some(()))
+            daemon.check_running()?;
+            let answered = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), client.info()).await
+            });
+            Ok(matches!(answered, Ok(Ok(_))).then_some(()))
         })
         .expect("netd API");
-        self.daemon = Some(daemon);
+        daemon
+    }
+
+    /// netd with the held sockets as descriptors 3.. and `LISTEN_PID`/`LISTEN_FDS`
+    /// set for it (a shell that execs netd gives it its own pid).
+    fn spawn_activated(
+        &self,
+        listeners: &[std::os::unix::net::UnixListener],
+        args: &[String],
+    ) -> Daemon {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+        let mut cmd = self.host.command("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "LISTEN_PID=$$ LISTEN_FDS={} exec \"$0\" \"$@\"",
+                fds.len()
+            ))
+            .arg(env!("CARGO_BIN_EXE_netd"))
+            .args(args);
+        // SAFETY: only dup/dup2, which are async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Out of the way first (a listener may sit on 3 or 4 already), then
+                // into place without close-on-exec.
+                let high: Vec<i32> = fds
+                    .iter()
+                    .map(|fd| nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_DUPFD(100)))
+                    .collect::<Result<_, _>>()?;
+                for (i, fd) in high.iter().enumerate() {
+                    nix::unistd::dup2(*fd, 3 + i as i32)?;
+                }
+                Ok(())
+            });
+        }
+        Daemon::spawn("netd", cmd, &self.host.log_path("netd")).expect("netd starts")
     }
 
     /// The daemon's log so far.

@@ -6,7 +6,63 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// A request body that did not arrive whole in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(pub Duration);
+
+/// A request body that must arrive whole within a time limit, counted from when
+/// its request's head was read: a client that sends half a body and stops holds
+/// nothing for long.
+pub(crate) struct TimedBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+impl TimedBody {
+    pub(crate) fn new(inner: Incoming, limit: Duration) -> Self {
+        TimedBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }
+    }
+}
+
+impl HttpBody for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|r| r.map_err(Into::into))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Read at most `limit` bytes of `body`.
 pub(crate) async fn read_limited(
@@ -34,10 +90,27 @@ pub(crate) async fn read_limited(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(err) if timed_out(&*err) => Err(PluginError::new(format!(
+            "request body of {method}: {}",
+            PluginError::from_error(&*err).message()
+        ))
+        .with_status(StatusCode::REQUEST_TIMEOUT)),
         Err(err) => Err(PluginError::bad_request(format!(
             "reading request body of {method}: {err}"
         ))),
     }
+}
+
+/// Whether `err` (or an error it wraps) is a [`BodyTimeout`].
+fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<BodyTimeout>().is_some() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Decode JSON; an empty body counts as `{}` because the engine sends nothing for

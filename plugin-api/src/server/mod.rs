@@ -6,10 +6,10 @@ mod router;
 mod serve;
 mod traits;
 
-pub use body::read_json;
+pub use body::{read_json, BodyTimeout};
 pub use router::{Plugin, DEFAULT_BODY_LIMIT, PLUGIN_CONTENT_TYPE};
 pub use serve::{
-    serve_until_signal, shutdown_signal, PluginSocket, Registration, ServeError, SocketPermissions,
-    DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR,
+    serve_until_signal, shutdown_signal, PluginSocket, Registration, ServeError, ServeLimits,
+    SocketPermissions, DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR,
 };
 pub use traits::{IpamDriver, NetworkDriver, VolumeDriver};

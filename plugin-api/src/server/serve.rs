@@ -1,11 +1,18 @@
 //! Serving a router on a unix socket that the engine can discover.
 
+use super::body::TimedBody;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Where the engine looks for plugin sockets.
 pub const DEFAULT_SOCKET_DIR: &str = "/run/docker/plugins";
@@ -101,6 +108,29 @@ impl Default for Registration {
     }
 }
 
+/// How long a connection may hold the server without sending a request, and
+/// how many it may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A connection is closed when a request's head has not arrived this long
+    /// after the connection opened or its last answer (idle keep-alive included).
+    pub idle: Duration,
+    /// A request's body must arrive whole this long after its head (408 if not).
+    pub body: Duration,
+    /// Connections served at once; more wait in the socket's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            idle: Duration::from_secs(30),
+            body: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Removes the plugin's files when dropped, so an aborted start or a finished
 /// serve leaves no stale socket or spec file behind.
 #[derive(Debug)]
@@ -120,6 +150,7 @@ pub struct PluginSocket {
     listener: StdUnixListener,
     socket_path: PathBuf,
     cleanup: Cleanup,
+    limits: ServeLimits,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -202,7 +233,29 @@ impl PluginSocket {
             listener,
             socket_path,
             cleanup,
+            limits: ServeLimits::default(),
         })
+    }
+
+    /// A socket bound by someone else (systemd's socket activation) at `path`: it
+    /// is served as it is and left in place at the end, for its owner to keep
+    /// listening while the server restarts.
+    pub fn inherited(listener: StdUnixListener, path: PathBuf) -> Result<Self, ServeError> {
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("configuring", &path))?;
+        Ok(PluginSocket {
+            listener,
+            socket_path: path,
+            cleanup: Cleanup(Vec::new()),
+            limits: ServeLimits::default(),
+        })
+    }
+
+    /// Serve with these limits instead of the defaults.
+    pub fn with_limits(mut self, limits: ServeLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Where the socket is.
@@ -212,6 +265,9 @@ impl PluginSocket {
 
     /// Serve `router` until `shutdown` completes, then finish in-flight calls and
     /// remove the socket (and spec file). Must run inside a tokio runtime.
+    ///
+    /// Each connection is HTTP/1.1 with keep-alive, closed when idle or slow
+    /// beyond the [`ServeLimits`].
     pub async fn serve(
         self,
         router: Router,
@@ -221,17 +277,74 @@ impl PluginSocket {
             listener,
             socket_path,
             cleanup,
+            limits,
         } = self;
         let listener = tokio::net::UnixListener::from_std(listener)
             .map_err(io_err("listening on", &socket_path))?;
         tracing::info!(socket = %socket_path.display(), "plugin listening");
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(io_err("serving on", &socket_path));
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let result = loop {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                break Ok(());
+            };
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    // A connection that went away before it was taken, or a
+                    // passing lack of descriptors: keep serving the others.
+                    Err(e) if transient(&e) => {
+                        tracing::warn!(error = %e, "accepting a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    Err(e) => break Err(io_err("accepting on", &socket_path)(e)),
+                },
+                () = &mut shutdown => break Ok(()),
+            };
+            let router = router.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let req = req.map(|body| axum::body::Body::new(TimedBody::new(body, limits.body)));
+                let mut router = router.clone();
+                async move { tower::Service::call(&mut router, req).await }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.idle)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // Errors are the client's (it went away, or timed out): nothing to
+                // answer to anyone.
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+                drop(slot);
+            });
+        };
+        drop(listener);
+        graceful.shutdown().await;
         drop(cleanup);
         result
     }
+}
+
+/// Accept errors that concern one connection or pass: not a reason to stop.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno) if [
+            nix::errno::Errno::ECONNABORTED as i32,
+            nix::errno::Errno::EMFILE as i32,
+            nix::errno::Errno::ENFILE as i32,
+            nix::errno::Errno::ENOBUFS as i32,
+            nix::errno::Errno::ENOMEM as i32,
+            nix::errno::Errno::EINTR as i32,
+        ]
+        .contains(&libc_errno)
+    )
 }
 
 /// The usual life of a plugin in one call: bind socket `name` as `registration` says,

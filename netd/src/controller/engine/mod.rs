@@ -5,9 +5,11 @@
 
 mod ipam;
 mod network;
+mod sync;
 
 pub use ipam::EnginePoolRequest;
 pub use network::{EngineJoin, EnginePool};
+pub use sync::{EngineView, SyncReport};
 
 use super::ControllerError;
 use crate::model::is_full_id;

@@ -1,0 +1,185 @@
+//! Reconciling dockerd's objects with dockerd's own view: what dockerd could not
+//! tell netd (a call it gave up on while netd was away, a container that ended
+//! with its daemon) must not stay behind. The view is read from dockerd's API by
+//! `netd docker-sync`, never from inside a plugin call (dockerd waits for those).
+
+use crate::controller::persist::Op;
+use crate::controller::{lock, Controller, ControllerError};
+use crate::model::{EndpointRecord, Origin};
+use crate::store::Kind;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use time::OffsetDateTime;
+
+/// What dockerd knows, as `netd docker-sync` reads it from dockerd's API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineView {
+    /// dockerd's networks on netd's network driver, by id, with the endpoint ids on
+    /// each.
+    #[serde(default)]
+    pub networks: BTreeMap<String, Vec<String>>,
+    /// Subnets of dockerd's networks whose IPAM driver is netd, each with the
+    /// addresses dockerd uses in it (gateway, endpoints' addresses).
+    #[serde(default)]
+    pub ipam: BTreeMap<IpNet, Vec<IpAddr>>,
+    /// Leave alone what was made less than this many seconds ago (dockerd may be
+    /// making it now); 60 by default.
+    #[serde(default)]
+    pub grace_seconds: Option<u64>,
+    /// Say what would go, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a sync removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// Networks dockerd no longer has.
+    pub networks: Vec<String>,
+    /// Endpoints dockerd no longer has.
+    pub endpoints: Vec<String>,
+    /// Pools dockerd no longer uses.
+    pub pools: Vec<String>,
+    /// Addresses dockerd no longer uses, as `POOL ADDRESS`.
+    pub addresses: Vec<String>,
+    /// What could not be removed.
+    pub errors: Vec<String>,
+}
+
+const DEFAULT_GRACE_SECONDS: u64 = 60;
+
+/// Whether a record made at `created` (RFC 3339) is older than `grace` seconds;
+/// an unreadable time counts as old.
+fn older_than(created: &str, grace: u64) -> bool {
+    let Ok(at) = OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+    else {
+        return true;
+    };
+    (OffsetDateTime::now_utc() - at).whole_seconds() >= grace as i64
+}
+
+impl Controller {
+    /// Remove dockerd's networks, endpoints, pools and addresses that dockerd's
+    /// own view no longer has.
+    pub async fn engine_sync(&self, view: EngineView) -> Result<SyncReport, ControllerError> {
+        let grace = view.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+        let mut report = SyncReport::default();
+        let (networks, endpoints) = {
+            let r = self.records();
+            let networks: Vec<_> = r
+                .networks
+                .values()
+                .filter(|n| n.origin == Origin::Docker && older_than(&n.created, grace))
+                .filter(|n| !view.networks.contains_key(&n.id))
+                .cloned()
+                .collect();
+            let known: BTreeSet<&String> = view.networks.values().flatten().collect();
+            let endpoints: Vec<EndpointRecord> = r
+                .endpoints
+                .values()
+                .filter(|e| e.origin == Origin::Docker && older_than(&e.created, grace))
+                .filter(|e| view.networks.contains_key(&e.network) && !known.contains(&e.id))
+                .cloned()
+                .collect();
+            (networks, endpoints)
+        };
+        for net in networks {
+            report.networks.push(net.id.clone());
+            if !view.dry_run {
+                if let Err(e) = self.remove_network(&net.id, |_| true).await {
+                    report
+                        .errors
+                        .push(format!("network {}: {}", net.id, e.full_message()));
+                }
+            }
+        }
+        for ep in endpoints {
+            report.endpoints.push(ep.id.clone());
+            if !view.dry_run {
+                if let Err(e) = self.engine_forget_endpoint(&ep).await {
+                    report
+                        .errors
+                        .push(format!("endpoint {}: {}", ep.id, e.full_message()));
+                }
+            }
+        }
+        self.sync_engine_ipam(&view, grace, &mut report).await;
+        Ok(report)
+    }
+
+    /// An endpoint dockerd no longer has: unjoined in the kernel, its record gone,
+    /// with the addresses dockerd released while it held them.
+    async fn engine_forget_endpoint(&self, ep: &EndpointRecord) -> Result<(), ControllerError> {
+        let _claim = self.claim_endpoint(ep)?;
+        let slot = self.slot(&ep.network);
+        let _gate = slot.gate.read().await;
+        let ep = self.endpoint_by_id(&ep.id)?;
+        let net = self.network_by_id(&ep.network)?;
+        self.engine_leave_kernel(&net, &ep).await?;
+        let mut ops = vec![Op::Delete(Kind::Endpoint, ep.id.clone())];
+        let (freed, freed_ops) = self.engine_addresses_freed_with(&[&ep], &[]);
+        ops.extend(freed_ops);
+        self.commit(ops).await?;
+        self.give_back(Vec::new(), freed);
+        lock(&slot.endpoint_names).remove(&ep.name);
+        Ok(())
+    }
+
+    /// Pools and addresses dockerd holds through netd but no longer uses.
+    async fn sync_engine_ipam(&self, view: &EngineView, grace: u64, report: &mut SyncReport) {
+        let (pools, addresses) = {
+            let r = self.records();
+            // In use: what dockerd's view lists, and what the networks and
+            // endpoints dockerd still has hold (dockerd's API shows a plugin
+            // IPAM's gateway only where the user gave it).
+            let kept = |id: &str| view.networks.contains_key(id);
+            let mut used: BTreeSet<IpAddr> = view.ipam.values().flatten().copied().collect();
+            for n in r.networks.values().filter(|n| kept(&n.id)) {
+                used.extend(n.subnets.iter().filter_map(|s| s.gateway));
+                used.extend(n.subnets.iter().flat_map(|s| s.aux_addresses.values()));
+            }
+            let known: BTreeSet<&String> = view.networks.values().flatten().collect();
+            for e in r.endpoints.values().filter(|e| known.contains(&e.id)) {
+                used.extend(e.addresses.iter().map(|a| a.addr()));
+            }
+            let pools: Vec<String> = r
+                .engine_pools
+                .values()
+                .filter(|p| !p.released && older_than(&p.created, grace))
+                .filter(|p| !view.ipam.contains_key(&p.id.subnet))
+                .map(|p| p.key())
+                .collect();
+            let addresses: Vec<(String, IpAddr)> = r
+                .engine_addresses
+                .values()
+                .filter(|a| !a.released && older_than(&a.created, grace))
+                .filter(|a| view.ipam.contains_key(&a.pool.subnet) && !used.contains(&a.address))
+                .map(|a| (a.pool.to_string(), a.address))
+                .collect();
+            (pools, addresses)
+        };
+        for (pool, addr) in addresses {
+            report.addresses.push(format!("{pool} {addr}"));
+            if !view.dry_run {
+                if let Err(e) = self.engine_release_address(&pool, addr).await {
+                    report
+                        .errors
+                        .push(format!("address {addr} in {pool}: {}", e.full_message()));
+                }
+            }
+        }
+        for pool in pools {
+            report.pools.push(pool.clone());
+            if !view.dry_run {
+                if let Err(e) = self.engine_release_pool(&pool).await {
+                    report
+                        .errors
+                        .push(format!("pool {pool}: {}", e.full_message()));
+                }
+            }
+        }
+    }
+}
