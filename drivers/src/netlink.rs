@@ -12,9 +12,11 @@
 //! run at once and the kernel batches their grace periods.
 
 mod direct;
+mod routes;
 
 use direct::{Request, Sockets};
 use nix::errno::Errno;
+pub use routes::RouteWatch;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL};
 use rtnetlink::packet_route::link::{
     InfoData, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State,
@@ -333,6 +335,49 @@ impl Netlink {
         Ok(Netlink {
             process_ns: false,
             direct: Arc::new(Sockets::Kept(Mutex::new(direct))),
+        })
+    }
+
+    /// Write `value` to the sysctl `key` (a path under `/proc/sys/`, such as
+    /// `net/ipv6/conf/br0/disable_ipv6`) of this connection's namespace.
+    pub async fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetlinkError> {
+        let path = Path::new("/proc/sys").join(key);
+        let fail = |source| NetlinkError::Request {
+            what: format!("writing {}", path.display()),
+            source,
+        };
+        if self.process_ns {
+            return std::fs::write(&path, value).map_err(fail);
+        }
+        // /proc/sys/net shows the namespace of the thread that opens it.
+        let ns = self.direct.namespace()?;
+        let (value, target) = (value.to_string(), path.clone());
+        let written = std::thread::spawn(move || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+                .and_then(|()| std::fs::write(&target, value))
+        })
+        .join()
+        .map_err(|_| NetlinkError::Thread(path.clone()))?;
+        written.map_err(fail)
+    }
+
+    /// Keep the namespace's routes current in the background (see [`RouteWatch`]).
+    pub fn watch_routes(&self) -> Result<RouteWatch, NetlinkError> {
+        // The namespace, from one of its sockets; no descriptor is kept for it.
+        let ns = (!self.process_ns)
+            .then(|| self.direct.namespace())
+            .transpose()?;
+        RouteWatch::start(move || match ns {
+            Some(fd) => {
+                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+                    NetlinkError::Setns {
+                        path: "the watched namespace".into(),
+                        source,
+                    }
+                })
+            }
+            None => Ok(()),
         })
     }
 

@@ -95,6 +95,14 @@ async fn sandboxes_on_a_bridge_network_reach_each_other() {
     // Creating again (as reconciling does) keeps what is there.
     assert_eq!(driver.create_network(&net).await.unwrap(), net.data);
     assert_eq!(links(&host), ["lo", "br-c0ffee000000"]);
+    // An IPv4-only network's bridge has IPv6 off (no link-local, no MLD).
+    let v6 = host
+        .run(
+            "cat",
+            &["/proc/sys/net/ipv6/conf/br-c0ffee000000/disable_ipv6"],
+        )
+        .unwrap();
+    assert_eq!(v6.trim(), "1");
 
     let e1 = endpoint(1, &["198.18.30.2/24"]);
     let e2 = endpoint(2, &["198.18.30.3/24"]);

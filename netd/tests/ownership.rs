@@ -145,3 +145,51 @@ fn a_named_bridge_is_a_bridge_no_other_network_uses() {
         "{left:?}"
     );
 }
+
+#[test]
+fn a_chosen_subnet_avoids_routes_added_after_netd_started() {
+    let netd = Netd::start();
+    let rt = runtime();
+    // A route the host gets while netd runs (a VPN coming up, say).
+    netd.host
+        .run(
+            "ip",
+            &["link", "add", "r0", "type", "veth", "peer", "name", "r1"],
+        )
+        .unwrap();
+    netd.host.run("ip", &["link", "set", "r0", "up"]).unwrap();
+    netd.host
+        .run("ip", &["route", "add", "172.24.0.0/23", "dev", "r0"])
+        .unwrap();
+    let first = rt
+        .block_on(
+            netd.client
+                .create_network(&netd::controller::NetworkCreate {
+                    name: "auto1".into(),
+                    ..Default::default()
+                }),
+        )
+        .unwrap();
+    assert_eq!(first.subnets[0].subnet.to_string(), "172.24.2.0/24");
+    // Once the route is gone (with its link, which the kernel does not announce
+    // route by route), its subnets are free again.
+    netd.host.run("ip", &["link", "del", "r0"]).unwrap();
+    let second = tests::wait_for("the route's removal seen", Duration::from_secs(5), || {
+        let net = rt
+            .block_on(
+                netd.client
+                    .create_network(&netd::controller::NetworkCreate {
+                        name: "auto2".into(),
+                        ..Default::default()
+                    }),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if net.subnets[0].subnet.to_string() == "172.24.0.0/24" {
+            return Ok(Some(net));
+        }
+        rt.block_on(netd.client.delete_network("auto2")).unwrap();
+        Ok(None)
+    })
+    .unwrap();
+    assert_eq!(second.name, "auto2");
+}

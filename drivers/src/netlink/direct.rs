@@ -213,6 +213,27 @@ pub(crate) enum Sockets {
     Kept(Mutex<DirectSocket>),
 }
 
+// `SIOCGSKNS` (linux/sockios.h): a descriptor of the socket's network namespace.
+nix::ioctl_none_bad!(siocgskns, 0x894C);
+
+impl Sockets {
+    /// A descriptor of the namespace these sockets are in.
+    pub(crate) fn namespace(&self) -> Result<std::os::fd::OwnedFd, NetlinkError> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let ask = |socket: &DirectSocket| {
+            // SAFETY: the ioctl takes no argument and returns a new descriptor,
+            // which is owned from here.
+            unsafe { siocgskns(socket.socket.as_raw_fd()) }
+                .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+                .map_err(|e| NetlinkError::Socket(e.into()))
+        };
+        match self {
+            Sockets::Kept(socket) => ask(&lock(socket)),
+            Sockets::Pool(_) => ask(&DirectSocket::open()?),
+        }
+    }
+}
+
 /// A lock whose holder panicked is still usable: a socket has no invariant to break.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

@@ -9,7 +9,8 @@ pub use error::{ApiError, ApiErrorBody};
 use crate::controller::{
     Attach, Controller, EndpointCreate, EngineView, Join, NetworkCreate, SandboxCreate,
 };
-use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::model::{EndpointRecord, NetworkRecord};
+use crate::store::Kind;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -151,8 +152,17 @@ async fn metrics_page(State(s): State<ApiState>) -> impl IntoResponse {
     )
 }
 
-async fn list_networks(State(s): State<ApiState>) -> Json<Vec<NetworkRecord>> {
-    Json(s.ctl.networks())
+/// A listing, as the JSON the records were stored as.
+fn listing(s: &ApiState, kind: Kind) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        s.ctl.list_json(kind),
+    )
+        .into_response()
+}
+
+async fn list_networks(State(s): State<ApiState>) -> Response {
+    listing(&s, Kind::Network)
 }
 
 async fn list_pools(State(s): State<ApiState>) -> Json<Vec<ipam::PoolState>> {
@@ -193,8 +203,8 @@ async fn delete_network(
     Ok(Json(s.ctl.delete_network(&key).await?))
 }
 
-async fn list_endpoints(State(s): State<ApiState>) -> Json<Vec<EndpointRecord>> {
-    Json(s.ctl.endpoints())
+async fn list_endpoints(State(s): State<ApiState>) -> Response {
+    listing(&s, Kind::Endpoint)
 }
 
 async fn create_endpoint(
@@ -220,8 +230,8 @@ async fn delete_endpoint(
     Ok(Json(s.ctl.delete_endpoint(&key).await?))
 }
 
-async fn list_sandboxes(State(s): State<ApiState>) -> Json<Vec<SandboxRecord>> {
-    Json(s.ctl.sandboxes())
+async fn list_sandboxes(State(s): State<ApiState>) -> Response {
+    listing(&s, Kind::Sandbox)
 }
 
 async fn create_sandbox(

@@ -28,7 +28,7 @@ pub use requests::{Attach, EndpointCreate, Join, NetworkCreate, SandboxCreate, S
 
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::store::Store;
-use drivers::netlink::Netlink;
+use drivers::netlink::{Netlink, RouteWatch};
 use drivers::{BridgeDriver, Driver, EndpointSpec, Mark, NetworkSpec, SimpleDriver, SubnetSpec};
 use ipam::Ipam;
 use records::Records;
@@ -85,6 +85,8 @@ pub struct Controller {
     sandbox_netlink: Mutex<HashMap<String, Netlink>>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
     nl: Netlink,
+    /// The host's routes, kept current (`None` if watching failed: then listed).
+    routes: Option<RouteWatch>,
     settings: Settings,
 }
 
@@ -174,6 +176,13 @@ impl Controller {
             sandbox_locks: Mutex::new(HashMap::new()),
             sandbox_netlink: Mutex::new(HashMap::new()),
             drivers,
+            routes: match nl.watch_routes() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not watching routes; each subnet choice lists them");
+                    None
+                }
+            },
             nl,
             settings,
         };
@@ -260,6 +269,12 @@ impl Controller {
     /// Every sandbox, by id.
     pub fn sandboxes(&self) -> Vec<SandboxRecord> {
         self.records().sandboxes.values().cloned().collect()
+    }
+
+    /// Every record of `kind` (networks, endpoints or sandboxes) as a JSON array,
+    /// from the JSON stored: what the API lists, encoded once, at commit.
+    pub fn list_json(&self, kind: crate::store::Kind) -> Vec<u8> {
+        self.records().json_list(kind)
     }
 
     /// How many endpoints are joined to a sandbox.

@@ -310,7 +310,11 @@ impl Controller {
     /// Prefixes a chosen subnet must not overlap: the host's routes and name
     /// servers, as Docker avoids them.
     pub(crate) async fn host_exclusions(&self) -> Vec<IpNet> {
-        let mut out = match self.nl.route_prefixes().await {
+        let listed = match &self.routes {
+            Some(watch) => Ok(watch.prefixes()),
+            None => self.nl.route_prefixes().await,
+        };
+        let mut out = match listed {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "could not list the host's routes to avoid them");

@@ -34,21 +34,25 @@ pub enum Op {
     Delete(Kind, String),
 }
 
-fn write(store: &Store, ops: &[Op]) -> Result<(), StoreError> {
+/// Write `ops` in one batch; each write's JSON as stored (`None` for a delete).
+fn write(store: &Store, ops: &[Op]) -> Result<Vec<Option<Arc<[u8]>>>, StoreError> {
     let mut batch = store.batch()?;
+    let mut stored = Vec::with_capacity(ops.len());
     for op in ops {
-        match op {
-            Op::Network(r) => batch.put(Kind::Network, &r.id, r)?,
-            Op::Endpoint(r) => batch.put(Kind::Endpoint, &r.id, r)?,
-            Op::Sandbox(r) => batch.put(Kind::Sandbox, &r.id, r)?,
-            Op::EnginePool(r) => batch.put(Kind::EnginePool, &r.key(), r)?,
-            Op::EngineAddress(r) => batch.put(Kind::EngineAddress, &r.key(), r)?,
+        stored.push(match op {
+            Op::Network(r) => Some(batch.put(Kind::Network, &r.id, r)?),
+            Op::Endpoint(r) => Some(batch.put(Kind::Endpoint, &r.id, r)?),
+            Op::Sandbox(r) => Some(batch.put(Kind::Sandbox, &r.id, r)?),
+            Op::EnginePool(r) => Some(batch.put(Kind::EnginePool, &r.key(), r)?),
+            Op::EngineAddress(r) => Some(batch.put(Kind::EngineAddress, &r.key(), r)?),
             Op::Delete(kind, id) => {
                 batch.delete(*kind, id)?;
+                None
             }
-        }
+        });
     }
-    batch.commit()
+    batch.commit()?;
+    Ok(stored)
 }
 
 impl Controller {
@@ -62,8 +66,8 @@ impl Controller {
         let result = self
             .writer
             .run(move || {
-                write(&store, &ops)?;
-                lock(&records).apply(&ops);
+                let stored = write(&store, &ops)?;
+                lock(&records).apply(&ops, &stored);
                 Ok::<(), StoreError>(())
             })
             .await;

@@ -8,7 +8,9 @@ use crate::model::{
     EndpointRecord, EngineAddressRecord, EnginePoolRecord, NetworkRecord, SandboxRecord,
 };
 use crate::store::{Kind, Store, StoreError};
+use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// The records.
 #[derive(Debug, Default)]
@@ -24,6 +26,16 @@ pub(crate) struct Records {
     sandbox_names: HashMap<String, String>,
     pub engine_pools: BTreeMap<String, EnginePoolRecord>,
     pub engine_addresses: BTreeMap<String, EngineAddressRecord>,
+    /// Each record's JSON as stored, by kind and id: a listing is these joined,
+    /// with nothing encoded again.
+    stored: HashMap<Kind, BTreeMap<String, Arc<[u8]>>>,
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Record {
+        key: key.to_string(),
+        source,
+    })
 }
 
 impl Records {
@@ -31,27 +43,39 @@ impl Records {
     pub fn load(store: &Store) -> Result<Records, StoreError> {
         let mut records = Records::default();
         let mut ops = Vec::new();
-        for (_, r) in store.list::<NetworkRecord>(Kind::Network)? {
-            ops.push(Op::Network(r));
+        let mut stored = Vec::new();
+        for kind in Kind::ALL {
+            for (key, bytes) in store.list_raw(kind)? {
+                ops.push(match kind {
+                    Kind::Network => Op::Network(decode(&key, &bytes)?),
+                    Kind::Endpoint => Op::Endpoint(decode(&key, &bytes)?),
+                    Kind::Sandbox => Op::Sandbox(decode(&key, &bytes)?),
+                    Kind::EnginePool => Op::EnginePool(decode(&key, &bytes)?),
+                    Kind::EngineAddress => Op::EngineAddress(decode(&key, &bytes)?),
+                });
+                stored.push(Some(Arc::from(bytes.as_slice())));
+            }
         }
-        for (_, r) in store.list::<EndpointRecord>(Kind::Endpoint)? {
-            ops.push(Op::Endpoint(r));
-        }
-        for (_, r) in store.list::<SandboxRecord>(Kind::Sandbox)? {
-            ops.push(Op::Sandbox(r));
-        }
-        for (_, r) in store.list::<EnginePoolRecord>(Kind::EnginePool)? {
-            ops.push(Op::EnginePool(r));
-        }
-        for (_, r) in store.list::<EngineAddressRecord>(Kind::EngineAddress)? {
-            ops.push(Op::EngineAddress(r));
-        }
-        records.apply(&ops);
+        records.apply(&ops, &stored);
         Ok(records)
     }
 
-    /// A committed batch's writes.
-    pub fn apply(&mut self, ops: &[Op]) {
+    /// A committed batch's writes, with each write's JSON as stored.
+    pub fn apply(&mut self, ops: &[Op], stored: &[Option<Arc<[u8]>>]) {
+        for (op, json) in ops.iter().zip(stored) {
+            let key = match op {
+                Op::Network(r) => Some((Kind::Network, r.id.clone())),
+                Op::Endpoint(r) => Some((Kind::Endpoint, r.id.clone())),
+                Op::Sandbox(r) => Some((Kind::Sandbox, r.id.clone())),
+                _ => None,
+            };
+            if let (Some((kind, id)), Some(json)) = (key, json) {
+                self.stored
+                    .entry(kind)
+                    .or_default()
+                    .insert(id, Arc::clone(json));
+            }
+        }
         for op in ops {
             match op {
                 Op::Network(r) => self.put_network(r.clone()),
@@ -115,6 +139,9 @@ impl Records {
     }
 
     fn delete(&mut self, kind: Kind, id: &str) {
+        if let Some(stored) = self.stored.get_mut(&kind) {
+            stored.remove(id);
+        }
         match kind {
             Kind::Network => {
                 if let Some(old) = self.networks.remove(id) {
@@ -136,6 +163,24 @@ impl Records {
                 self.engine_addresses.remove(id);
             }
         }
+    }
+
+    /// Every record of `kind` as one JSON array, by id.
+    pub fn json_list(&self, kind: Kind) -> Vec<u8> {
+        let Some(stored) = self.stored.get(&kind) else {
+            return b"[]".to_vec();
+        };
+        let size: usize = stored.values().map(|j| j.len() + 1).sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'[');
+        for (i, json) in stored.values().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(json);
+        }
+        out.push(b']');
+        out
     }
 
     /// The id of the network named `name`.

@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 use wal::{LogOp, Wal};
 
 /// The kinds of record netd keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// Networks by id.
     Network,
@@ -57,6 +57,11 @@ impl Kind {
         }
     }
 }
+
+/// redb's page cache. The controller keeps every record in memory and reads the
+/// store only at start, so the cache serves writes alone (redb's default, 1 GiB,
+/// lets it grow with every page ever written).
+const CACHE_BYTES: usize = 16 << 20;
 
 /// Tables of earlier versions, which kept the allocator's own state; dropped at open.
 const LEGACY_TABLES: [&str; 2] = ["ipam_journal", "ipam_snapshot"];
@@ -174,10 +179,13 @@ impl Store {
     /// Open (or create) the store at `path`, and bring back what its log holds
     /// that redb does not.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         private(path)?;
         let mut log_path = path.as_os_str().to_owned();
         log_path.push(".wal");
@@ -258,6 +266,14 @@ impl Store {
 
     /// Every record of a kind, by id.
     pub fn list<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<(String, T)>, StoreError> {
+        self.list_raw(kind)?
+            .into_iter()
+            .map(|(key, bytes)| decode(&key, &bytes).map(|r| (key, r)))
+            .collect()
+    }
+
+    /// Every record of a kind, by id, as stored (JSON).
+    pub fn list_raw(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let tx = self.db.begin_read().map_err(dbe("starting a read"))?;
         let table = match tx.open_table(kind.table()) {
             Ok(t) => t,
@@ -267,30 +283,29 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.iter().map_err(dbe("listing"))? {
             let (k, v) = entry.map_err(dbe("listing"))?;
-            let key = k.value().to_string();
-            let record = decode(&key, v.value())?;
-            out.push((key, record));
+            out.push((k.value().to_string(), v.value().to_vec()));
         }
         Ok(out)
     }
 }
 
 impl Batch<'_> {
-    /// Write `record` under `id`.
+    /// Write `record` under `id`; its JSON, as stored.
     pub fn put<T: Serialize>(
         &mut self,
         kind: Kind,
         id: &str,
         record: &T,
-    ) -> Result<(), StoreError> {
+    ) -> Result<std::sync::Arc<[u8]>, StoreError> {
         let bytes = encode(id, record)?;
         let mut table = self
             .tx
             .open_table(kind.table())
             .map_err(dbe("opening a table"))?;
         table.insert(id, bytes.as_slice()).map_err(dbe("writing"))?;
+        let stored = std::sync::Arc::from(bytes.as_slice());
         self.ops.push(LogOp::Put(kind, id.to_string(), bytes));
-        Ok(())
+        Ok(stored)
     }
 
     /// Delete the record `id`; whether there was one.

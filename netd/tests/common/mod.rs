@@ -17,6 +17,8 @@ pub struct Netd {
     /// Sockets the test holds and passes to each netd it starts, as systemd's
     /// socket activation does: they outlive netd.
     activated: Option<Vec<std::os::unix::net::UnixListener>>,
+    /// More `netd daemon` arguments.
+    extra: Vec<String>,
 }
 
 impl Netd {
@@ -31,6 +33,11 @@ impl Netd {
     }
 
     fn start_with(docker: bool) -> Netd {
+        Self::start_with_args(docker, &[])
+    }
+
+    /// A host with netd started with more `netd daemon` arguments.
+    pub fn start_with_args(docker: bool, extra: &[&str]) -> Netd {
         let host = TestHost::new().expect("test host");
         let socket = host.dir().join("netd.sock");
         let mut netd = Netd {
@@ -39,6 +46,7 @@ impl Netd {
             client: Client::new(socket),
             docker,
             activated: None,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         netd.launch();
         netd
@@ -61,6 +69,7 @@ impl Netd {
             client: Client::new(socket),
             docker: true,
             activated: Some(listeners),
+            extra: Vec::new(),
         };
         netd.launch();
         netd
@@ -99,6 +108,7 @@ impl Netd {
         } else {
             args.push("--no-docker".into());
         }
+        args.extend(self.extra.iter().cloned());
         let daemon = match &self.activated {
             Some(listeners) => self.spawn_activated(listeners, &args),
             None => {
@@ -248,6 +258,26 @@ impl Netd {
             .filter_map(|l| l.split(':').nth(1))
             .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
             .collect()
+    }
+
+    /// netd's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.daemon.as_ref().expect("netd runs").pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// How many descriptors netd has open.
+    pub fn open_fds(&self) -> usize {
+        let pid = self.daemon.as_ref().expect("netd runs").pid();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
     }
 
     /// The run dir's namespace files.
