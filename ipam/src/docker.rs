@@ -8,7 +8,6 @@ use crate::error::IpamError;
 use crate::id::{AddressSpace, PoolId};
 use crate::Family;
 use async_trait::async_trait;
-use ipnet::IpNet;
 use plugin_api::protocol::ipam::*;
 use plugin_api::{IpamDriver, PluginError};
 use std::collections::BTreeMap;
@@ -17,30 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// `--ipam-opt com.docker.network.ipam.serial=true`: hand addresses out round-robin.
 pub const OPTION_SERIAL: &str = "com.docker.network.ipam.serial";
 
-/// Prefixes a pool chosen by the driver must avoid, asked for on each request (the
-/// host's routes change).
-pub type Exclusions = Arc<dyn Fn() -> Vec<IpNet> + Send + Sync>;
-
 /// Serves an [`Ipam`] to the engine. Each call holds the allocator's lock only for
 /// the allocation itself, which takes microseconds.
 pub struct DockerIpam<J: Journal + Send + 'static> {
     ipam: Arc<Mutex<Ipam<J>>>,
-    exclusions: Option<Exclusions>,
 }
 
 impl<J: Journal + Send + 'static> DockerIpam<J> {
-    /// Serve `ipam`, shared with the caller (netd's native API uses the same one).
+    /// Serve `ipam`, shared with the caller.
     pub fn new(ipam: Arc<Mutex<Ipam<J>>>) -> Self {
-        DockerIpam {
-            ipam,
-            exclusions: None,
-        }
-    }
-
-    /// Avoid what `exclusions` returns when choosing a subnet.
-    pub fn with_exclusions(mut self, exclusions: Exclusions) -> Self {
-        self.exclusions = Some(exclusions);
-        self
+        DockerIpam { ipam }
     }
 
     fn lock(&self) -> MutexGuard<'_, Ipam<J>> {
@@ -106,7 +91,7 @@ impl<J: Journal + Send + 'static> IpamDriver for DockerIpam<J> {
             v6: req.v6,
             serial: serial(&req.options).map_err(to_plugin)?,
             owner: None,
-            exclude: self.exclusions.as_ref().map(|f| f()).unwrap_or_default(),
+            exclude: Vec::new(),
         };
         let id = self.lock().request_pool(&request).map_err(to_plugin)?;
         Ok(RequestPoolResponse {

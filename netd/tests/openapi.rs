@@ -1014,6 +1014,26 @@ async fn the_server_answers_as_documented() {
         "{metrics}"
     );
 
+    // A sync against a dockerd view: nothing of dockerd's is here, so nothing goes.
+    let synced = api
+        .expect(
+            post.clone(),
+            "/v1/engine/sync",
+            "/v1/engine/sync",
+            Body::Json(json!({"networks": {}, "ipam": {}, "grace_seconds": 0, "dry_run": true})),
+            ok,
+        )
+        .await;
+    assert_eq!(synced["networks"], json!([]));
+    api.expect(
+        post.clone(),
+        "/v1/engine/sync",
+        "/v1/engine/sync",
+        Body::Raw(br#"{"networkz": {}}"#.to_vec()),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
     // Every documented operation was called.
     let documented: BTreeSet<(String, String)> = operations(&api.doc)
         .into_iter()

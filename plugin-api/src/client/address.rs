@@ -1,6 +1,6 @@
 //! Where a plugin listens, and finding it the way the engine does.
 
-use super::call::ClientError;
+use super::error::ClientError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

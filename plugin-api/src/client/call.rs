@@ -1,6 +1,7 @@
 //! One plugin call over HTTP/1.1, as the engine makes it.
 
 use super::address::PluginAddr;
+use super::error::ClientError;
 use crate::protocol::activate::ActivateResponse;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -17,69 +18,6 @@ pub const ACCEPT: &str = "application/vnd.docker.plugins.v1.2+json";
 
 /// Largest reply the client reads (a volume list can be long).
 const REPLY_LIMIT: usize = 16 * 1024 * 1024;
-
-/// Why a plugin call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The plugin address or discovery data is not usable.
-    #[error("plugin address {0}")]
-    Address(String),
-    /// Could not connect (after retrying, if asked).
-    #[error("connecting to plugin at {addr}")]
-    Connect {
-        /// Where.
-        addr: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The plugin did not answer in time.
-    #[error("{method}: plugin at {addr} did not answer within {after:?}")]
-    Timeout {
-        /// The call.
-        method: String,
-        /// Where.
-        addr: String,
-        /// The timeout.
-        after: Duration,
-    },
-    /// The HTTP exchange broke.
-    #[error("{method}: HTTP exchange with plugin failed")]
-    Http {
-        /// The call.
-        method: String,
-        /// Why.
-        #[source]
-        source: hyper::Error,
-    },
-    /// The plugin answered with an error (`Err` or, for IPAM, `Error`).
-    #[error("{method}: {message}")]
-    Plugin {
-        /// The call.
-        method: String,
-        /// HTTP status of the reply (200 when the error came in the body).
-        status: u16,
-        /// The plugin's message.
-        message: String,
-    },
-    /// The reply was not what the protocol says.
-    #[error("{method}: invalid reply from plugin: {message}")]
-    BadReply {
-        /// The call.
-        method: String,
-        /// What was wrong.
-        message: String,
-    },
-    /// The request could not be encoded.
-    #[error("{method}: encoding the request")]
-    Encode {
-        /// The call.
-        method: String,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
-}
 
 /// A reply as received, for callers that want to see status and body themselves.
 #[derive(Debug, Clone)]

@@ -8,8 +8,10 @@
 
 mod address;
 mod call;
+mod error;
 mod remote;
 
 pub use address::{discover, PluginAddr, DEFAULT_SPEC_DIRS};
-pub use call::{ClientError, PluginClient, RawReply, ACCEPT};
+pub use call::{PluginClient, RawReply, ACCEPT};
+pub use error::ClientError;
 pub use remote::RemoteDriver;

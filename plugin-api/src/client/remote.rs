@@ -1,6 +1,7 @@
 //! A remote plugin used as a local driver: every trait method becomes a call.
 
-use super::call::{ClientError, PluginClient};
+use super::call::PluginClient;
+use super::error::ClientError;
 use crate::error::PluginError;
 use crate::protocol::ipam::*;
 use crate::protocol::network::*;
