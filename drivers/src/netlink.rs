@@ -191,6 +191,24 @@ fn single_queue() -> [LinkAttribute; 2] {
     [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]
 }
 
+/// The message naming `address/prefix_len` on link `index`, either family.
+fn address_message(
+    index: u32,
+    address: IpAddr,
+    prefix_len: u8,
+) -> rtnetlink::packet_route::address::AddressMessage {
+    match address {
+        IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(a, prefix_len)
+            .build(),
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(a, prefix_len)
+            .build(),
+    }
+}
+
 /// Requests sent together in one `sendmsg` (see [`Netlink::run`]).
 #[derive(Debug, Default)]
 pub struct Batch(Vec<Request>);
@@ -203,18 +221,8 @@ impl Batch {
 
     /// Add `address/prefix_len` to link `index`.
     pub fn add_address(mut self, index: u32, address: IpAddr, prefix_len: u8) -> Self {
-        let message = match address {
-            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
-                .index(index)
-                .address(a, prefix_len)
-                .build(),
-            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
-                .index(index)
-                .address(a, prefix_len)
-                .build(),
-        };
         self.0.push(Request::new(
-            RouteNetlinkMessage::NewAddress(message),
+            RouteNetlinkMessage::NewAddress(address_message(index, address, prefix_len)),
             NLM_F_CREATE | NLM_F_EXCL,
             format!("adding address {address}/{prefix_len} to link {index}"),
         ));
@@ -608,18 +616,8 @@ impl Netlink {
         address: IpAddr,
         prefix_len: u8,
     ) -> Result<(), NetlinkError> {
-        let message = match address {
-            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
-                .index(index)
-                .address(a, prefix_len)
-                .build(),
-            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
-                .index(index)
-                .address(a, prefix_len)
-                .build(),
-        };
         self.direct.exchange(vec![Request::new(
-            RouteNetlinkMessage::DelAddress(message),
+            RouteNetlinkMessage::DelAddress(address_message(index, address, prefix_len)),
             0,
             format!("removing address {address}/{prefix_len} from link {index}"),
         )])?;

@@ -53,17 +53,10 @@ fn serial(options: &BTreeMap<String, String>) -> Result<bool, PluginError> {
     }
 }
 
+// Capabilities and address spaces are the trait's defaults: netd keeps the state,
+// so dockerd need not replay its requests; spaces LocalDefault and GlobalDefault.
 #[async_trait]
 impl IpamDriver for PluginIpam {
-    async fn get_capabilities(&self) -> Result<IpamCapabilities, PluginError> {
-        // netd keeps the state: dockerd need not replay its requests.
-        Ok(IpamCapabilities::default())
-    }
-
-    async fn get_default_address_spaces(&self) -> Result<AddressSpacesResponse, PluginError> {
-        Ok(AddressSpacesResponse::default())
-    }
-
     async fn request_pool(
         &self,
         req: RequestPoolRequest,

@@ -330,14 +330,21 @@ impl Controller {
         if ep.origin != Origin::Docker {
             return Err(not_dockers("endpoint", &ep.name));
         }
-        let _claim = self.claim_endpoint(&ep)?;
+        self.engine_forget_endpoint(&ep).await
+    }
+
+    /// Remove an endpoint of dockerd's: unjoined in the kernel, its record gone,
+    /// with the addresses dockerd released while it held them.
+    pub(crate) async fn engine_forget_endpoint(
+        &self,
+        ep: &EndpointRecord,
+    ) -> Result<(), ControllerError> {
+        let _claim = self.claim_endpoint(ep)?;
         let slot = self.slot(&ep.network);
         let _gate = slot.gate.read().await;
-        let ep = self.endpoint_by_id(endpoint)?;
+        let ep = self.endpoint_by_id(&ep.id)?;
         let net = self.network_by_id(&ep.network)?;
-        if ep.join.is_some() {
-            self.engine_leave_kernel(&net, &ep).await?;
-        }
+        self.engine_leave_kernel(&net, &ep).await?;
         let mut ops = vec![Op::Delete(Kind::Endpoint, ep.id.clone())];
         let (freed, freed_ops) = self.engine_addresses_freed_with(&[&ep], &[]);
         ops.extend(freed_ops);

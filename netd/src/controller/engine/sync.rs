@@ -3,10 +3,8 @@
 //! with its daemon) must not stay behind. The view is read from dockerd's API by
 //! `netd docker-sync`, never from inside a plugin call (dockerd waits for those).
 
-use crate::controller::persist::Op;
-use crate::controller::{lock, Controller, ControllerError};
+use crate::controller::{Controller, ControllerError};
 use crate::model::{EndpointRecord, Origin};
-use crate::store::Kind;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,24 +106,6 @@ impl Controller {
         }
         self.sync_engine_ipam(&view, grace, &mut report).await;
         Ok(report)
-    }
-
-    /// An endpoint dockerd no longer has: unjoined in the kernel, its record gone,
-    /// with the addresses dockerd released while it held them.
-    async fn engine_forget_endpoint(&self, ep: &EndpointRecord) -> Result<(), ControllerError> {
-        let _claim = self.claim_endpoint(ep)?;
-        let slot = self.slot(&ep.network);
-        let _gate = slot.gate.read().await;
-        let ep = self.endpoint_by_id(&ep.id)?;
-        let net = self.network_by_id(&ep.network)?;
-        self.engine_leave_kernel(&net, &ep).await?;
-        let mut ops = vec![Op::Delete(Kind::Endpoint, ep.id.clone())];
-        let (freed, freed_ops) = self.engine_addresses_freed_with(&[&ep], &[]);
-        ops.extend(freed_ops);
-        self.commit(ops).await?;
-        self.give_back(Vec::new(), freed);
-        lock(&slot.endpoint_names).remove(&ep.name);
-        Ok(())
     }
 
     /// Pools and addresses dockerd holds through netd but no longer uses.
