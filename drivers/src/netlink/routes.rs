@@ -11,7 +11,6 @@ use super::direct::{DirectSocket, Request};
 use super::NetlinkError;
 use ipnet::IpNet;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_DUMP};
-use rtnetlink::packet_route::link::LinkFlags;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -143,38 +142,73 @@ fn watch(socket: &Socket, routes: &Mutex<BTreeMap<RouteKey, ()>>) {
 
 fn apply(datagram: &[u8], routes: &Mutex<BTreeMap<RouteKey, ()>>) {
     let mut offset = 0;
-    while offset < datagram.len() {
-        let Ok(message) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[offset..])
-        else {
+    while let Some(header) = datagram.get(offset..offset + HEADER_LEN) {
+        let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = u16::from_ne_bytes([header[4], header[5]]);
+        let Some(message) = datagram.get(offset..offset + len) else {
             return;
         };
-        let len = message.header.length as usize;
-        match message.payload {
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                if let Some(k) = key(&r) {
-                    lock(routes).insert(k, ());
+        let body = &message[HEADER_LEN..];
+        match kind {
+            // Most notifications are about links; only their header matters (a
+            // link that is gone or down), so they are read without decoding.
+            RTM_NEWLINK | RTM_DELLINK => {
+                if let Some((index, flags)) = link_header(body) {
+                    if kind == RTM_DELLINK || flags & IFF_UP == 0 {
+                        forget_link(routes, index);
+                    }
                 }
             }
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
-                if let Some(k) = key(&r) {
-                    lock(routes).remove(&k);
+            RTM_NEWROUTE | RTM_DELROUTE if main_table(body) => {
+                if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(message) {
+                    match m.payload {
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
+                            if let Some(k) = key(&r) {
+                                lock(routes).insert(k, ());
+                            }
+                        }
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
+                            if let Some(k) = key(&r) {
+                                lock(routes).remove(&k);
+                            }
+                        }
+                        _ => {}
+                    }
                 }
-            }
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
-                forget_link(routes, l.header.index)
-            }
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l))
-                if !l.header.flags.contains(LinkFlags::Up) =>
-            {
-                forget_link(routes, l.header.index)
             }
             _ => {}
         }
-        if len == 0 {
+        if len < HEADER_LEN {
             return;
         }
-        offset += len;
+        // Messages are 4-byte aligned.
+        offset += (len + 3) & !3;
     }
+}
+
+const HEADER_LEN: usize = 16;
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const IFF_UP: u32 = 1;
+/// `RT_TABLE_COMPAT`: the header's table when the real one (in an attribute) is
+/// above 255.
+const RT_TABLE_COMPAT: u8 = 252;
+
+/// A link message's index and flags (`struct ifinfomsg`).
+fn link_header(body: &[u8]) -> Option<(u32, u32)> {
+    let index = body.get(4..8)?;
+    let flags = body.get(8..12)?;
+    Some((
+        u32::from_ne_bytes([index[0], index[1], index[2], index[3]]),
+        u32::from_ne_bytes([flags[0], flags[1], flags[2], flags[3]]),
+    ))
+}
+
+/// Whether a route message (`struct rtmsg`) may be of the main table.
+fn main_table(body: &[u8]) -> bool {
+    matches!(body.get(4), Some(&t) if t == RouteHeader::RT_TABLE_MAIN || t == RT_TABLE_COMPAT)
 }
 
 /// Drop the routes through link `index`, which went down or away.
