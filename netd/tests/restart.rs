@@ -296,3 +296,125 @@ fn a_join_the_kernel_refuses_leaves_no_record_even_after_a_restart() {
     let ep = rt.block_on(c.attach("sb", &fixed)).unwrap();
     assert_eq!(ipv4(&ep), "10.78.0.9");
 }
+
+/// Addresses the allocator holds in `pool`, from `/metrics`.
+fn allocated(netd: &Netd, pool: &str) -> usize {
+    let page = runtime().block_on(netd.client.metrics()).unwrap();
+    let line = format!("netd_ipam_addresses_allocated{{pool=\"{pool}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Kill netd `after` into `burst` (run on its own thread), restart it, and check
+/// that the allocator holds the gateway and exactly the stored endpoints' addresses.
+fn kill_during(netd: &mut Netd, after: Duration, burst: impl FnOnce() + Send + 'static) -> usize {
+    let running = std::thread::spawn(burst);
+    std::thread::sleep(after);
+    kill_9(netd);
+    running.join().unwrap();
+    netd.launch();
+    let eps = runtime().block_on(netd.client.endpoints()).unwrap();
+    let held = allocated(netd, "local/10.96.0.0/24");
+    assert_eq!(
+        held,
+        1 + eps.len(),
+        "after a kill {after:?} in: {held} addresses held for {} endpoints",
+        eps.len()
+    );
+    eps.len()
+}
+
+#[test]
+fn the_allocator_matches_the_records_after_a_kill_during_parallel_attaches_or_detaches() {
+    let mut netd = Netd::start();
+    let c = netd.client.clone();
+    let rt = runtime();
+    rt.block_on(async {
+        c.create_network(&network("n1", "10.96.0.0/24"))
+            .await
+            .unwrap();
+        for i in 0..50 {
+            c.create_sandbox(&sandbox(&format!("s{i}"))).await.unwrap();
+        }
+    });
+    for (round, ms) in [40u64, 100, 150].into_iter().enumerate() {
+        // 50 attaches at once, cut short.
+        let client = c.clone();
+        kill_during(&mut netd, Duration::from_millis(ms), move || {
+            runtime().block_on(async {
+                let tasks: Vec<_> = (0..50)
+                    .map(|i| {
+                        let c = client.clone();
+                        tokio::spawn(async move {
+                            let _ = c.attach(&format!("s{i}"), &attach("n1")).await;
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            })
+        });
+        // Every sandbox attached once more (the cut-short ones finish now).
+        rt.block_on(async {
+            for i in 0..50 {
+                let sb = c.sandbox(&format!("s{i}")).await.unwrap();
+                if sb.endpoints.is_empty() {
+                    c.attach(&sb.name, &attach("n1")).await.unwrap();
+                }
+            }
+        });
+        // 50 detaches at once, cut short.
+        let client = c.clone();
+        let left = kill_during(
+            &mut netd,
+            Duration::from_millis(60 + 40 * round as u64),
+            move || {
+                runtime().block_on(async {
+                    let eps = client.endpoints().await.unwrap();
+                    let tasks: Vec<_> = eps
+                        .into_iter()
+                        .filter_map(|e| {
+                            let sb = e.join.as_ref()?.sandbox.clone()?;
+                            let c = client.clone();
+                            Some(tokio::spawn(async move {
+                                let _ = c.detach(&sb, &e.id).await;
+                            }))
+                        })
+                        .collect();
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                })
+            },
+        );
+        // New attaches get addresses nobody holds.
+        rt.block_on(async {
+            for i in 0..50 {
+                let sb = c.sandbox(&format!("s{i}")).await.unwrap();
+                if sb.endpoints.is_empty() {
+                    c.attach(&sb.name, &attach("n1")).await.unwrap();
+                }
+            }
+            let eps = c.endpoints().await.unwrap();
+            let mut addrs: Vec<String> = eps.iter().map(ipv4).collect();
+            addrs.sort();
+            addrs.dedup();
+            assert_eq!(
+                addrs.len(),
+                eps.len(),
+                "an address handed out twice (round {round}, {left} left)"
+            );
+            // Then everything goes, and nothing stays held.
+            for i in 0..50 {
+                let sb = c.sandbox(&format!("s{i}")).await.unwrap();
+                for ep in sb.endpoints {
+                    c.detach(&sb.name, &ep).await.unwrap();
+                }
+            }
+        });
+        assert_eq!(allocated(&netd, "local/10.96.0.0/24"), 1, "round {round}");
+    }
+}
