@@ -3,11 +3,10 @@
 
 use crate::announce::{Announcer, Pending};
 use crate::driver::{
-    Driver, DriverData, DriverError, EndpointSpec, Joined, Mark, NetworkSpec, SandboxSpec, Swept,
+    Driver, DriverData, DriverError, EndpointSpec, Joined, Mark, NetworkSpec, Repair, SandboxSpec,
+    Swept,
 };
-use crate::netlink::{
-    open_netns, Batch, Link, Mac, Netlink, NetlinkError, Removal, VethPair, LOOPBACK_INDEX,
-};
+use crate::netlink::{Batch, Link, Mac, Netlink, NetlinkError, Removal, VethPair, LOOPBACK_INDEX};
 use async_trait::async_trait;
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
@@ -174,13 +173,15 @@ fn bridge_mac(id: &str) -> Mac {
 /// Undoes a link's creation unless committed: nothing half-made survives a failure.
 struct LinkGuard<'a> {
     nl: &'a Netlink,
+    mark: Mark,
     name: Option<String>,
 }
 
 impl LinkGuard<'_> {
     async fn rollback(mut self) {
         if let Some(name) = self.name.take() {
-            if let Err(e) = self.nl.delete_by_name(&name).await {
+            // Only with the mark: the name may have been taken by someone since.
+            if let Err(e) = self.nl.delete_if_marked(&name, self.mark.0).await {
                 tracing::warn!(link = %name, error = %e, "could not remove a half-made link");
             }
         }
@@ -265,7 +266,17 @@ impl Driver for BridgeDriver {
         let (index, guard) = match existing {
             Some(link) => {
                 check_usable_bridge(&name, &link)?;
-                if link.group != self.mark.0 && !data.contains_key(DATA_BRIDGE) {
+                if link.group != self.mark.0 {
+                    // Someone else's bridge: used only where the user named it, and
+                    // never in place of a bridge netd made that is gone.
+                    let named = net.options.contains_key(OPTION_BRIDGE_NAME);
+                    let made = data.get(DATA_BRIDGE).map(String::as_str) == Some(MADE);
+                    if !named || made {
+                        return Err(DriverError::invalid(
+                            format!("bridge {name}"),
+                            "it exists and netd did not make it; remove it or name another bridge",
+                        ));
+                    }
                     data.insert(DATA_BRIDGE.into(), EXISTING.into());
                 }
                 (link.index, None)
@@ -300,6 +311,7 @@ impl Driver for BridgeDriver {
                     index,
                     Some(LinkGuard {
                         nl: &self.nl,
+                        mark: self.mark,
                         name: Some(name.clone()),
                     }),
                 )
@@ -406,12 +418,9 @@ impl Driver for BridgeDriver {
         }
         let host = host_link_name(ep);
         let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
-        let netns = match &sandbox.netns {
-            Some(path) => {
-                Some(open_netns(path).map_err(DriverError::kernel(doing("opening the sandbox")))?)
-            }
-            None => None,
-        };
+        let netns = sandbox
+            .open()
+            .map_err(DriverError::kernel(doing("opening the sandbox")))?;
         let bridge_name = bridge_name(net);
         let mtu = mtu(net)?;
         let find = |what| DriverError::kernel(doing(what));
@@ -454,6 +463,7 @@ impl Driver for BridgeDriver {
         ))))?;
         let guard = LinkGuard {
             nl: &self.nl,
+            mark: self.mark,
             name: Some(host.clone()),
         };
         let placed = netns.is_some();
@@ -488,7 +498,7 @@ impl Driver for BridgeDriver {
         ep: &EndpointSpec,
         sandbox: &SandboxSpec,
         ifname: &str,
-    ) -> Result<bool, DriverError> {
+    ) -> Result<Repair, DriverError> {
         let host = host_link_name(ep);
         let doing = |what: &str| format!("endpoint {}: {what}", short(&ep.id));
         let Some(link) = self
@@ -497,7 +507,11 @@ impl Driver for BridgeDriver {
             .await
             .map_err(DriverError::kernel(doing("looking up the host link")))?
         else {
-            return Ok(false);
+            if sandbox.netns.is_none() {
+                return Ok(Repair::Gone);
+            }
+            self.join(net, ep, sandbox, ifname).await?;
+            return Ok(Repair::Repaired);
         };
         if link.group != self.mark.0 {
             return Err(DriverError::invalid(
@@ -510,7 +524,7 @@ impl Driver for BridgeDriver {
             // record is stored alongside the kernel work): make the join again.
             self.leave(net, ep, sandbox, ifname).await?;
             self.join(net, ep, sandbox, ifname).await?;
-            return Ok(true);
+            return Ok(Repair::Repaired);
         }
         let bridge = self
             .nl
@@ -518,7 +532,7 @@ impl Driver for BridgeDriver {
             .await
             .map_err(DriverError::kernel(doing("finding the network's bridge")))?;
         if link.master == Some(bridge) {
-            return Ok(false);
+            return Ok(Repair::Intact);
         }
         self.nl
             .set_master(link.index, bridge)
@@ -528,7 +542,7 @@ impl Driver for BridgeDriver {
             .set_up(link.index)
             .await
             .map_err(DriverError::kernel(doing("bringing the host end up")))?;
-        Ok(true)
+        Ok(Repair::Repaired)
     }
 
     async fn leave(

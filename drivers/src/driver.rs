@@ -34,6 +34,18 @@ impl Mark {
 /// [`NetworkSpec`] (the bridge driver notes there whether it made the bridge).
 pub type DriverData = BTreeMap<String, String>;
 
+/// What [`Driver::repair_join`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// Wired and configured as the join left it.
+    Intact,
+    /// Made right again (re-attached, or made again).
+    Repaired,
+    /// Gone and not for the driver to make again: an engine-placed join whose
+    /// interface went with the engine's sandbox. The join is over.
+    Gone,
+}
+
 /// What a [`Driver::sweep`] removed, and what it could not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -87,6 +99,10 @@ pub struct SandboxSpec {
     /// A netlink connection already open inside `netns` (netd keeps one per
     /// sandbox); without it a driver opens one for the call, which costs a thread.
     pub netlink: Option<Netlink>,
+    /// The namespace, opened (and checked) by the caller: used instead of opening
+    /// `netns` again, so a path that now names another namespace (a reused PID)
+    /// cannot slip in between.
+    pub opened: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl SandboxSpec {
@@ -95,16 +111,34 @@ impl SandboxSpec {
         SandboxSpec {
             netns: Some(netns.into()),
             netlink: None,
+            opened: None,
         }
     }
 
     /// A connection inside the sandbox: the one it came with, or a new one; `None`
     /// for an engine-placed sandbox.
     pub async fn connect(&self) -> Result<Option<Netlink>, NetlinkError> {
-        match (&self.netlink, &self.netns) {
-            (Some(nl), _) => Ok(Some(nl.clone())),
-            (None, Some(path)) => Netlink::in_netns(path).await.map(Some),
-            (None, None) => Ok(None),
+        match (&self.netlink, &self.opened, &self.netns) {
+            (Some(nl), _, _) => Ok(Some(nl.clone())),
+            (None, Some(file), Some(path)) => Netlink::in_netns_file(file, path).await.map(Some),
+            (None, None, Some(path)) => Netlink::in_netns(path).await.map(Some),
+            (None, _, None) => Ok(None),
+        }
+    }
+
+    /// The namespace, opened: the caller's, or opened now from its path.
+    pub fn open(&self) -> Result<Option<std::fs::File>, NetlinkError> {
+        match (&self.opened, &self.netns) {
+            (Some(file), Some(path)) => {
+                file.try_clone()
+                    .map(Some)
+                    .map_err(|source| NetlinkError::OpenNetns {
+                        path: path.clone(),
+                        source,
+                    })
+            }
+            (_, Some(path)) => crate::netlink::open_netns(path).map(Some),
+            (_, None) => Ok(None),
         }
     }
 }
@@ -213,18 +247,19 @@ pub trait Driver: Send + Sync {
         None
     }
 
-    /// After a restart: make sure a joined endpoint whose host link exists is still
-    /// wired and configured as the join left it (for a bridge: a port of it, up, and
-    /// the interface inside the sandbox configured; a join cut short by a crash is
-    /// made again). Whether anything had to be repaired.
+    /// After a restart: make sure a stored join is still wired and configured as
+    /// it left it (for a bridge: its veth there, a port of the bridge, up, and the
+    /// interface inside the sandbox configured; a join cut short by a crash, or
+    /// whose veth is gone, is made again). For an engine-placed sandbox (no
+    /// namespace) a missing interface is [`Repair::Gone`].
     async fn repair_join(
         &self,
         _net: &NetworkSpec,
         _ep: &EndpointSpec,
         _sandbox: &SandboxSpec,
         _ifname: &str,
-    ) -> Result<bool, DriverError> {
-        Ok(false)
+    ) -> Result<Repair, DriverError> {
+        Ok(Repair::Intact)
     }
 
     /// Detach it; a missing interface is not an error.

@@ -12,7 +12,7 @@ mod simple;
 
 pub use bridge::BridgeDriver;
 pub use driver::{
-    Driver, DriverData, DriverError, EndpointSpec, Joined, Mark, NetworkSpec, SandboxSpec,
+    Driver, DriverData, DriverError, EndpointSpec, Joined, Mark, NetworkSpec, Repair, SandboxSpec,
     SubnetSpec, Swept,
 };
 pub use simple::SimpleDriver;

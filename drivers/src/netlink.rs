@@ -392,7 +392,13 @@ impl Netlink {
     /// A connection to the namespace at `path` (such as `/run/netns/NAME` or
     /// `/proc/PID/ns/net`).
     pub async fn in_netns(path: &Path) -> Result<Netlink, NetlinkError> {
-        let file = File::open(path).map_err(|source| NetlinkError::OpenNetns {
+        let file = open_netns(path)?;
+        Self::in_netns_file(&file, path).await
+    }
+
+    /// A connection to the namespace `file` refers to (`path` names it in errors).
+    pub async fn in_netns_file(file: &File, path: &Path) -> Result<Netlink, NetlinkError> {
+        let file = file.try_clone().map_err(|source| NetlinkError::OpenNetns {
             path: path.to_path_buf(),
             source,
         })?;

@@ -118,9 +118,20 @@ pub fn is_netns(path: &Path) -> bool {
 
 /// The identity of the network namespace at `path`; fails for anything that is not
 /// a network namespace file.
+pub fn identity(path: &Path) -> Result<NetnsId, NetnsError> {
+    let file = std::fs::File::open(path).map_err(|source| NetnsError::Io {
+        doing: "opening",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    identity_of(&file, path)
+}
+
+/// The identity of the namespace `file` (opened from `path`) refers to; fails for
+/// anything that is not a network namespace.
 // The magic's integer type differs by architecture, hence the cast.
 #[allow(clippy::unnecessary_cast)]
-pub fn identity(path: &Path) -> Result<NetnsId, NetnsError> {
+pub fn identity_of(file: &std::fs::File, path: &Path) -> Result<NetnsId, NetnsError> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     let io = |doing| {
@@ -131,8 +142,7 @@ pub fn identity(path: &Path) -> Result<NetnsId, NetnsError> {
         }
     };
     let not_netns = || NetnsError::NotNetns(path.to_path_buf());
-    let file = std::fs::File::open(path).map_err(io("opening"))?;
-    let fs = nix::sys::statfs::fstatfs(&file).map_err(|_| not_netns())?;
+    let fs = nix::sys::statfs::fstatfs(file).map_err(|_| not_netns())?;
     if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
         return Err(not_netns());
     }

@@ -46,6 +46,9 @@ pub enum DaemonError {
     /// The instance lock could not be taken.
     #[error("taking the instance lock")]
     InstanceLock(#[source] std::io::Error),
+    /// A socket stopped serving before a signal asked for it.
+    #[error("{0} stopped serving")]
+    Stopped(&'static str),
     /// Sockets passed by the service manager are not usable.
     #[error("sockets passed by the service manager")]
     Activation(#[from] activation::ActivationError),
@@ -145,9 +148,29 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
             stopped(stop_rx.clone()),
         ))
     });
-    shutdown_signal().await;
+    let mut native_task = native_task;
+    let mut docker_task = docker_task;
+    // A socket that stops serving on its own (an accept error) ends the daemon,
+    // which a service manager then restarts, rather than leaving it deaf.
+    let ended_early = tokio::select! {
+        () = shutdown_signal() => None,
+        result = &mut native_task => Some(("the native API", result)),
+        result = async {
+            match docker_task.as_mut() {
+                Some(task) => task.await,
+                None => std::future::pending().await,
+            }
+        } => Some(("the plugin socket", result)),
+    };
     reaper.abort();
     let _ = stop_tx.send(true);
+    if let Some((what, result)) = ended_early {
+        tracing::error!(socket = what, "stopped serving");
+        return match result {
+            Ok(Err(e)) => Err(e.into()),
+            _ => Err(DaemonError::Stopped(what)),
+        };
+    }
     if let Ok(result) = native_task.await {
         result?;
     }

@@ -59,10 +59,6 @@ fn idle_and_half_sent_connections_are_closed() {
     // Meanwhile the daemon answers others.
     let started = Instant::now();
     runtime().block_on(netd.client.info()).unwrap();
-    assert!(
-        netd.open_fds() > baseline + 600,
-        "the connections were not taken"
-    );
     std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
     for s in &mut idle {
         assert_eq!(fate(s), "closed");

@@ -121,9 +121,17 @@ fn resync(routes: &Mutex<BTreeMap<RouteKey, ()>>) -> Result<(), NetlinkError> {
 /// Apply notifications until the socket fails for good.
 fn watch(socket: &Socket, routes: &Mutex<BTreeMap<RouteKey, ()>>) {
     let mut buf = Vec::with_capacity(64 * 1024);
+    let truncated = nix::sys::socket::MsgFlags::MSG_TRUNC.bits();
     loop {
         buf.clear();
-        match socket.recv(&mut buf, 0) {
+        match socket.recv(&mut buf, truncated) {
+            // Cut short (the kernel's datagram was larger than the buffer): what
+            // it said is lost, so list again.
+            Ok(len) if len > buf.len() => {
+                if let Err(e) = resync(routes) {
+                    tracing::warn!(error = %e, "could not list the routes again");
+                }
+            }
             Ok(_) => apply(&buf, routes),
             Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENOBUFS as i32) => {
                 // Notifications were dropped: the list may be wrong now.
@@ -145,6 +153,9 @@ fn apply(datagram: &[u8], routes: &Mutex<BTreeMap<RouteKey, ()>>) {
     while let Some(header) = datagram.get(offset..offset + HEADER_LEN) {
         let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let kind = u16::from_ne_bytes([header[4], header[5]]);
+        if len < HEADER_LEN {
+            return;
+        }
         let Some(message) = datagram.get(offset..offset + len) else {
             return;
         };
@@ -154,8 +165,11 @@ fn apply(datagram: &[u8], routes: &Mutex<BTreeMap<RouteKey, ()>>) {
             // link that is gone or down), so they are read without decoding.
             RTM_NEWLINK | RTM_DELLINK => {
                 if let Some((index, flags)) = link_header(body) {
-                    if kind == RTM_DELLINK || flags & IFF_UP == 0 {
-                        forget_link(routes, index);
+                    if kind == RTM_DELLINK {
+                        forget_link(routes, index, false);
+                    } else if flags & IFF_UP == 0 {
+                        // Down, the link loses its IPv4 routes; IPv6 keeps them.
+                        forget_link(routes, index, true);
                     }
                 }
             }
@@ -177,9 +191,6 @@ fn apply(datagram: &[u8], routes: &Mutex<BTreeMap<RouteKey, ()>>) {
                 }
             }
             _ => {}
-        }
-        if len < HEADER_LEN {
-            return;
         }
         // Messages are 4-byte aligned.
         offset += (len + 3) & !3;
@@ -211,9 +222,10 @@ fn main_table(body: &[u8]) -> bool {
     matches!(body.get(4), Some(&t) if t == RouteHeader::RT_TABLE_MAIN || t == RT_TABLE_COMPAT)
 }
 
-/// Drop the routes through link `index`, which went down or away.
-fn forget_link(routes: &Mutex<BTreeMap<RouteKey, ()>>, index: u32) {
-    lock(routes).retain(|k, ()| k.3 != index);
+/// Drop the routes through link `index`, which went away (or down: its IPv4
+/// routes only).
+fn forget_link(routes: &Mutex<BTreeMap<RouteKey, ()>>, index: u32, only_v4: bool) {
+    lock(routes).retain(|k, ()| k.3 != index || (only_v4 && k.1.addr().is_ipv6()));
 }
 
 /// A main-table route other than a default, loopback or multicast one.

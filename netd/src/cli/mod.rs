@@ -63,6 +63,10 @@ pub struct DockerSyncArgs {
     /// Print what would be removed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Go on even when dockerd has none of the networks it made on netd (it lost
+    /// them all); otherwise that is refused as a sign of a wrong plugin name.
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub format: FormatArg,
 }
@@ -467,6 +471,7 @@ async fn docker_sync(client: &Client, args: DockerSyncArgs) -> anyhow::Result<()
     let mut view = docker_view::read(&args.docker_socket, &args.plugin_name).await?;
     view.grace_seconds = Some(args.grace);
     view.dry_run = args.dry_run;
+    view.allow_empty = args.allow_empty;
     let report = client.engine_sync(&view).await?;
     match args.format.format {
         Format::Json => print_json(&report)?,
@@ -481,6 +486,7 @@ async fn docker_sync(client: &Client, args: DockerSyncArgs) -> anyhow::Result<()
                 ("endpoint", &report.endpoints),
                 ("pool", &report.pools),
                 ("address", &report.addresses),
+                ("released", &report.released),
             ] {
                 for item in items.iter() {
                     println!("{verb} {what} {item}");

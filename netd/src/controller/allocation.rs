@@ -3,8 +3,9 @@
 //! At start the allocator is rebuilt from what is stored, and from nothing else:
 //! native networks hold their pools, gateways and aux addresses; native endpoints
 //! hold their addresses; dockerd holds the pools and addresses of its IpamDriver
-//! calls (engine records). Networks and endpoints dockerd made hold nothing here:
-//! their addresses came from an IPAM (netd's engine records, or dockerd's own).
+//! calls (engine records). A network dockerd made holds a pool for each subnet
+//! dockerd's own IPAM gave it (so nothing can overlap it), and no address: its
+//! addresses came from an IPAM (netd's engine records, or dockerd's own).
 //!
 //! While running, the allocator is the records plus the holdings of operations in
 //! flight: [`Holdings`] gives back what an operation took unless it committed, and
@@ -26,13 +27,15 @@ pub(crate) fn derive(
     let mut problems = Vec::new();
     let mut ipam = Ipam::new(config)?;
     for net in records.networks.values() {
-        if net.origin != Origin::Native {
-            continue;
-        }
         for s in &net.subnets {
             let Some(pool) = s.pool else { continue };
             let mut take = || -> Result<(), ipam::IpamError> {
                 request_pool(&mut ipam, &pool, false, Some(net.name.clone()))?;
+                // A Docker network's own pool holds its subnet only: its
+                // addresses are dockerd's IPAM's.
+                if net.origin != Origin::Native {
+                    return Ok(());
+                }
                 for addr in s.aux_addresses.values() {
                     ipam.request_address(&pool, Some(*addr))?;
                 }

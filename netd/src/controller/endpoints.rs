@@ -31,6 +31,8 @@ pub(crate) struct Prepared<'a> {
     pub record: EndpointRecord,
     pub holdings: Holdings<'a>,
     pub name: NameGuard<'a>,
+    /// Claims on its MAC (and addresses), kept until its record is stored.
+    pub _claims: Vec<NameGuard<'a>>,
 }
 
 impl Controller {
@@ -112,6 +114,7 @@ impl Controller {
             })?,
         };
         let mac = format_mac(&mac);
+        let mac_claim = slot.claim(format!("MAC address {mac}"), &net.name)?;
         check_mac_free(&self.records(), net, &id, &mac)?;
         Ok(Prepared {
             record: EndpointRecord {
@@ -127,6 +130,7 @@ impl Controller {
             },
             holdings,
             name: guard,
+            _claims: vec![mac_claim],
         })
     }
 

@@ -57,6 +57,23 @@ pub struct Settings {
 pub(crate) struct NetSlot {
     gate: Arc<tokio::sync::RwLock<()>>,
     endpoint_names: Mutex<HashSet<String>>,
+    /// Addresses and MACs that endpoints being made will hold (`addr IP`, `mac
+    /// MAC`): checked against the records and claimed here, so two concurrent
+    /// operations cannot both pass the check.
+    claims: Mutex<HashSet<String>>,
+}
+
+impl NetSlot {
+    /// Claim `what` (an address or a MAC) until the returned guard drops.
+    pub(crate) fn claim(
+        &self,
+        what: String,
+        network: &str,
+    ) -> Result<NameGuard<'_>, ControllerError> {
+        NameGuard::reserve(&self.claims, &what, || {
+            format!("{what} is being given to another endpoint of network {network}; try again")
+        })
+    }
 }
 
 /// The controller. Share it in an `Arc`.
@@ -70,6 +87,10 @@ pub struct Controller {
     ipam: Mutex<Ipam>,
     /// Records that could not be put back into the allocator at start.
     ipam_problems: Vec<String>,
+    /// Serialises what decides over dockerd's pools and addresses (a release
+    /// deferred or not, a pool released or used): each decision and its commit
+    /// happen with no other in between.
+    engine_ipam: tokio::sync::Mutex<()>,
     slots: Mutex<HashMap<String, Arc<NetSlot>>>,
     network_names: Mutex<HashSet<String>>,
     /// Links networks are made of (bridges), stored or being made: no two share one.
@@ -167,6 +188,7 @@ impl Controller {
             records: Arc::new(Mutex::new(records)),
             ipam: Mutex::new(ipam),
             ipam_problems,
+            engine_ipam: tokio::sync::Mutex::new(()),
             slots: Mutex::new(HashMap::new()),
             network_names: Mutex::new(HashSet::new()),
             network_links: Mutex::new(HashSet::new()),

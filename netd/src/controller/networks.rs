@@ -156,9 +156,6 @@ impl Controller {
             } else {
                 Vec::new()
             };
-            // Networks whose subnets the allocator does not hold (dockerd's, with
-            // its own IPAM) are avoided and refused all the same.
-            exclude.extend(self.unheld_subnets());
             for s in &wanted {
                 let sub = self.allocate_subnet(&mut holdings, name.as_str(), s, &exclude)?;
                 exclude.push(sub.subnet);
@@ -296,17 +293,6 @@ impl Controller {
         })
     }
 
-    /// Subnets of stored networks that the allocator does not hold (dockerd's
-    /// networks, whose addresses come from an IPAM).
-    pub(crate) fn unheld_subnets(&self) -> Vec<IpNet> {
-        self.records()
-            .networks
-            .values()
-            .flat_map(|n| n.subnets.iter().filter(|s| s.pool.is_none()))
-            .map(|s| s.subnet)
-            .collect()
-    }
-
     /// Prefixes a chosen subnet must not overlap: the host's routes and name
     /// servers, as Docker avoids them.
     pub(crate) async fn host_exclusions(&self) -> Vec<IpNet> {
@@ -380,6 +366,7 @@ impl Controller {
         ops.push(Op::Delete(Kind::Network, net.id.clone()));
         // Pools and addresses dockerd released while this network (or its
         // abandoned endpoints) still used them go now.
+        let _decide = self.engine_ipam.lock().await;
         let (freed_pools, pool_ops) = self.engine_pools_freed_with(&net);
         let gateways: Vec<_> = net.subnets.iter().filter_map(|s| s.gateway).collect();
         let gone_refs: Vec<_> = gone.iter().collect();

@@ -8,7 +8,7 @@ use super::persist::Op;
 use super::{endpoint_spec, network_spec, Controller, ControllerError};
 use crate::model::{EndpointRecord, NetworkRecord, Origin, SandboxRecord};
 use crate::store::Kind;
-use drivers::netns;
+use drivers::{netns, Repair};
 use std::collections::{HashMap, HashSet};
 
 /// What a reconcile did.
@@ -74,8 +74,11 @@ impl Controller {
                 // An engine-placed join: its interface is in the engine's sandbox,
                 // which netd cannot make again. Gone (a Leave cut short by a crash,
                 // or the sandbox ended), the join is over.
-                if let Some(link) = &join.host_link {
-                    if self.nl.link(link).await.is_ok_and(|l| l.is_none()) {
+                if let Some(net) = nets.get(ep.network.as_str()) {
+                    let spec = drivers::SandboxSpec::default();
+                    if self.repair(net, ep, &spec, &join.interface, &mut out).await
+                        == Some(Repair::Gone)
+                    {
                         let mut left = ep.clone();
                         left.join = None;
                         ops.push(Op::Endpoint(left));
@@ -93,7 +96,16 @@ impl Controller {
                 continue;
             }
             if let Some(sb) = sbs.get(sb_id) {
-                self.repair(net, ep, sb, &join.interface, &mut out).await;
+                match self.sandbox_spec(sb).await {
+                    Ok(spec) => {
+                        self.repair(net, ep, &spec, &join.interface, &mut out).await;
+                    }
+                    Err(e) => out.errors.push(format!(
+                        "repairing endpoint {}: {}",
+                        ep.name,
+                        e.full_message()
+                    )),
+                }
             }
         }
         for (kind, d) in &self.drivers {
@@ -154,39 +166,38 @@ impl Controller {
         out
     }
 
-    /// A stored join whose sandbox is alive: its interface made again if missing,
-    /// repaired if the driver finds it miswired or never configured.
+    /// A stored join whose sandbox is alive, as its driver finds it (made again if
+    /// missing, repaired if miswired or never configured); `None` on failure, which
+    /// is reported.
     async fn repair(
         &self,
         net: &NetworkRecord,
         ep: &EndpointRecord,
-        sb: &SandboxRecord,
+        sandbox: &drivers::SandboxSpec,
         ifname: &str,
         out: &mut Reconciled,
-    ) {
-        let result = async {
-            let d = self.driver(&net.driver)?;
-            let sspec = self.sandbox_spec(sb).await?;
-            let (nspec, espec) = (network_spec(net), endpoint_spec(ep));
-            let missing = match ep.join.as_ref().and_then(|j| j.host_link.as_ref()) {
-                Some(link) => self.nl.link(link).await.is_ok_and(|l| l.is_none()),
-                None => false,
-            };
-            if missing {
-                d.join(&nspec, &espec, &sspec, ifname).await?;
-                return Ok(true);
-            }
-            Ok::<_, ControllerError>(d.repair_join(&nspec, &espec, &sspec, ifname).await?)
-        }
-        .await;
+    ) -> Option<Repair> {
+        let result = match self.driver(&net.driver) {
+            Ok(d) => d
+                .repair_join(&network_spec(net), &endpoint_spec(ep), sandbox, ifname)
+                .await
+                .map_err(ControllerError::from),
+            Err(e) => Err(e),
+        };
         match result {
-            Ok(true) => out.rejoined.push(ep.name.clone()),
-            Ok(false) => {}
-            Err(e) => out.errors.push(format!(
-                "repairing endpoint {}: {}",
-                ep.name,
-                e.full_message()
-            )),
+            Ok(Repair::Repaired) => {
+                out.rejoined.push(ep.name.clone());
+                Some(Repair::Repaired)
+            }
+            Ok(other) => Some(other),
+            Err(e) => {
+                out.errors.push(format!(
+                    "repairing endpoint {}: {}",
+                    ep.name,
+                    e.full_message()
+                ));
+                None
+            }
         }
     }
 

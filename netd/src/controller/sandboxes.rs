@@ -316,12 +316,14 @@ impl Controller {
 
     /// What a driver is told of a sandbox, with a netlink connection inside: the one
     /// kept for a namespace netd made (opened now after a restart), or one opened for
-    /// this call in an adopted namespace, which is checked to be the adopted one.
+    /// this call in an adopted namespace, which is opened once and checked to be
+    /// the adopted one (the driver uses that very descriptor).
     pub(super) async fn sandbox_spec(
         &self,
         sb: &SandboxRecord,
     ) -> Result<SandboxSpec, ControllerError> {
         let kept = lock(&self.sandbox_netlink).get(&sb.id).cloned();
+        let mut opened = None;
         let netlink = match kept {
             Some(nl) => Some(nl),
             None if sb.owned => match Netlink::in_netns(&sb.netns).await {
@@ -335,19 +337,28 @@ impl Controller {
                 }
             },
             None => {
-                if !Self::namespace_alive(sb) {
-                    return Err(ControllerError::Conflict(format!(
+                let gone = || {
+                    ControllerError::Conflict(format!(
                         "sandbox {}: {} is no longer the namespace it adopted (its process is gone); delete the sandbox",
                         sb.name,
                         sb.netns.display()
-                    )));
+                    ))
+                };
+                let file = std::fs::File::open(&sb.netns).map_err(|_| gone())?;
+                match (netns::identity_of(&file, &sb.netns), sb.netns_inode) {
+                    (Ok(id), Some(ino)) if id.ino != ino => return Err(gone()),
+                    (Err(_), _) => return Err(gone()),
+                    _ => {}
                 }
-                Netlink::in_netns(&sb.netns).await.ok()
+                let nl = Netlink::in_netns_file(&file, &sb.netns).await.ok();
+                opened = Some(Arc::new(file));
+                nl
             }
         };
         Ok(SandboxSpec {
             netns: Some(sb.netns.clone()),
             netlink,
+            opened,
         })
     }
 
@@ -527,11 +538,16 @@ impl Controller {
         let net = self.network_by_id(&net.id)?;
         let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint())?;
         prepared.record.attached = true;
-        let (ep, _) = self
+        let id = prepared.record.id.clone();
+        let joined = self
             .join_locked(&net, prepared.record, sb, Some(prepared.holdings))
-            .await?;
-        prepared.name.commit();
-        Ok(ep)
+            .await;
+        // Stored (or left stored by an undo that could not be saved), the
+        // endpoint keeps its name.
+        if joined.is_ok() || self.records().endpoints.contains_key(&id) {
+            prepared.name.commit();
+        }
+        joined.map(|(ep, _)| ep)
     }
 
     /// Leave: the endpoint's interface is removed from the sandbox.

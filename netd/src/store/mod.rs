@@ -326,14 +326,22 @@ impl Batch<'_> {
             return Err(StoreError::Stopped(why.clone()));
         }
         let seq = log.next;
-        let logged = log
-            .wal
-            .append(seq, &self.ops)
-            .map_err(|source| StoreError::Log {
-                doing: "writing",
-                path: log.wal.path().to_path_buf(),
-                source,
-            })?;
+        let logged = match log.wal.append(seq, &self.ops) {
+            Ok(logged) => logged,
+            Err(source) => {
+                // Written but not flushed, or half written: whether a restart
+                // replays it is not known, so nothing more goes in until then.
+                log.stopped = Some(format!(
+                    "writing the log {} failed: {source}",
+                    log.wal.path().display()
+                ));
+                return Err(StoreError::Log {
+                    doing: "writing",
+                    path: log.wal.path().to_path_buf(),
+                    source,
+                });
+            }
+        };
         if !logged {
             // The log is full (or this batch is bigger than all of it): one durable
             // commit takes in this batch and every one before it.

@@ -286,8 +286,12 @@ impl PluginSocket {
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
-            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                break Ok(());
+            let slot = tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break Ok(()),
+                },
+                () = &mut shutdown => break Ok(()),
             };
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -307,7 +311,20 @@ impl PluginSocket {
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let req = req.map(|body| axum::body::Body::new(TimedBody::new(body, limits.body)));
                 let mut router = router.clone();
-                async move { tower::Service::call(&mut router, req).await }
+                // A task of its own: a client that goes away mid-call (hyper then
+                // drops the connection's futures) must not cut a handler short
+                // between its commit and what follows it.
+                let call =
+                    tokio::spawn(async move { tower::Service::call(&mut router, req).await });
+                async move {
+                    match call.await {
+                        Ok(answer) => answer,
+                        Err(_) => Ok(axum::http::Response::builder()
+                            .status(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                            .body(axum::body::Body::from("the handler failed"))
+                            .unwrap_or_default()),
+                    }
+                }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())

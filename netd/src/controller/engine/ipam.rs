@@ -7,7 +7,7 @@
 //! for while a network or endpoint still uses the pool or address are deferred to
 //! when that user goes: dockerd ignores a failed release and would forget it.
 
-use crate::controller::addressing::{check_subnet, overlaps};
+use crate::controller::addressing::check_subnet;
 use crate::controller::allocation::{engine_owner, Holdings};
 use crate::controller::persist::Op;
 use crate::controller::records::Records;
@@ -78,16 +78,10 @@ impl Controller {
                 "an ip range needs a subnet to belong to".into(),
             ));
         }
-        let mut exclude = self.unheld_subnets();
-        if let Some(pool) = req.pool {
-            if let Some(taken) = exclude.iter().find(|x| overlaps(x, &pool)) {
-                return Err(ControllerError::Conflict(format!(
-                    "pool {pool} overlaps subnet {taken} of a network on netd"
-                )));
-            }
-        } else {
-            exclude.extend(self.host_exclusions().await);
-        }
+        let exclude = match req.pool {
+            Some(_) => Vec::new(),
+            None => self.host_exclusions().await,
+        };
         let mut holdings = Holdings::new(self);
         let id = self
             .lock_ipam()
@@ -116,6 +110,7 @@ impl Controller {
     /// `IpamDriver.ReleasePool`.
     pub async fn engine_release_pool(&self, pool: &str) -> Result<(), ControllerError> {
         let id = parse_pool(pool)?;
+        let _decide = self.engine_ipam.lock().await;
         let (record, in_use, addresses) = {
             let r = self.records();
             let record = r
@@ -159,6 +154,7 @@ impl Controller {
         gateway: bool,
     ) -> Result<IpNet, ControllerError> {
         let id = parse_pool(pool)?;
+        let _decide = self.engine_ipam.lock().await;
         {
             let r = self.records();
             match r.engine_pools.get(&id.to_string()) {
@@ -199,6 +195,7 @@ impl Controller {
         address: IpAddr,
     ) -> Result<(), ControllerError> {
         let id = parse_pool(pool)?;
+        let _decide = self.engine_ipam.lock().await;
         let (record, user) = {
             let r = self.records();
             if !r.engine_pools.contains_key(&id.to_string()) {
@@ -279,6 +276,61 @@ impl Controller {
             }
         }
         (freed, ops)
+    }
+}
+
+impl Controller {
+    /// Pools and addresses dockerd released while they were in use whose user is
+    /// gone now (it went without netd hearing: a crash in between), freed.
+    /// Returns them, as `pool` and `pool address`.
+    pub(crate) async fn engine_free_released(&self) -> Result<Vec<String>, ControllerError> {
+        let _decide = self.engine_ipam.lock().await;
+        let (pools, addresses, ops) = {
+            let r = self.records();
+            let mut ops = Vec::new();
+            let pools: Vec<PoolId> = r
+                .engine_pools
+                .values()
+                .filter(|p| p.released)
+                .filter(|p| {
+                    !r.networks
+                        .values()
+                        .any(|n| n.subnets.iter().any(|s| s.subnet == p.id.subnet))
+                })
+                .map(|p| p.id)
+                .collect();
+            for id in &pools {
+                for a in addresses_of(&r, id) {
+                    ops.push(Op::Delete(Kind::EngineAddress, a.key()));
+                }
+                ops.push(Op::Delete(Kind::EnginePool, id.to_string()));
+            }
+            let addresses: Vec<(PoolId, IpAddr)> = r
+                .engine_addresses
+                .values()
+                .filter(|a| a.released && !pools.contains(&a.pool))
+                .filter(|a| address_user(&r, a.address, &a.pool.subnet).is_none())
+                .map(|a| (a.pool, a.address))
+                .collect();
+            for (pool, addr) in &addresses {
+                ops.push(Op::Delete(
+                    Kind::EngineAddress,
+                    engine_address_key(pool, *addr),
+                ));
+            }
+            (pools, addresses, ops)
+        };
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.commit(ops).await?;
+        let freed = pools
+            .iter()
+            .map(ToString::to_string)
+            .chain(addresses.iter().map(|(p, a)| format!("{p} {a}")))
+            .collect();
+        self.give_back(pools, addresses);
+        Ok(freed)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::store::Kind;
 use drivers::SandboxSpec;
+use ipam::PoolRequest;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -110,7 +111,7 @@ fn subnet_records(pools: Vec<EnginePool>) -> Vec<SubnetRecord> {
 /// Whether dockerd has evidently abandoned this endpoint of a network it is
 /// deleting: it was never joined, or the sandbox it was joined to is gone (dockerd
 /// deletes a network only when it knows of no endpoint on it).
-fn abandoned(ep: &EndpointRecord) -> bool {
+pub(super) fn abandoned(ep: &EndpointRecord) -> bool {
     ep.origin == Origin::Docker
         && ep
             .join
@@ -137,7 +138,16 @@ impl Controller {
             if existing.origin != Origin::Docker {
                 return Err(not_dockers("network", &existing.name));
             }
-            if existing.subnets == subnets && existing.options == options {
+            // What dockerd gave, whatever pool netd holds the subnet with.
+            let given = |s: &[SubnetRecord]| -> Vec<SubnetRecord> {
+                s.iter()
+                    .map(|s| SubnetRecord {
+                        pool: None,
+                        ..s.clone()
+                    })
+                    .collect()
+            };
+            if given(&existing.subnets) == subnets && existing.options == options {
                 return Ok(existing);
             }
             return Err(ControllerError::Conflict(format!(
@@ -145,11 +155,13 @@ impl Controller {
                 existing.name
             )));
         }
-        self.check_engine_subnets(&subnets)?;
         let driver = self.driver(ENGINE_DRIVER)?;
+        let name = format!("docker-{}", short_id(id));
+        let mut holdings = Holdings::new(self);
+        let subnets = self.hold_engine_subnets(subnets, &name, &mut holdings)?;
         let record = NetworkRecord {
             id: id.to_string(),
-            name: format!("docker-{}", short_id(id)),
+            name,
             driver: ENGINE_DRIVER.into(),
             scope: "local".into(),
             subnets,
@@ -165,49 +177,54 @@ impl Controller {
             format!("a network named {} exists already", record.name)
         })?;
         let links = self.reserve_links(&*driver, &record)?;
-        self.make_and_store_network(
-            &*driver,
-            &spec,
-            record,
-            Holdings::new(self),
-            reservation,
-            links,
-        )
-        .await
+        self.make_and_store_network(&*driver, &spec, record, holdings, reservation, links)
+            .await
     }
 
-    /// A Docker network's subnets overlap no other network, and no pool of the
-    /// allocator but dockerd's own pool of exactly that subnet.
-    fn check_engine_subnets(&self, subnets: &[SubnetRecord]) -> Result<(), ControllerError> {
-        let records = self.records();
-        for s in subnets {
-            if let Some((other, theirs)) = overlapping_network(&records, &s.subnet, None) {
-                return Err(ControllerError::Conflict(format!(
-                    "subnet {} overlaps {} of network {}",
-                    s.subnet, theirs.subnet, other.name
-                )));
-            }
-            let held_by_engine = records
-                .engine_pools
-                .values()
-                .any(|p| p.id.subnet == s.subnet);
-            if held_by_engine {
+    /// Make the allocator hold a Docker network's subnets, so that no other network
+    /// or pool can overlap them: a subnet dockerd holds through netd's IpamDriver
+    /// is held by that pool already (and may be one network's only); any other
+    /// (from dockerd's own IPAM) gets a pool of its own, which the network's record
+    /// holds, with no address handed out of it.
+    fn hold_engine_subnets(
+        &self,
+        mut subnets: Vec<SubnetRecord>,
+        owner: &str,
+        holdings: &mut Holdings<'_>,
+    ) -> Result<Vec<SubnetRecord>, ControllerError> {
+        for s in &mut subnets {
+            let engine_held = {
+                let records = self.records();
+                if let Some((other, theirs)) = overlapping_network(&records, &s.subnet, None) {
+                    return Err(ControllerError::Conflict(format!(
+                        "subnet {} overlaps {} of network {}",
+                        s.subnet, theirs.subnet, other.name
+                    )));
+                }
+                records
+                    .engine_pools
+                    .values()
+                    .any(|p| p.id.subnet == s.subnet)
+            };
+            if engine_held {
                 continue;
             }
-            if let Some(p) = self
-                .pools()
-                .into_iter()
-                .find(|p| overlaps(&p.id.subnet, &s.subnet))
-            {
-                return Err(ControllerError::Conflict(format!(
-                    "subnet {} overlaps {}, which is allocated to {}",
-                    s.subnet,
-                    p.id.subnet,
-                    p.owner.unwrap_or_else(|| p.id.to_string())
-                )));
-            }
+            let id = self
+                .lock_ipam()
+                .request_pool(&PoolRequest {
+                    subnet: Some(s.subnet),
+                    v6: s.subnet.addr().is_ipv6(),
+                    owner: Some(owner.to_string()),
+                    ..Default::default()
+                })
+                .map_err(ControllerError::ipam(format!(
+                    "holding subnet {} for network {owner}",
+                    s.subnet
+                )))?;
+            holdings.pools.push(id);
+            s.pool = Some(id);
         }
-        Ok(())
+        Ok(subnets)
     }
 
     /// An address in a subnet dockerd holds through netd's IpamDriver must be one
@@ -262,6 +279,9 @@ impl Controller {
         }
         let slot = self.slot(&net.id);
         let _gate = slot.gate.read().await;
+        // Deleted while we waited?
+        let net = self.network_by_id(&net.id)?;
+        let mut claims = Vec::new();
         if self.records().endpoints.contains_key(endpoint) {
             return Err(ControllerError::Conflict(format!(
                 "endpoint {} exists already",
@@ -278,6 +298,7 @@ impl Controller {
                     short_id(endpoint)
                 )));
             }
+            claims.push(slot.claim(format!("address {}", a.addr()), &net.name)?);
             let records = self.records();
             check_endpoint_address(&records, &net, endpoint, a)?;
             self.check_engine_holds(&records, a.addr())?;
@@ -294,6 +315,7 @@ impl Controller {
             ),
         };
         let mac = format_mac(&mac);
+        claims.push(slot.claim(format!("MAC address {mac}"), &net.name)?);
         check_mac_free(&self.records(), &net, endpoint, &mac)?;
         let name = format!("docker-{}", short_id(endpoint));
         let prepared = Prepared {
@@ -312,6 +334,7 @@ impl Controller {
             name: NameGuard::reserve(&slot.endpoint_names, &name, || {
                 format!("endpoint {name} exists already")
             })?,
+            _claims: claims,
         };
         self.commit(vec![Op::Endpoint(prepared.record.clone())])
             .await?;
@@ -346,6 +369,7 @@ impl Controller {
         let net = self.network_by_id(&ep.network)?;
         self.engine_leave_kernel(&net, &ep).await?;
         let mut ops = vec![Op::Delete(Kind::Endpoint, ep.id.clone())];
+        let _decide = self.engine_ipam.lock().await;
         let (freed, freed_ops) = self.engine_addresses_freed_with(&[&ep], &[]);
         ops.extend(freed_ops);
         self.commit(ops).await?;
@@ -481,6 +505,23 @@ impl Controller {
         Ok(())
     }
 
+    /// End `ep`'s join if it is still the one seen, and still abandoned, once the
+    /// endpoint and its network are held (a Join in between is left alone).
+    async fn engine_end_stale_join(&self, ep: &EndpointRecord) -> Result<bool, ControllerError> {
+        let _claim = self.claim_endpoint(ep)?;
+        let slot = self.slot(&ep.network);
+        let _gate = slot.gate.read().await;
+        let mut current = self.endpoint_by_id(&ep.id)?;
+        if current.join != ep.join || !abandoned(&current) {
+            return Ok(false);
+        }
+        let net = self.network_by_id(&current.network)?;
+        self.engine_leave_kernel(&net, &current).await?;
+        current.join = None;
+        self.commit(vec![Op::Endpoint(current)]).await?;
+        Ok(true)
+    }
+
     /// Unjoin every Docker endpoint whose sandbox is gone (a container that ended
     /// while netd was away, or whose Leave never came): its interface went with the
     /// sandbox; its record no longer claims a join. Returns their names.
@@ -494,9 +535,9 @@ impl Controller {
             .collect();
         let mut reaped = Vec::new();
         for ep in stale {
-            let net = ep.network.clone();
-            match self.engine_leave(&net, &ep.id).await {
-                Ok(()) => reaped.push(ep.name),
+            match self.engine_end_stale_join(&ep).await {
+                Ok(true) => reaped.push(ep.name),
+                Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(endpoint = %ep.name, error = %e.full_message(), "could not unjoin an endpoint whose sandbox is gone")
                 }

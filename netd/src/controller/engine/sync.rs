@@ -3,6 +3,7 @@
 //! with its daemon) must not stay behind. The view is read from dockerd's API by
 //! `netd docker-sync`, never from inside a plugin call (dockerd waits for those).
 
+use super::network::abandoned;
 use crate::controller::{Controller, ControllerError};
 use crate::model::{EndpointRecord, Origin};
 use ipnet::IpNet;
@@ -30,6 +31,10 @@ pub struct EngineView {
     /// Say what would go, change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Go on when the view has none of netd's Docker networks (dockerd lost them
+    /// all); without it that is refused, as a sign of a wrong plugin name.
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 /// What a sync removed (or, in a dry run, would remove).
@@ -43,6 +48,10 @@ pub struct SyncReport {
     pub pools: Vec<String>,
     /// Addresses dockerd no longer uses, as `POOL ADDRESS`.
     pub addresses: Vec<String>,
+    /// Pools and addresses dockerd had released while in use whose user was gone:
+    /// freed at last.
+    #[serde(default)]
+    pub released: Vec<String>,
     /// What could not be removed.
     pub errors: Vec<String>,
 }
@@ -65,6 +74,24 @@ impl Controller {
     pub async fn engine_sync(&self, view: EngineView) -> Result<SyncReport, ControllerError> {
         let grace = view.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
         let mut report = SyncReport::default();
+        let ours = self
+            .records()
+            .networks
+            .values()
+            .filter(|n| n.origin == Origin::Docker)
+            .count();
+        if ours > 0
+            && !view.allow_empty
+            && !self
+                .records()
+                .networks
+                .keys()
+                .any(|id| view.networks.contains_key(id))
+        {
+            return Err(ControllerError::Invalid(format!(
+                "dockerd's view has none of the {ours} network(s) dockerd made on netd: is the plugin name right? If dockerd really lost them all, say so (allow_empty, `--allow-empty`)"
+            )));
+        }
         let (networks, endpoints) = {
             let r = self.records();
             let networks: Vec<_> = r
@@ -75,11 +102,13 @@ impl Controller {
                 .cloned()
                 .collect();
             let known: BTreeSet<&String> = view.networks.values().flatten().collect();
+            // One still joined to a sandbox that exists is live, whatever the view.
             let endpoints: Vec<EndpointRecord> = r
                 .endpoints
                 .values()
                 .filter(|e| e.origin == Origin::Docker && older_than(&e.created, grace))
                 .filter(|e| view.networks.contains_key(&e.network) && !known.contains(&e.id))
+                .filter(|e| abandoned(e))
                 .cloned()
                 .collect();
             (networks, endpoints)
@@ -87,7 +116,7 @@ impl Controller {
         for net in networks {
             report.networks.push(net.id.clone());
             if !view.dry_run {
-                if let Err(e) = self.remove_network(&net.id, |_| true).await {
+                if let Err(e) = self.remove_network(&net.id, abandoned).await {
                     report
                         .errors
                         .push(format!("network {}: {}", net.id, e.full_message()));
@@ -105,6 +134,15 @@ impl Controller {
             }
         }
         self.sync_engine_ipam(&view, grace, &mut report).await;
+        if !view.dry_run {
+            match self.engine_free_released().await {
+                Ok(freed) => report.released.extend(freed),
+                Err(e) => report.errors.push(format!(
+                    "freeing released pools and addresses: {}",
+                    e.full_message()
+                )),
+            }
+        }
         Ok(report)
     }
 
