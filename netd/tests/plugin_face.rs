@@ -459,3 +459,31 @@ fn a_join_whose_sandbox_is_gone_is_undone_at_start() {
     assert_eq!(ep.join, None, "still joined: {ep:?}");
     assert_eq!(netd.links().len(), 2, "{:?}", netd.links());
 }
+
+#[test]
+fn a_sync_with_a_view_missing_every_docker_network_is_refused_unless_asked() {
+    let netd = Netd::start_with_docker();
+    let engine = Engine::of(&netd);
+    engine.network(NET, "10.98.0.0/24");
+    let rt = runtime();
+    let empty = netd::controller::EngineView {
+        grace_seconds: Some(0),
+        ..Default::default()
+    };
+    let err = rt
+        .block_on(netd.client.engine_sync(&empty))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is the plugin name right"), "{err}");
+    assert_eq!(rt.block_on(netd.client.networks()).unwrap().len(), 1);
+    let report = rt
+        .block_on(netd.client.engine_sync(&netd::controller::EngineView {
+            allow_empty: true,
+            ..empty
+        }))
+        .unwrap();
+    assert_eq!(report.networks, [NET]);
+    assert_eq!(report.pools, ["local/10.98.0.0/24"]);
+    assert!(rt.block_on(netd.client.networks()).unwrap().is_empty());
+    assert!(rt.block_on(netd.client.pools()).unwrap().is_empty());
+}

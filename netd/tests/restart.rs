@@ -418,3 +418,37 @@ fn the_allocator_matches_the_records_after_a_kill_during_parallel_attaches_or_de
         assert_eq!(allocated(&netd, "local/10.96.0.0/24"), 1, "round {round}");
     }
 }
+
+#[test]
+fn a_bridge_someone_else_made_in_place_of_netds_is_not_taken_over() {
+    let mut netd = Netd::start();
+    let (_a, _b, _) = setup(&netd);
+    let rt = runtime();
+    let net = rt.block_on(netd.client.network("n1")).unwrap().network;
+    let bridge = format!("br-{}", &net.id[..12]);
+    kill_9(&mut netd);
+    // While netd is down its bridge goes, and someone makes one of that name.
+    netd.host.run("ip", &["link", "del", &bridge]).unwrap();
+    netd.host
+        .run("ip", &["link", "add", &bridge, "type", "bridge"])
+        .unwrap();
+    netd.launch();
+    let addrs = netd
+        .host
+        .run("ip", &["-o", "addr", "show", "dev", &bridge])
+        .unwrap();
+    assert!(!addrs.contains("10.74.0.1"), "netd took it over: {addrs}");
+    assert!(
+        netd.log().contains("netd did not make it"),
+        "no word of it:\n{}",
+        netd.log()
+    );
+    // Deleting the network leaves their bridge alone.
+    rt.block_on(async {
+        for sb in ["a", "b"] {
+            netd.client.delete_sandbox(sb).await.unwrap();
+        }
+        netd.client.delete_network("n1").await.unwrap();
+    });
+    assert!(netd.links().contains(&bridge), "{:?}", netd.links());
+}

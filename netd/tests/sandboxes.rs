@@ -499,3 +499,56 @@ fn an_object_named_like_an_id_is_found_by_that_name() {
         netd.client.delete_sandbox(&name).await.unwrap();
     });
 }
+
+#[test]
+fn a_client_that_goes_away_mid_call_leaves_nothing_inconsistent() {
+    use std::io::Write;
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    rt.block_on(async {
+        c.create_network(&network("n1", "10.97.0.0/24"))
+            .await
+            .unwrap();
+        for i in 0..20 {
+            c.create_sandbox(&sandbox(&format!("s{i}"))).await.unwrap();
+        }
+    });
+    // Each attach is sent whole, then its connection closed at once: the server
+    // sees the client go while it works.
+    for i in 0..20 {
+        let mut s = std::os::unix::net::UnixStream::connect(c.socket()).unwrap();
+        let body = r#"{"network": "n1"}"#;
+        let req = format!(
+            "POST /v1/sandboxes/s{i}/attach HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        drop(s);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    rt.block_on(async {
+        let eps = c.endpoints().await.unwrap();
+        let pools = c.pools().await.unwrap();
+        let held: usize = pools[0]
+            .allocated
+            .iter()
+            .map(|r| match (r.first, r.last.unwrap_or(r.first)) {
+                (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+                    (u32::from(b) - u32::from(a) + 1) as usize
+                }
+                _ => 1,
+            })
+            .sum();
+        assert_eq!(held, 1 + eps.len(), "{} endpoints, {pools:?}", eps.len());
+        // And the next attaches get addresses nobody has.
+        for i in 0..20 {
+            c.attach(&format!("s{i}"), &attach("n1")).await.unwrap();
+        }
+        let eps = c.endpoints().await.unwrap();
+        let mut addrs: Vec<String> = eps.iter().map(ipv4).collect();
+        addrs.sort();
+        addrs.dedup();
+        assert_eq!(addrs.len(), eps.len(), "an address handed out twice");
+    });
+}
