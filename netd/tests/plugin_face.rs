@@ -486,4 +486,12 @@ fn a_sync_with_a_view_missing_every_docker_network_is_refused_unless_asked() {
     assert_eq!(report.pools, ["local/10.98.0.0/24"]);
     assert!(rt.block_on(netd.client.networks()).unwrap().is_empty());
     assert!(rt.block_on(netd.client.pools()).unwrap().is_empty());
+    // Without a dockerd to ask, the CLI says which socket it tried.
+    let err = netd
+        .cli(&["docker-sync", "--docker-socket", "/nonexistent/docker.sock"])
+        .unwrap_err();
+    assert!(
+        err.contains("cannot reach dockerd at /nonexistent/docker.sock"),
+        "{err}"
+    );
 }

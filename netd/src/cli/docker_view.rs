@@ -2,7 +2,7 @@
 //! networks on netd's driver with their endpoints, and the subnets and addresses
 //! it uses through netd's IPAM.
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::controller::EngineView;
 use anyhow::Context;
 use hyper::Method;
@@ -50,10 +50,14 @@ struct Container {
 }
 
 async fn get<T: serde::de::DeserializeOwned>(docker: &Client, path: &str) -> anyhow::Result<T> {
-    let (status, body) = docker
-        .raw(Method::GET, path, None)
-        .await
-        .with_context(|| format!("asking dockerd for {path}"))?;
+    let (status, body) = match docker.raw(Method::GET, path, None).await {
+        Ok(answer) => answer,
+        Err(ClientError::Connect { socket, source }) => anyhow::bail!(
+            "cannot reach dockerd at {}: {source}; give its API socket with --docker-socket",
+            socket.display()
+        ),
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("asking dockerd for {path}"))),
+    };
     anyhow::ensure!(
         status.is_success(),
         "dockerd answered {status} to {path}: {}",
