@@ -287,23 +287,6 @@ impl Driver for BridgeDriver {
                     .add_bridge(&name, mtu(net)?, Some(bridge_mac(&net.id)), self.mark.0)
                     .await
                     .map_err(DriverError::kernel(doing("creating")))?;
-                if !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
-                    // An IPv4-only network's bridge speaks no IPv6 (its endpoints
-                    // have none either): no link-local address, no DAD or MLD, and
-                    // none of the per-device IPv6 routes whose upkeep grows with
-                    // the number of bridges. Set before the bridge comes up.
-                    let key = format!("net/ipv6/conf/{name}/disable_ipv6");
-                    match self.nl.write_sysctl(&key, "1").await {
-                        Ok(()) => {}
-                        // A kernel without IPv6 has nothing to turn off.
-                        Err(NetlinkError::Request { source, .. })
-                            if source.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            let _ = self.nl.delete_if_marked(&name, self.mark.0).await;
-                            return Err(DriverError::kernel(doing("turning IPv6 off on"))(e));
-                        }
-                    }
-                }
                 // A bridge that was there and is gone is made again, by netd now.
                 data.insert(DATA_BRIDGE.into(), MADE.into());
                 data.remove(DATA_ADDED);
@@ -318,7 +301,22 @@ impl Driver for BridgeDriver {
             }
         };
         let adopted = data.get(DATA_BRIDGE).map(String::as_str) == Some(EXISTING);
+        let made_now = guard.is_some();
         let result = async {
+            if made_now && !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+                // An IPv4-only network's bridge speaks no IPv6 (its endpoints have
+                // none either): no link-local address, no DAD or MLD, and none of
+                // the per-device IPv6 routes whose upkeep grows with the number of
+                // bridges. Set before the bridge comes up.
+                let key = format!("net/ipv6/conf/{name}/disable_ipv6");
+                match self.nl.write_sysctl(&key, "1").await {
+                    // A kernel without IPv6 has nothing to turn off.
+                    Err(NetlinkError::Request { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(DriverError::kernel(doing("turning IPv6 off on"))(e)),
+                    Ok(()) => {}
+                }
+            }
             self.bridges().insert(name.clone(), index);
             let mut added = added_addresses(&data);
             for gw in gateway_addresses(net) {

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{runtime, Netd};
+use common::{pool_addresses, runtime, Netd};
 use netd::client::Client;
 use netd::controller::{Attach, EndpointCreate, NetworkCreate, SandboxCreate, SubnetRequest};
 use netd::model::{EndpointRecord, NetworkRecord, Origin, SandboxRecord};
@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 use plugin_api::client::PluginClient;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -184,22 +184,6 @@ impl Model {
             .find(|p| p.id.subnet == subnet && p.owner.as_deref() == Some(ENGINE_OWNER))
             .map(|p| p.id.to_string())
     }
-}
-
-/// Every address of a pool's ranges.
-fn addresses(pool: &ipam::PoolState) -> BTreeSet<IpAddr> {
-    let mut out = BTreeSet::new();
-    for r in &pool.allocated {
-        match (r.first, r.last.unwrap_or(r.first)) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => {
-                out.extend((u32::from(a)..=u32::from(b)).map(|n| IpAddr::V4(Ipv4Addr::from(n))))
-            }
-            (a, _) => {
-                out.insert(a);
-            }
-        }
-    }
-    out
 }
 
 /// Counters for names and subnets no earlier round used.
@@ -669,7 +653,7 @@ fn check_facts(m: &Model, facts: &[Fact], context: &str) {
                     .pools
                     .iter()
                     .find(|p| p.id.to_string() == *pool)
-                    .is_some_and(|p| addresses(p).contains(addr));
+                    .is_some_and(|p| pool_addresses(p).contains(addr));
                 assert_eq!(found, *held, "{context}: {addr} in engine pool {pool}");
             }
             Fact::DockerNetwork(id, exists) => {
@@ -693,7 +677,7 @@ fn check_allocator(before: &Model, m: &Model, outcomes: &[Outcome], context: &st
             let pool = s
                 .pool
                 .unwrap_or_else(|| panic!("{context}: {net:?} has no pool"));
-            let held = addresses(pool_of(&pool.to_string()).unwrap_or_else(|| {
+            let held = pool_addresses(pool_of(&pool.to_string()).unwrap_or_else(|| {
                 panic!(
                     "{context}: the pool of network {} is not in the allocator",
                     net.name
@@ -729,7 +713,7 @@ fn check_allocator(before: &Model, m: &Model, outcomes: &[Outcome], context: &st
                     .pools
                     .iter()
                     .find(|b| b.id == p.id)
-                    .map(addresses)
+                    .map(pool_addresses)
                     .unwrap_or_default();
                 let answered: BTreeSet<IpAddr> = outcomes
                     .iter()
@@ -744,7 +728,7 @@ fn check_allocator(before: &Model, m: &Model, outcomes: &[Outcome], context: &st
                     .flat_map(|o| &o.addresses_unanswered)
                     .filter(|pool| **pool == id)
                     .count();
-                let extra = addresses(p)
+                let extra = pool_addresses(p)
                     .into_iter()
                     .filter(|a| !earlier.contains(a) && !answered.contains(a))
                     .count();
@@ -769,7 +753,7 @@ fn check_allocator(before: &Model, m: &Model, outcomes: &[Outcome], context: &st
         let pool = m
             .engine_pool_of(net)
             .unwrap_or_else(|| panic!("{context}: docker network {} has no engine pool", net.id));
-        let held = addresses(pool_of(&pool).unwrap());
+        let held = pool_addresses(pool_of(&pool).unwrap());
         let gw = net.subnets[0].gateway.unwrap();
         assert!(
             held.contains(&gw),
@@ -911,7 +895,10 @@ async fn engine_cleanup(m: &Model, p: &PluginClient) {
                 .collect(),
             None => BTreeSet::new(),
         };
-        for a in addresses(pool).into_iter().filter(|a| !keep.contains(a)) {
+        for a in pool_addresses(pool)
+            .into_iter()
+            .filter(|a| !keep.contains(a))
+        {
             plugin(
                 p,
                 "IpamDriver.ReleaseAddress",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{attach, ipv4, network, runtime, sandbox, Netd};
+use common::{attach, held, ipv4, network, runtime, sandbox, Netd};
 use plugin_api::client::PluginClient;
 use serde_json::{json, Value};
 
@@ -82,31 +82,6 @@ impl Engine {
         );
         addr
     }
-}
-
-/// Every address the allocator holds in `pool`.
-fn held(netd: &Netd, pool: &str) -> Vec<String> {
-    let (status, body) = runtime()
-        .block_on(netd.client.raw(hyper::Method::GET, "/v1/pools", None))
-        .unwrap();
-    assert!(status.is_success());
-    let pools: Vec<ipam::PoolState> = serde_json::from_slice(&body).unwrap();
-    let Some(p) = pools.iter().find(|p| p.id.to_string() == pool) else {
-        return Vec::new();
-    };
-    p.allocated
-        .iter()
-        .flat_map(|r| {
-            let first = r.first;
-            let last = r.last.unwrap_or(first);
-            let (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) = (first, last) else {
-                return vec![first.to_string()];
-            };
-            (u32::from(a)..=u32::from(b))
-                .map(|n| std::net::Ipv4Addr::from(n).to_string())
-                .collect()
-        })
-        .collect()
 }
 
 #[test]

@@ -326,6 +326,18 @@ fn kill_during(netd: &mut Netd, after: Duration, burst: impl FnOnce() + Send + '
     eps.len()
 }
 
+/// Attach each sandbox `s0`..`s49` that has no endpoint to `n1`.
+fn attach_the_bare_ones(c: &netd::client::Client) {
+    runtime().block_on(async {
+        for i in 0..50 {
+            let sb = c.sandbox(&format!("s{i}")).await.unwrap();
+            if sb.endpoints.is_empty() {
+                c.attach(&sb.name, &attach("n1")).await.unwrap();
+            }
+        }
+    });
+}
+
 #[test]
 fn the_allocator_matches_the_records_after_a_kill_during_parallel_attaches_or_detaches() {
     let mut netd = Netd::start();
@@ -358,14 +370,7 @@ fn the_allocator_matches_the_records_after_a_kill_during_parallel_attaches_or_de
             })
         });
         // Every sandbox attached once more (the cut-short ones finish now).
-        rt.block_on(async {
-            for i in 0..50 {
-                let sb = c.sandbox(&format!("s{i}")).await.unwrap();
-                if sb.endpoints.is_empty() {
-                    c.attach(&sb.name, &attach("n1")).await.unwrap();
-                }
-            }
-        });
+        attach_the_bare_ones(&c);
         // 50 detaches at once, cut short.
         let client = c.clone();
         let left = kill_during(
@@ -391,13 +396,8 @@ fn the_allocator_matches_the_records_after_a_kill_during_parallel_attaches_or_de
             },
         );
         // New attaches get addresses nobody holds.
+        attach_the_bare_ones(&c);
         rt.block_on(async {
-            for i in 0..50 {
-                let sb = c.sandbox(&format!("s{i}")).await.unwrap();
-                if sb.endpoints.is_empty() {
-                    c.attach(&sb.name, &attach("n1")).await.unwrap();
-                }
-            }
             let eps = c.endpoints().await.unwrap();
             let mut addrs: Vec<String> = eps.iter().map(ipv4).collect();
             addrs.sort();

@@ -149,8 +149,8 @@ pub(crate) fn check_endpoint_address(
         )));
     }
     if let Some(other) = records
-        .endpoints_of(&net.id)
-        .find(|e| e.id != endpoint && e.addresses.iter().any(|a| a.addr() == addr.addr()))
+        .holder(&net.id, &format!("ip {}", addr.addr()))
+        .filter(|e| e.id != endpoint)
     {
         return Err(ControllerError::Conflict(format!(
             "address {} is held by endpoint {} on network {}",
@@ -170,8 +170,8 @@ pub(crate) fn check_mac_free(
     mac: &str,
 ) -> Result<(), ControllerError> {
     match records
-        .endpoints_of(&net.id)
-        .find(|e| e.id != endpoint && e.mac == mac)
+        .holder(&net.id, &format!("mac {mac}"))
+        .filter(|e| e.id != endpoint)
     {
         Some(other) => Err(ControllerError::Conflict(format!(
             "MAC address {mac} is held by endpoint {} on network {}",

@@ -22,6 +22,9 @@ pub(crate) struct Records {
     endpoint_names: HashMap<String, BTreeSet<String>>,
     /// Network id to its endpoints' ids.
     by_network: HashMap<String, BTreeSet<String>>,
+    /// Who on a network holds an address or a MAC (network id and `ip ADDRESS` or
+    /// `mac MAC`, to endpoint id): the duplicate checks are lookups, not scans.
+    held: HashMap<(String, String), String>,
     pub sandboxes: BTreeMap<String, SandboxRecord>,
     sandbox_names: HashMap<String, String>,
     pub engine_pools: BTreeMap<String, EnginePoolRecord>,
@@ -29,6 +32,16 @@ pub(crate) struct Records {
     /// Each record's JSON as stored, by kind and id: a listing is these joined,
     /// with nothing encoded again.
     stored: HashMap<Kind, BTreeMap<String, Arc<[u8]>>>,
+}
+
+/// What an endpoint holds on its network: its addresses and its MAC.
+fn held_keys(ep: &EndpointRecord) -> Vec<(String, String)> {
+    ep.addresses
+        .iter()
+        .map(|a| format!("ip {}", a.addr()))
+        .chain(std::iter::once(format!("mac {}", ep.mac)))
+        .map(|what| (ep.network.clone(), what))
+        .collect()
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -110,6 +123,9 @@ impl Records {
             .entry(r.network.clone())
             .or_default()
             .insert(r.id.clone());
+        for key in held_keys(&r) {
+            self.held.insert(key, r.id.clone());
+        }
         self.endpoints.insert(r.id.clone(), r);
     }
 
@@ -127,7 +143,19 @@ impl Records {
                 self.by_network.remove(&old.network);
             }
         }
+        for key in held_keys(&old) {
+            if self.held.get(&key).is_some_and(|holder| holder == id) {
+                self.held.remove(&key);
+            }
+        }
         Some(old)
+    }
+
+    /// The endpoint of `network` holding `what`: `ip ADDRESS` or `mac MAC`.
+    pub fn holder(&self, network: &str, what: &str) -> Option<&EndpointRecord> {
+        self.held
+            .get(&(network.to_string(), what.to_string()))
+            .and_then(|id| self.endpoints.get(id))
     }
 
     fn put_sandbox(&mut self, r: SandboxRecord) {

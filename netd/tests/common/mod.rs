@@ -288,6 +288,34 @@ impl Netd {
     }
 }
 
+/// Every address a pool of the allocator holds (its ranges spelled out).
+pub fn pool_addresses(pool: &ipam::PoolState) -> std::collections::BTreeSet<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr};
+    let mut out = std::collections::BTreeSet::new();
+    for r in &pool.allocated {
+        match (r.first, r.last.unwrap_or(r.first)) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                out.extend((u32::from(a)..=u32::from(b)).map(|n| IpAddr::V4(Ipv4Addr::from(n))))
+            }
+            (a, _) => {
+                out.insert(a);
+            }
+        }
+    }
+    out
+}
+
+/// The addresses the allocator holds in pool `id` (none if it has no such pool).
+pub fn held(netd: &Netd, id: &str) -> Vec<String> {
+    runtime()
+        .block_on(netd.client.pools())
+        .unwrap()
+        .iter()
+        .find(|p| p.id.to_string() == id)
+        .map(|p| pool_addresses(p).iter().map(ToString::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// The address part of an endpoint's first IPv4 address.
 pub fn ipv4(ep: &netd::model::EndpointRecord) -> String {
     ep.addresses
