@@ -567,6 +567,19 @@ impl Driver for BridgeDriver {
         }
     }
 
+    async fn engine_link_untaken(&self, ep: &EndpointSpec, ifname: &str) -> bool {
+        // Ours only if its peer is our host end of this endpoint, marked.
+        let Ok(Some(host)) = self.nl.link(&host_link_name(ep)).await else {
+            return false;
+        };
+        host.group == self.mark.0
+            && self
+                .nl
+                .link(ifname)
+                .await
+                .is_ok_and(|l| l.is_some_and(|l| l.kind.as_deref() == Some("veth")))
+    }
+
     async fn sweep(&self, networks: &[NetworkSpec], host_links: &HashSet<String>) -> Swept {
         let mut out = Swept::default();
         let bridges: HashSet<String> = networks.iter().map(bridge_name).collect();

@@ -262,6 +262,13 @@ pub trait Driver: Send + Sync {
         Ok(Repair::Intact)
     }
 
+    /// For a join into an engine-placed sandbox: whether the link the engine was to
+    /// move into its sandbox is still in the daemon's namespace (the engine never
+    /// took it, so no container has it).
+    async fn engine_link_untaken(&self, _ep: &EndpointSpec, _ifname: &str) -> bool {
+        false
+    }
+
     /// Detach it; a missing interface is not an error.
     async fn leave(
         &self,

@@ -382,24 +382,33 @@ fn a_network_dockerd_deletes_takes_the_endpoints_dockerd_abandoned() {
     let netd = Netd::start_with_docker();
     let engine = Engine::of(&netd);
     let pool = engine.network(NET, "10.90.0.0/24");
-    engine.endpoint(NET, EP, &pool);
-    engine.endpoint(NET, EP2, &pool);
-    // EP was joined to a sandbox that is gone since; EP2 to one that is alive.
+    let ep3 = "4".repeat(64);
+    for ep in [EP, EP2, ep3.as_str()] {
+        engine.endpoint(NET, ep, &pool);
+    }
+    // EP is joined to a sandbox that is gone since; EP2 to one that is alive and
+    // holds its interface (moved there, as dockerd does); the third to one whose
+    // file is still there but which never took its interface.
     let gone = netd.host.dir().join("gone-key");
     let alive = netd.host.dir().join("alive-key");
     std::fs::write(&gone, "").unwrap();
     std::fs::write(&alive, "").unwrap();
-    for (ep, key) in [(EP, &gone), (EP2, &alive)] {
+    for (ep, key) in [(EP, &gone), (EP2, &alive), (ep3.as_str(), &alive)] {
         engine.ok(
             "NetworkDriver.Join",
             json!({"NetworkID": NET, "EndpointID": ep, "SandboxKey": key}),
         );
     }
+    let (_container, netns) = netd.foreign_netns("container");
+    let moved = format!("vp{}", &EP2[..12]);
+    netd.host
+        .run("ip", &["link", "set", &moved, "netns", &netns])
+        .unwrap();
     std::fs::remove_file(&gone).unwrap();
     engine.refused(
         "NetworkDriver.DeleteNetwork",
         json!({"NetworkID": NET}),
-        "has 1 endpoint(s)",
+        "has 1 endpoint(s): docker-333333333333",
     );
     std::fs::remove_file(&alive).unwrap();
     engine.ok("NetworkDriver.DeleteNetwork", json!({"NetworkID": NET}));

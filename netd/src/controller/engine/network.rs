@@ -21,7 +21,7 @@ use crate::store::Kind;
 use drivers::SandboxSpec;
 use ipam::PoolRequest;
 use ipnet::IpNet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -259,7 +259,10 @@ impl Controller {
         if net.origin != Origin::Docker {
             return Err(not_dockers("network", &net.name));
         }
-        self.remove_network(id, abandoned).await.map(|_| ())
+        let gone = self.abandoned_endpoints(&net).await;
+        self.remove_network(id, |e| gone.contains(&e.id))
+            .await
+            .map(|_| ())
     }
 
     /// `NetworkDriver.CreateEndpoint`: store the endpoint with the addresses dockerd
@@ -503,6 +506,34 @@ impl Controller {
             )
             .await?;
         Ok(())
+    }
+
+    /// The ids of `net`'s endpoints dockerd has evidently abandoned: never joined,
+    /// joined to a sandbox that is gone, or joined with the interface dockerd was
+    /// to move still beside netd (dockerd never took it: its sandbox's file may
+    /// linger a while, dockerd removes those lazily).
+    pub(crate) async fn abandoned_endpoints(&self, net: &NetworkRecord) -> HashSet<String> {
+        let mut out = HashSet::new();
+        let Ok(driver) = self.driver(&net.driver) else {
+            return out;
+        };
+        for ep in self.network_endpoints(&net.id) {
+            if ep.origin != Origin::Docker {
+                continue;
+            }
+            let untaken = match &ep.join {
+                Some(j) => {
+                    driver
+                        .engine_link_untaken(&endpoint_spec(&ep), &j.interface)
+                        .await
+                }
+                None => false,
+            };
+            if untaken || abandoned(&ep) {
+                out.insert(ep.id);
+            }
+        }
+        out
     }
 
     /// End `ep`'s join if it is still the one seen, and still abandoned, once the

@@ -3,7 +3,6 @@
 //! with its daemon) must not stay behind. The view is read from dockerd's API by
 //! `netd docker-sync`, never from inside a plugin call (dockerd waits for those).
 
-use super::network::abandoned;
 use crate::controller::{Controller, ControllerError};
 use crate::model::{EndpointRecord, Origin};
 use ipnet::IpNet;
@@ -102,21 +101,42 @@ impl Controller {
                 .cloned()
                 .collect();
             let known: BTreeSet<&String> = view.networks.values().flatten().collect();
-            // One still joined to a sandbox that exists is live, whatever the view.
             let endpoints: Vec<EndpointRecord> = r
                 .endpoints
                 .values()
                 .filter(|e| e.origin == Origin::Docker && older_than(&e.created, grace))
                 .filter(|e| view.networks.contains_key(&e.network) && !known.contains(&e.id))
-                .filter(|e| abandoned(e))
                 .cloned()
                 .collect();
             (networks, endpoints)
         };
+        // One still joined to a sandbox that exists and holds its interface is
+        // live, whatever the view.
+        let mut live = Vec::new();
+        for net_id in endpoints
+            .iter()
+            .map(|e| e.network.clone())
+            .collect::<BTreeSet<_>>()
+        {
+            if let Ok(net) = self.network_by_id(&net_id) {
+                let gone = self.abandoned_endpoints(&net).await;
+                live.extend(
+                    endpoints
+                        .iter()
+                        .filter(|e| e.network == net_id && !gone.contains(&e.id))
+                        .map(|e| e.id.clone()),
+                );
+            }
+        }
+        let endpoints: Vec<EndpointRecord> = endpoints
+            .into_iter()
+            .filter(|e| !live.contains(&e.id))
+            .collect();
         for net in networks {
             report.networks.push(net.id.clone());
             if !view.dry_run {
-                if let Err(e) = self.remove_network(&net.id, abandoned).await {
+                let gone = self.abandoned_endpoints(&net).await;
+                if let Err(e) = self.remove_network(&net.id, |e| gone.contains(&e.id)).await {
                     report
                         .errors
                         .push(format!("network {}: {}", net.id, e.full_message()));
