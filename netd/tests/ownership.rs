@@ -193,3 +193,18 @@ fn a_chosen_subnet_avoids_routes_added_after_netd_started() {
     .unwrap();
     assert_eq!(second.name, "auto2");
 }
+
+#[test]
+fn the_state_netd_makes_is_readable_by_root_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let netd = Netd::start();
+    let state = netd.host.dir().join("state");
+    for (path, want) in [
+        (state.clone(), 0o700),
+        (state.join("netd.redb"), 0o600),
+        (state.join("netd.redb.wal"), 0o600),
+    ] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "{} has mode {mode:o}", path.display());
+    }
+}

@@ -155,6 +155,7 @@ impl Controller {
     /// Open the store under `settings.state_dir`, rebuild the allocator and the
     /// name sets. Call [`Controller::reconcile`] next to bring the kernel in line.
     pub fn open(settings: Settings, nl: Netlink) -> Result<Controller, ControllerError> {
+        let new_state_dir = !settings.state_dir.exists();
         for dir in [
             settings.state_dir.clone(),
             settings.run_dir.join("netns"),
@@ -163,6 +164,16 @@ impl Controller {
             std::fs::create_dir_all(&dir).map_err(|source| ControllerError::Io {
                 doing: "creating directory",
                 path: dir.clone(),
+                source,
+            })?;
+        }
+        if new_state_dir {
+            // Made here: root's only, like the store in it.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&settings.state_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|source| ControllerError::Io {
+                doing: "making private",
+                path: settings.state_dir.clone(),
                 source,
             })?;
         }
