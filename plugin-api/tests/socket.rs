@@ -259,3 +259,39 @@ fn default_registration_is_the_engines_directory() {
         Registration::SocketIn(PathBuf::from("/run/docker/plugins"))
     );
 }
+
+/// A handler that panics is answered in the protocol's error form (the engine shows
+/// `Err`), and the socket goes on serving the next call.
+#[tokio::test]
+async fn a_handler_that_panics_is_answered_as_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = PluginSocket::bind("panics", &socket_in(dir.path()), Default::default()).unwrap();
+    let panicking = axum::Router::new().route(
+        "/Test.Panic",
+        axum::routing::post(|| async {
+            if true {
+                panic!("a bug in the handler");
+            }
+            ""
+        }),
+    );
+    let served = Served::spawn(socket, router().merge(panicking));
+    let client = served.client();
+    for _ in 0..2 {
+        let err = client
+            .call::<_, serde_json::Value>("Test.Panic", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        match err {
+            plugin_api::client::ClientError::Plugin {
+                status, message, ..
+            } => assert_eq!(
+                (status, message.as_str()),
+                (500, "internal error: the handler failed")
+            ),
+            other => panic!("expected a plugin error, got {other:?}"),
+        }
+    }
+    assert_answers(client).await;
+    served.stop().await.unwrap();
+}

@@ -319,9 +319,14 @@ impl PluginSocket {
                 async move {
                     match call.await {
                         Ok(answer) => answer,
+                        // A panic: answered in both error shapes (the plugin
+                        // protocol's `Err`, netd's API's `message`).
                         Err(_) => Ok(axum::http::Response::builder()
                             .status(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
-                            .body(axum::body::Body::from("the handler failed"))
+                            .header(axum::http::header::CONTENT_TYPE, "application/json")
+                            .body(axum::body::Body::from(
+                                r#"{"Err":"internal error: the handler failed","message":"internal error: the handler failed","kind":"internal"}"#,
+                            ))
                             .unwrap_or_default()),
                     }
                 }
