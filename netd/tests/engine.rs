@@ -58,40 +58,12 @@ fn docker_networks_on_netd() {
         netd.links()
     );
 
-    for c in ["c1", "c2"] {
-        run(&[
-            "run",
-            "-d",
-            "--name",
-            c,
-            "--network",
-            "n1",
-            "busybox",
-            "sleep",
-            "1000",
-        ]);
+    for (c, net) in [("c1", "n1"), ("c2", "n1"), ("c3", "n2")] {
+        docker
+            .run_sleeper(c, net)
+            .unwrap_or_else(|e| panic!("{c}: {e}\n--- netd log\n{}", netd.log()));
     }
-    run(&[
-        "run",
-        "-d",
-        "--name",
-        "c3",
-        "--network",
-        "n2",
-        "busybox",
-        "sleep",
-        "1000",
-    ]);
-    let ip = |c: &str, net: &str| {
-        run(&[
-            "inspect",
-            "--format",
-            &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"),
-            c,
-        ])
-        .trim()
-        .to_string()
-    };
+    let ip = |c: &str, net: &str| docker.container_ip(c, net).unwrap();
     let (ip1, ip2, ip3) = (ip("c1", "n1"), ip("c2", "n1"), ip("c3", "n2"));
     assert!(ip2.starts_with("10.80.0."), "{ip2}");
     // One interface only: Join answered a gateway, so no docker_gwbridge.
@@ -166,29 +138,8 @@ fn docker_sync_removes_what_dockerd_no_longer_has() {
     let netd = Netd::start_with_docker();
     let docker = Dockerd::start(&netd.host).unwrap();
     let n1 = docker_network(&docker, "n1", "10.93.0.0/24");
-    docker
-        .run(&[
-            "run",
-            "-d",
-            "--name",
-            "c1",
-            "--network",
-            "n1",
-            "busybox",
-            "sleep",
-            "1000",
-        ])
-        .unwrap();
-    let c1_ip = docker
-        .run(&[
-            "inspect",
-            "-f",
-            "{{.NetworkSettings.Networks.n1.IPAddress}}",
-            "c1",
-        ])
-        .unwrap()
-        .trim()
-        .to_string();
+    docker.run_sleeper("c1", "n1").unwrap();
+    let c1_ip = docker.container_ip("c1", "n1").unwrap();
 
     // What dockerd no longer knows of (calls it gave up on while netd was away):
     // a whole network with its pool, an endpoint and an address on n1.
@@ -273,19 +224,7 @@ fn docker_calls_made_while_netd_restarts_wait_and_leave_nothing_behind() {
     let mut daemon = netd.daemon.take().unwrap();
     let docker = Dockerd::start(&netd.host).unwrap();
     docker_network(&docker, "n1", "10.95.0.0/24");
-    docker
-        .run(&[
-            "run",
-            "-d",
-            "--name",
-            "c1",
-            "--network",
-            "n1",
-            "busybox",
-            "sleep",
-            "1000",
-        ])
-        .unwrap();
+    docker.run_sleeper("c1", "n1").unwrap();
 
     // netd goes away (a crash, an upgrade); dockerd removes the container meanwhile.
     daemon.signal(nix::sys::signal::Signal::SIGKILL).unwrap();

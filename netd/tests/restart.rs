@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{attach, ipv4, network, runtime, sandbox, Netd};
+use common::{all_at_once, attach, ipv4, network, runtime, sandbox, Netd};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -355,19 +355,12 @@ fn the_allocator_matches_the_records_after_a_kill_during_parallel_attaches_or_de
         // 50 attaches at once, cut short.
         let client = c.clone();
         kill_during(&mut netd, Duration::from_millis(ms), move || {
-            runtime().block_on(async {
-                let tasks: Vec<_> = (0..50)
-                    .map(|i| {
-                        let c = client.clone();
-                        tokio::spawn(async move {
-                            let _ = c.attach(&format!("s{i}"), &attach("n1")).await;
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    let _ = t.await;
+            runtime().block_on(all_at_once((0..50).map(|i| {
+                let c = client.clone();
+                async move {
+                    let _ = c.attach(&format!("s{i}"), &attach("n1")).await;
                 }
-            })
+            })));
         });
         // Every sandbox attached once more (the cut-short ones finish now).
         attach_the_bare_ones(&c);
@@ -379,19 +372,14 @@ fn the_allocator_matches_the_records_after_a_kill_during_parallel_attaches_or_de
             move || {
                 runtime().block_on(async {
                     let eps = client.endpoints().await.unwrap();
-                    let tasks: Vec<_> = eps
-                        .into_iter()
-                        .filter_map(|e| {
-                            let sb = e.join.as_ref()?.sandbox.clone()?;
-                            let c = client.clone();
-                            Some(tokio::spawn(async move {
-                                let _ = c.detach(&sb, &e.id).await;
-                            }))
+                    all_at_once(eps.into_iter().filter_map(|e| {
+                        let sb = e.join.as_ref()?.sandbox.clone()?;
+                        let c = client.clone();
+                        Some(async move {
+                            let _ = c.detach(&sb, &e.id).await;
                         })
-                        .collect();
-                    for t in tasks {
-                        let _ = t.await;
-                    }
+                    }))
+                    .await;
                 })
             },
         );

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{attach, ipv4, network, runtime, sandbox, Netd};
+use common::{all_at_once, attach, ipv4, network, runtime, sandbox, Netd};
 use netd::controller::{Attach, SandboxCreate};
 
 #[test]
@@ -244,17 +244,11 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
             let sb = c.create_sandbox(&sandbox(&format!("s{i}"))).await.unwrap();
             sandboxes.push(sb);
         }
-        let tasks: Vec<_> = (0..100)
-            .map(|i| {
-                let c = c.clone();
-                tokio::spawn(async move { c.attach(&format!("s{i}"), &attach("n1")).await })
-            })
-            .collect();
-        let mut eps = Vec::new();
-        for t in tasks {
-            eps.push(t.await.unwrap().unwrap());
-        }
-        eps
+        all_at_once((0..100).map(|i| {
+            let c = c.clone();
+            async move { c.attach(&format!("s{i}"), &attach("n1")).await.unwrap() }
+        }))
+        .await
     });
     let mut addrs: Vec<String> = eps.iter().map(ipv4).collect();
     addrs.sort();
@@ -273,18 +267,13 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
 
     // And 100 detaches at once (their veth deletions overlap in the kernel).
     rt.block_on(async {
-        let tasks: Vec<_> = eps
-            .iter()
-            .map(|ep| {
-                let c = c.clone();
-                let sb = ep.join.as_ref().unwrap().sandbox.clone().unwrap();
-                let id = ep.id.clone();
-                tokio::spawn(async move { c.detach(&sb, &id).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
+        all_at_once(eps.iter().map(|ep| {
+            let c = c.clone();
+            let sb = ep.join.as_ref().unwrap().sandbox.clone().unwrap();
+            let id = ep.id.clone();
+            async move { c.detach(&sb, &id).await.unwrap() }
+        }))
+        .await;
     });
     let left: Vec<String> = netd
         .links()

@@ -160,6 +160,30 @@ impl<'h> Dockerd<'h> {
         serde_json::from_str(&text).with_context(|| format!("docker {args:?} printed {text}"))
     }
 
+    /// Start a busybox container `name` on `network` that sleeps until removed.
+    pub fn run_sleeper(&self, name: &str, network: &str) -> Result<String> {
+        self.run(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            network,
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+    }
+
+    /// The address the engine reports for container `name` on `network`.
+    pub fn container_ip(&self, name: &str, network: &str) -> Result<String> {
+        let format = format!("{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}");
+        Ok(self
+            .run(&["inspect", "--format", &format, name])?
+            .trim()
+            .to_string())
+    }
+
     /// What dockerd has logged.
     pub fn log(&self) -> String {
         self.daemon.as_ref().map(Daemon::log).unwrap_or_default()

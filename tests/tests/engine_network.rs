@@ -58,28 +58,9 @@ fn docker_creates_uses_and_removes_a_plugin_network() {
 
     // A container on n1 gets the interface the plugin made, named eth0, with the
     // address the engine reports and a default route through the gateway.
-    docker
-        .run(&[
-            "run",
-            "-d",
-            "--name",
-            "c1",
-            "--network",
-            "n1",
-            "busybox",
-            "sleep",
-            "1000",
-        ])
-        .unwrap();
-    let ip = docker
-        .run(&[
-            "inspect",
-            "--format",
-            "{{.NetworkSettings.Networks.n1.IPAddress}}",
-            "c1",
-        ])
-        .unwrap();
-    let ip = ip.trim();
+    docker.run_sleeper("c1", "n1").unwrap();
+    let ip = docker.container_ip("c1", "n1").unwrap();
+    let ip = ip.as_str();
     assert!(ip.starts_with("198.18.7."), "engine reports {ip:?}");
     let addrs = docker
         .run(&["exec", "c1", "ip", "-o", "-4", "addr", "show", "eth0"])
