@@ -2,7 +2,7 @@
 //! netd says why before the allocator or the kernel would refuse (or, worse,
 //! accept something that breaks the host).
 
-use super::records::Records;
+use super::records::{Held, Records};
 use super::ControllerError;
 use crate::model::{NetworkRecord, SubnetRecord};
 use ipnet::IpNet;
@@ -149,7 +149,7 @@ pub(crate) fn check_endpoint_address(
         )));
     }
     if let Some(other) = records
-        .holder(&net.id, &format!("ip {}", addr.addr()))
+        .holder(&net.id, &Held::Address(addr.addr()))
         .filter(|e| e.id != endpoint)
     {
         return Err(ControllerError::Conflict(format!(
@@ -170,7 +170,7 @@ pub(crate) fn check_mac_free(
     mac: &str,
 ) -> Result<(), ControllerError> {
     match records
-        .holder(&net.id, &format!("mac {mac}"))
+        .holder(&net.id, &Held::Mac(mac.to_string()))
         .filter(|e| e.id != endpoint)
     {
         Some(other) => Err(ControllerError::Conflict(format!(

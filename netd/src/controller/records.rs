@@ -10,6 +10,7 @@ use crate::model::{
 use crate::store::{Kind, Store, StoreError};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The records.
@@ -22,9 +23,9 @@ pub(crate) struct Records {
     endpoint_names: HashMap<String, BTreeSet<String>>,
     /// Network id to its endpoints' ids.
     by_network: HashMap<String, BTreeSet<String>>,
-    /// Who on a network holds an address or a MAC (network id and `ip ADDRESS` or
-    /// `mac MAC`, to endpoint id): the duplicate checks are lookups, not scans.
-    held: HashMap<(String, String), String>,
+    /// Who on a network holds an address or a MAC (network id, then what is held,
+    /// to endpoint id): the duplicate checks are lookups, not scans.
+    held: HashMap<String, HashMap<Held, String>>,
     pub sandboxes: BTreeMap<String, SandboxRecord>,
     sandbox_names: HashMap<String, String>,
     pub engine_pools: BTreeMap<String, EnginePoolRecord>,
@@ -34,14 +35,20 @@ pub(crate) struct Records {
     stored: HashMap<Kind, BTreeMap<String, Arc<[u8]>>>,
 }
 
-/// What an endpoint holds on its network: its addresses and its MAC.
-fn held_keys(ep: &EndpointRecord) -> Vec<(String, String)> {
+/// What an endpoint holds on its network, that no other endpoint there may have.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Held {
+    Address(IpAddr),
+    /// As stored: `xx:xx:xx:xx:xx:xx`.
+    Mac(String),
+}
+
+/// What `ep` holds: its addresses and its MAC.
+fn held_by(ep: &EndpointRecord) -> impl Iterator<Item = Held> + '_ {
     ep.addresses
         .iter()
-        .map(|a| format!("ip {}", a.addr()))
-        .chain(std::iter::once(format!("mac {}", ep.mac)))
-        .map(|what| (ep.network.clone(), what))
-        .collect()
+        .map(|a| Held::Address(a.addr()))
+        .chain(std::iter::once(Held::Mac(ep.mac.clone())))
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -123,8 +130,9 @@ impl Records {
             .entry(r.network.clone())
             .or_default()
             .insert(r.id.clone());
-        for key in held_keys(&r) {
-            self.held.insert(key, r.id.clone());
+        let held = self.held.entry(r.network.clone()).or_default();
+        for what in held_by(&r) {
+            held.insert(what, r.id.clone());
         }
         self.endpoints.insert(r.id.clone(), r);
     }
@@ -143,18 +151,24 @@ impl Records {
                 self.by_network.remove(&old.network);
             }
         }
-        for key in held_keys(&old) {
-            if self.held.get(&key).is_some_and(|holder| holder == id) {
-                self.held.remove(&key);
+        if let Some(held) = self.held.get_mut(&old.network) {
+            for what in held_by(&old) {
+                if held.get(&what).is_some_and(|holder| holder == id) {
+                    held.remove(&what);
+                }
+            }
+            if held.is_empty() {
+                self.held.remove(&old.network);
             }
         }
         Some(old)
     }
 
-    /// The endpoint of `network` holding `what`: `ip ADDRESS` or `mac MAC`.
-    pub fn holder(&self, network: &str, what: &str) -> Option<&EndpointRecord> {
+    /// The endpoint of `network` holding `what`.
+    pub fn holder(&self, network: &str, what: &Held) -> Option<&EndpointRecord> {
         self.held
-            .get(&(network.to_string(), what.to_string()))
+            .get(network)?
+            .get(what)
             .and_then(|id| self.endpoints.get(id))
     }
 
