@@ -418,6 +418,8 @@ fn a_network_dockerd_deletes_takes_the_endpoints_dockerd_abandoned() {
     assert_eq!(netd.links(), ["lo"]);
 }
 
+/// The join of a container that ended while netd was away (its namespace took the
+/// veth pair with it) is undone at netd's start.
 #[test]
 fn a_join_whose_sandbox_is_gone_is_undone_at_start() {
     let mut netd = Netd::start_with_docker();
@@ -425,22 +427,71 @@ fn a_join_whose_sandbox_is_gone_is_undone_at_start() {
     let pool = engine.network(NET, "10.91.0.0/24");
     engine.endpoint(NET, EP, &pool);
     let key = netd.host.dir().join("key");
-    std::fs::write(&key, "").unwrap();
     engine.ok(
         "NetworkDriver.Join",
         json!({"NetworkID": NET, "EndpointID": EP, "SandboxKey": key}),
     );
-    assert_eq!(netd.links().len(), 4, "{:?}", netd.links());
+    let container = into_a_container(&netd, &key);
     let mut daemon = netd.daemon.take().unwrap();
     daemon.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
     daemon
         .wait_exit(std::time::Duration::from_secs(10))
         .unwrap();
-    // The container went while netd was away.
+    // The container goes while netd is away.
+    drop(container);
     std::fs::remove_file(&key).unwrap();
     netd.launch();
     let ep = runtime().block_on(netd.client.endpoint(EP)).unwrap();
     assert_eq!(ep.join, None, "still joined: {ep:?}");
+    assert_eq!(netd.links().len(), 2, "{:?}", netd.links());
+}
+
+/// What dockerd does after Join: make the sandbox's file and move the interface
+/// into the container's namespace. Returns the container.
+fn into_a_container(netd: &Netd, key: &std::path::Path) -> tests::Daemon {
+    std::fs::write(key, "").unwrap();
+    let (container, netns) = netd.foreign_netns("container");
+    let engine_link = format!("vp{}", &EP[..12]);
+    netd.host
+        .run("ip", &["link", "set", &engine_link, "netns", &netns])
+        .unwrap();
+    container
+}
+
+/// dockerd makes a sandbox's file only after Join, when it moves the interface in:
+/// until then the join stands, however long netd's reaper looks. Once the file and
+/// the interface are gone (the container ended and no Leave came), netd undoes the
+/// join while running.
+#[test]
+fn a_join_is_undone_only_once_its_sandbox_and_interface_are_gone() {
+    let netd = Netd::start_with_docker();
+    let engine = Engine::of(&netd);
+    let rt = runtime();
+    let pool = engine.network(NET, "10.92.0.0/24");
+    engine.endpoint(NET, EP, &pool);
+    let key = netd.host.dir().join("key");
+    engine.ok(
+        "NetworkDriver.Join",
+        json!({"NetworkID": NET, "EndpointID": EP, "SandboxKey": key}),
+    );
+    // More than a reaper round (10 s) before dockerd takes the interface.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let ep = rt.block_on(netd.client.endpoint(EP)).unwrap();
+    assert!(ep.join.is_some(), "unjoined before dockerd took it: {ep:?}");
+    assert_eq!(netd.links().len(), 4, "{:?}", netd.links());
+
+    let container = into_a_container(&netd, &key);
+    drop(container);
+    std::fs::remove_file(&key).unwrap();
+    tests::wait_for(
+        "the join undone",
+        std::time::Duration::from_secs(25),
+        || {
+            let ep = rt.block_on(netd.client.endpoint(EP)).unwrap();
+            Ok(ep.join.is_none().then_some(()))
+        },
+    )
+    .unwrap();
     assert_eq!(netd.links().len(), 2, "{:?}", netd.links());
 }
 

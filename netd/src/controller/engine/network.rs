@@ -536,26 +536,45 @@ impl Controller {
         out
     }
 
-    /// End `ep`'s join if it is still the one seen, and still abandoned, once the
-    /// endpoint and its network are held (a Join in between is left alone).
+    /// Whether a Docker join is over although no Leave came: its sandbox's file is
+    /// gone and so is its interface (a veth pair goes with the namespace that holds
+    /// one end). The file alone says nothing: dockerd makes it only after Join, when
+    /// it moves the interface into the container.
+    async fn engine_join_over(&self, net: &NetworkRecord, ep: &EndpointRecord) -> bool {
+        if !abandoned(ep) {
+            return false;
+        }
+        let Ok(driver) = self.driver(&net.driver) else {
+            return false;
+        };
+        match driver.host_link(&endpoint_spec(ep)) {
+            Some(link) => matches!(self.nl.link(&link).await, Ok(None)),
+            None => true,
+        }
+    }
+
+    /// End `ep`'s join if it is still the one seen, and over, once the endpoint and
+    /// its network are held (an endpoint busy with a call is looked at next time).
     async fn engine_end_stale_join(&self, ep: &EndpointRecord) -> Result<bool, ControllerError> {
-        let _claim = self.claim_endpoint(ep)?;
+        let Ok(_claim) = self.claim_endpoint(ep) else {
+            return Ok(false);
+        };
         let slot = self.slot(&ep.network);
         let _gate = slot.gate.read().await;
         let mut current = self.endpoint_by_id(&ep.id)?;
-        if current.join != ep.join || !abandoned(&current) {
+        let net = self.network_by_id(&current.network)?;
+        if current.join != ep.join || !self.engine_join_over(&net, &current).await {
             return Ok(false);
         }
-        let net = self.network_by_id(&current.network)?;
         self.engine_leave_kernel(&net, &current).await?;
         current.join = None;
         self.commit(vec![Op::Endpoint(current)]).await?;
         Ok(true)
     }
 
-    /// Unjoin every Docker endpoint whose sandbox is gone (a container that ended
-    /// while netd was away, or whose Leave never came): its interface went with the
-    /// sandbox; its record no longer claims a join. Returns their names.
+    /// Unjoin every Docker endpoint whose sandbox and interface are gone (a
+    /// container that ended while its dockerd was down, or whose Leave never came):
+    /// its record no longer claims a join. Returns their names.
     pub async fn reap_engine_joins(&self) -> Vec<String> {
         let stale: Vec<EndpointRecord> = self
             .records()
