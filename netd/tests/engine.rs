@@ -140,6 +140,27 @@ fn docker_sync_removes_what_dockerd_no_longer_has() {
     let n1 = docker_network(&docker, "n1", "10.93.0.0/24");
     docker.run_sleeper("c1", "n1").unwrap();
     let c1_ip = docker.container_ip("c1", "n1").unwrap();
+    // A network on dockerd's own bridge driver that takes only its addresses from
+    // netd, with no gateway given (dockerd's API then shows none) and an aux address.
+    docker
+        .run(&[
+            "network",
+            "create",
+            "-d",
+            "bridge",
+            "--ipam-driver",
+            "netd",
+            "--subnet",
+            "10.97.0.0/24",
+            "--aux-address",
+            "r=10.97.0.9",
+            "-o",
+            "com.docker.network.bridge.name=dk-n2",
+            "n2",
+        ])
+        .unwrap();
+    docker.run_sleeper("c2", "n2").unwrap();
+    let c2_ip = docker.container_ip("c2", "n2").unwrap();
 
     // What dockerd no longer knows of (calls it gave up on while netd was away):
     // a whole network with its pool, an endpoint and an address on n1.
@@ -202,20 +223,23 @@ fn docker_sync_removes_what_dockerd_no_longer_has() {
     assert_eq!(eps.len(), 1, "{eps:?}");
     assert_eq!(eps[0].addresses[0].addr().to_string(), c1_ip);
     let pools = rt.block_on(netd.client.pools()).unwrap();
-    assert_eq!(pools.len(), 1, "{pools:?}");
-    let held: Vec<String> = pools[0]
-        .allocated
-        .iter()
-        .map(|r| format!("{}-{:?}", r.first, r.last))
-        .collect();
-    assert_eq!(held, ["10.93.0.1-Some(10.93.0.2)"], "{c1_ip}");
+    assert_eq!(pools.len(), 2, "{pools:?}");
+    assert_eq!(common::held(&netd, n1_pool), ["10.93.0.1", &c1_ip]);
+    // n2's gateway and aux address stay, though dockerd's API lists neither as used.
+    assert_eq!(
+        common::held(&netd, "local/10.97.0.0/24"),
+        ["10.97.0.1", &c2_ip, "10.97.0.9"]
+    );
     // dockerd's container is untouched, and a second sync finds nothing.
     docker
         .run(&["exec", "c1", "ping", "-c", "1", "-W", "2", "10.93.0.1"])
         .unwrap();
     assert_eq!(sync(&[]).trim(), "");
-    docker.run(&["rm", "-f", "c1"]).unwrap();
-    docker.run(&["network", "rm", "n1"]).unwrap();
+    docker
+        .run(&["exec", "c2", "ping", "-c", "1", "-W", "2", "10.97.0.1"])
+        .unwrap();
+    docker.run(&["rm", "-f", "c1", "c2"]).unwrap();
+    docker.run(&["network", "rm", "n1", "n2"]).unwrap();
 }
 
 #[test]

@@ -496,7 +496,7 @@ fn a_join_is_undone_only_once_its_sandbox_and_interface_are_gone() {
 }
 
 #[test]
-fn a_sync_with_a_view_missing_every_docker_network_is_refused_unless_asked() {
+fn a_sync_with_a_view_missing_all_of_netds_docker_objects_is_refused_unless_asked() {
     let netd = Netd::start_with_docker();
     let engine = Engine::of(&netd);
     engine.network(NET, "10.98.0.0/24");
@@ -514,13 +514,33 @@ fn a_sync_with_a_view_missing_every_docker_network_is_refused_unless_asked() {
     let report = rt
         .block_on(netd.client.engine_sync(&netd::controller::EngineView {
             allow_empty: true,
-            ..empty
+            ..empty.clone()
         }))
         .unwrap();
     assert_eq!(report.networks, [NET]);
     assert_eq!(report.pools, ["local/10.98.0.0/24"]);
     assert!(rt.block_on(netd.client.networks()).unwrap().is_empty());
     assert!(rt.block_on(netd.client.pools()).unwrap().is_empty());
+
+    // The same for a host that uses netd only as IPAM (dockerd's bridge driver).
+    let pool = engine.ok(
+        "IpamDriver.RequestPool",
+        json!({"AddressSpace": "LocalDefault", "Pool": "10.99.0.0/24"}),
+    )["PoolID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    engine.ok("IpamDriver.RequestAddress", json!({"PoolID": pool}));
+    let err = rt
+        .block_on(netd.client.engine_sync(&empty))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("none of the 1 subnet(s) dockerd holds through netd's IPAM"),
+        "{err}"
+    );
+    assert_eq!(held(&netd, &pool), ["10.99.0.1"]);
+
     // Without a dockerd to ask, the CLI says which socket it tried.
     let err = netd
         .cli(&["docker-sync", "--docker-socket", "/nonexistent/docker.sock"])

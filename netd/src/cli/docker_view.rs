@@ -37,6 +37,8 @@ struct IpamConfig {
     subnet: String,
     #[serde(rename = "Gateway", default)]
     gateway: String,
+    #[serde(rename = "AuxiliaryAddresses", default)]
+    aux_addresses: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,7 +92,10 @@ pub async fn read(socket: &Path, plugin: &str) -> anyhow::Result<EngineView> {
                     .subnet
                     .parse()
                     .with_context(|| format!("network {}: subnet {:?}", net.id, config.subnet))?;
-                let mut used: Vec<IpAddr> = config.gateway.parse().into_iter().collect();
+                let mut used: Vec<IpAddr> = std::iter::once(&config.gateway)
+                    .chain(config.aux_addresses.iter().flatten().map(|(_, a)| a))
+                    .filter_map(|a| a.parse().ok())
+                    .collect();
                 for c in &containers {
                     for cidr in [&c.ipv4, &c.ipv6] {
                         if let Ok(a) = cidr.parse::<IpNet>() {

@@ -64,7 +64,7 @@ fn older_than(created: &str, grace: u64) -> bool {
     else {
         return true;
     };
-    (OffsetDateTime::now_utc() - at).whole_seconds() >= grace as i64
+    (OffsetDateTime::now_utc() - at).whole_seconds() >= i64::try_from(grace).unwrap_or(i64::MAX)
 }
 
 impl Controller {
@@ -73,23 +73,8 @@ impl Controller {
     pub async fn engine_sync(&self, view: EngineView) -> Result<SyncReport, ControllerError> {
         let grace = view.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
         let mut report = SyncReport::default();
-        let ours = self
-            .records()
-            .networks
-            .values()
-            .filter(|n| n.origin == Origin::Docker)
-            .count();
-        if ours > 0
-            && !view.allow_empty
-            && !self
-                .records()
-                .networks
-                .keys()
-                .any(|id| view.networks.contains_key(id))
-        {
-            return Err(ControllerError::Invalid(format!(
-                "dockerd's view has none of the {ours} network(s) dockerd made on netd: is the plugin name right? If dockerd really lost them all, say so (allow_empty, `--allow-empty`)"
-            )));
+        if !view.allow_empty {
+            self.check_view_knows_something(&view)?;
         }
         let (networks, endpoints) = {
             let r = self.records();
@@ -166,13 +151,49 @@ impl Controller {
         Ok(report)
     }
 
+    /// Refuse a view that has none of dockerd's networks on netd, or none of the
+    /// subnets dockerd holds through netd's IPAM, while netd has some: the sign of a
+    /// wrong plugin name, which would otherwise remove everything.
+    fn check_view_knows_something(&self, view: &EngineView) -> Result<(), ControllerError> {
+        let r = self.records();
+        let networks: Vec<&String> = r
+            .networks
+            .values()
+            .filter(|n| n.origin == Origin::Docker)
+            .map(|n| &n.id)
+            .collect();
+        let pools: Vec<IpNet> = r
+            .engine_pools
+            .values()
+            .filter(|p| !p.released)
+            .map(|p| p.id.subnet)
+            .collect();
+        let unknown = |what: String| {
+            Err(ControllerError::Invalid(format!(
+                "dockerd's view has none of the {what}: is the plugin name right? If dockerd really lost them all, say so (allow_empty, `--allow-empty`)"
+            )))
+        };
+        if !networks.is_empty() && !networks.iter().any(|id| view.networks.contains_key(*id)) {
+            return unknown(format!(
+                "{} network(s) dockerd made on netd",
+                networks.len()
+            ));
+        }
+        if !pools.is_empty() && !pools.iter().any(|s| view.ipam.contains_key(s)) {
+            return unknown(format!(
+                "{} subnet(s) dockerd holds through netd's IPAM",
+                pools.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Pools and addresses dockerd holds through netd but no longer uses.
     async fn sync_engine_ipam(&self, view: &EngineView, grace: u64, report: &mut SyncReport) {
         let (pools, addresses) = {
             let r = self.records();
             // In use: what dockerd's view lists, and what the networks and
-            // endpoints dockerd still has hold (dockerd's API shows a plugin
-            // IPAM's gateway only where the user gave it).
+            // endpoints dockerd still has hold.
             let kept = |id: &str| view.networks.contains_key(id);
             let mut used: BTreeSet<IpAddr> = view.ipam.values().flatten().copied().collect();
             for n in r.networks.values().filter(|n| kept(&n.id)) {
@@ -194,6 +215,9 @@ impl Controller {
                 .engine_addresses
                 .values()
                 .filter(|a| !a.released && older_than(&a.created, grace))
+                // A gateway stays while its subnet is in the view: dockerd's API
+                // shows it only where the user gave it.
+                .filter(|a| !a.gateway)
                 .filter(|a| view.ipam.contains_key(&a.pool.subnet) && !used.contains(&a.address))
                 .map(|a| (a.pool.to_string(), a.address))
                 .collect();
