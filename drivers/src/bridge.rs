@@ -66,14 +66,41 @@ impl BridgeDriver {
         self.bridges.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The index of bridge `name`, and whether it came from the cache.
-    async fn bridge_index(&self, name: &str) -> Result<(u32, bool), NetlinkError> {
-        if let Some(index) = self.bridges().get(name) {
+    /// The index of `net`'s bridge, and whether it came from the cache. Only a
+    /// bridge netd made (its mark) or one the network adopted by name is taken: a
+    /// link someone else made in place of netd's gets no ports from netd.
+    async fn network_bridge(&self, net: &NetworkSpec) -> Result<(u32, bool), DriverError> {
+        let name = bridge_name(net);
+        if let Some(index) = self.bridges().get(&name) {
             return Ok((*index, true));
         }
-        let index = self.nl.index(name).await?;
-        self.bridges().insert(name.to_string(), index);
-        Ok((index, false))
+        let doing = format!("network {}: finding bridge {name}", short(&net.id));
+        let link = self
+            .nl
+            .link(&name)
+            .await
+            .map_err(DriverError::kernel(doing))?;
+        let Some(link) = link else {
+            return Err(DriverError::invalid(
+                format!("bridge {name}"),
+                format!(
+                    "network {}'s bridge is gone; restart netd to make it again",
+                    short(&net.id)
+                ),
+            ));
+        };
+        let adopted = net.data.get(DATA_BRIDGE).map(String::as_str) == Some(EXISTING);
+        if link.kind.as_deref() != Some("bridge") || (link.group != self.mark.0 && !adopted) {
+            return Err(DriverError::invalid(
+                format!("bridge {name}"),
+                format!(
+                    "it is not the one netd made for network {}; remove it and restart netd",
+                    short(&net.id)
+                ),
+            ));
+        }
+        self.bridges().insert(name, link.index);
+        Ok((link.index, false))
     }
 }
 
@@ -419,13 +446,8 @@ impl Driver for BridgeDriver {
         let netns = sandbox
             .open()
             .map_err(DriverError::kernel(doing("opening the sandbox")))?;
-        let bridge_name = bridge_name(net);
         let mtu = mtu(net)?;
-        let find = |what| DriverError::kernel(doing(what));
-        let (mut bridge, cached) = self
-            .bridge_index(&bridge_name)
-            .await
-            .map_err(find("finding the network's bridge"))?;
+        let (mut bridge, cached) = self.network_bridge(net).await?;
         // An engine-placed sandbox: the peer stays here, named for the engine to
         // find and move.
         let engine_link = engine_link_name(ep);
@@ -446,11 +468,8 @@ impl Driver for BridgeDriver {
         if created.is_err() && cached {
             // The bridge may have been replaced (the kernel then refuses the old
             // index as master): look it up again and retry once if it moved.
-            self.bridges().remove(&bridge_name);
-            let (fresh, _) = self
-                .bridge_index(&bridge_name)
-                .await
-                .map_err(find("finding the network's bridge"))?;
+            self.bridges().remove(&bridge_name(net));
+            let (fresh, _) = self.network_bridge(net).await?;
             if fresh != bridge {
                 bridge = fresh;
                 created = self.nl.add_veth(&veth(bridge)).await;
@@ -524,11 +543,8 @@ impl Driver for BridgeDriver {
             self.join(net, ep, sandbox, ifname).await?;
             return Ok(Repair::Repaired);
         }
-        let bridge = self
-            .nl
-            .index(&bridge_name(net))
-            .await
-            .map_err(DriverError::kernel(doing("finding the network's bridge")))?;
+        self.bridges().remove(&bridge_name(net));
+        let (bridge, _) = self.network_bridge(net).await?;
         if link.master == Some(bridge) {
             return Ok(Repair::Intact);
         }

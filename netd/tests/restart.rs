@@ -426,6 +426,14 @@ fn a_bridge_someone_else_made_in_place_of_netds_is_not_taken_over() {
         .run("ip", &["-o", "addr", "show", "dev", &bridge])
         .unwrap();
     assert!(!addrs.contains("10.74.0.1"), "netd took it over: {addrs}");
+    let ports = netd
+        .host
+        .run("ip", &["-o", "link", "show", "master", &bridge])
+        .unwrap();
+    assert!(
+        ports.trim().is_empty(),
+        "netd plugged into their bridge: {ports}"
+    );
     assert!(
         netd.log().contains("netd did not make it"),
         "no word of it:\n{}",

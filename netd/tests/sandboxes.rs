@@ -287,22 +287,22 @@ fn a_hundred_parallel_attaches_to_one_network_get_unique_addresses() {
     assert!(inspect.endpoints.is_empty(), "{:?}", inspect.endpoints);
 }
 
-/// A bridge replaced behind netd's back (same name, new index) is found again:
-/// the next attach still lands on it.
+/// A bridge someone else made in place of netd's (same name, new index) gets no
+/// ports from netd: the attach is refused with what to do.
 #[test]
-fn an_attach_finds_a_bridge_that_was_replaced() {
+fn an_attach_refuses_a_bridge_that_replaced_netds() {
     let netd = Netd::start();
     let c = &netd.client;
     let rt = runtime();
-    let net = rt.block_on(async {
+    let (net, first) = rt.block_on(async {
         let net = c
             .create_network(&network("n1", "10.79.0.0/24"))
             .await
             .unwrap();
         c.create_sandbox(&sandbox("a")).await.unwrap();
         c.create_sandbox(&sandbox("b")).await.unwrap();
-        c.attach("a", &attach("n1")).await.unwrap();
-        net
+        let first = c.attach("a", &attach("n1")).await.unwrap();
+        (net, first)
     });
     let bridge = format!("br-{}", &net.id[..12]);
     netd.host.run("ip", &["link", "del", &bridge]).unwrap();
@@ -312,21 +312,41 @@ fn an_attach_finds_a_bridge_that_was_replaced() {
     netd.host
         .run("ip", &["link", "set", &bridge, "up"])
         .unwrap();
-    let ep = rt.block_on(c.attach("b", &attach("n1"))).unwrap();
-    let host_link = ep.join.clone().unwrap().host_link.unwrap();
-    let shown = netd
-        .host
-        .run("ip", &["-o", "link", "show", &host_link])
-        .unwrap();
-    assert!(shown.contains(&format!("master {bridge}")), "{shown}");
-
-    // A veth someone else already deleted does not block the detach.
-    netd.host.run("ip", &["link", "del", &host_link]).unwrap();
-    rt.block_on(c.detach("b", &ep.id)).unwrap();
+    let err = rt
+        .block_on(c.attach("b", &attach("n1")))
+        .unwrap_err()
+        .to_string();
     assert!(
-        rt.block_on(c.endpoint(&ep.id)).is_err(),
+        err.contains(&format!("bridge {bridge}")) && err.contains("not the one netd made"),
+        "{err}"
+    );
+    let ports = netd
+        .host
+        .run("ip", &["-o", "link", "show", "master", &bridge])
+        .unwrap();
+    assert!(
+        ports.trim().is_empty(),
+        "netd plugged into their bridge: {ports}"
+    );
+    let veths: Vec<String> = netd
+        .links()
+        .into_iter()
+        .filter(|l| l.starts_with("vn"))
+        .collect();
+    let a_link = first.join.clone().unwrap().host_link.unwrap();
+    assert!(
+        veths == [a_link.as_str()],
+        "the refused attach left a veth: {veths:?}"
+    );
+
+    // An endpoint whose veth someone else already deleted still detaches.
+    netd.host.run("ip", &["link", "del", &a_link]).unwrap();
+    rt.block_on(c.detach("a", &first.id)).unwrap();
+    assert!(
+        rt.block_on(c.endpoint(&first.id)).is_err(),
         "the endpoint is still there"
     );
+    assert!(netd.links().contains(&bridge), "{:?}", netd.links());
 }
 
 /// A joining interface announces itself (gratuitous ARP), so a neighbour that
