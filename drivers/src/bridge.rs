@@ -18,14 +18,9 @@ pub const OPTION_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 /// `-o com.docker.network.driver.mtu=N`: MTU of the bridge and every veth.
 pub const OPTION_MTU: &str = "com.docker.network.driver.mtu";
 
-/// Docker bridge options that are accepted (and checked) now and acted on by the
-/// firewall later: booleans, and one address.
-const LATER_BOOLEANS: &[&str] = &[
-    "com.docker.network.bridge.enable_icc",
-    "com.docker.network.bridge.enable_ip_masquerade",
-    "com.docker.network.bridge.default_bridge",
-];
-const LATER_ADDRESS: &str = "com.docker.network.bridge.host_binding_ipv4";
+/// `-o com.docker.network.bridge.default_bridge`: accepted for compose files; netd
+/// has no default bridge.
+const OPTION_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
 
 /// [`DriverData`] key: who made the bridge, [`MADE`] or [`EXISTING`].
 const DATA_BRIDGE: &str = "bridge";
@@ -104,14 +99,7 @@ impl BridgeDriver {
     }
 }
 
-fn valid_link_name(name: &str) -> bool {
-    (1..=15).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
+use firewall::spec::valid_link_name;
 
 /// The bridge's name.
 pub fn bridge_name(net: &NetworkSpec) -> String {
@@ -150,15 +138,10 @@ fn mtu(net: &NetworkSpec) -> Result<Option<u32>, DriverError> {
     }
 }
 
-/// A boolean as Docker reads one (Go's `strconv.ParseBool`).
-fn check_bool(key: &str, value: &str) -> Result<(), DriverError> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false"
-        | "False" => Ok(()),
-        _ => Err(DriverError::invalid(
-            format!("option {key}"),
-            format!("{value:?}: expected true or false"),
-        )),
+fn firewall_option(e: firewall::FirewallError) -> DriverError {
+    match e {
+        firewall::FirewallError::Invalid { what, why } => DriverError::invalid(what, why),
+        other => DriverError::invalid("option", other.to_string()),
     }
 }
 
@@ -242,22 +225,19 @@ impl Driver for BridgeDriver {
                         ),
                     ));
                 }
-            } else if LATER_BOOLEANS.contains(&key.as_str()) {
-                check_bool(key, value)?;
-            } else if key == LATER_ADDRESS {
-                if value.parse::<std::net::Ipv4Addr>().is_err() {
-                    return Err(DriverError::invalid(
-                        format!("option {key}"),
-                        format!("{value:?}: expected an IPv4 address"),
-                    ));
-                }
-            } else if key.starts_with("com.docker.network.bridge.") {
+            } else if key == OPTION_DEFAULT_BRIDGE {
+                firewall::spec::parse_bool(key, value).map_err(firewall_option)?;
+            } else if key.starts_with("com.docker.network.bridge.")
+                && !firewall::spec::OPTIONS.contains(&key.as_str())
+            {
                 return Err(DriverError::invalid(
                     "option",
                     format!("unknown bridge option {key:?}"),
                 ));
             }
         }
+        // The firewall's options (masquerade, icc, gateway modes, ...).
+        firewall::Policy::from_options(&net.options).map_err(firewall_option)?;
         mtu(net)?;
         for s in &net.subnets {
             if let Some(gw) = s.gateway {

@@ -342,6 +342,28 @@ impl Client {
         .await
     }
 
+    /// `PUT /v1/endpoints/{key}/ports`: what a joined endpoint publishes.
+    pub async fn set_ports(
+        &self,
+        endpoint: &str,
+        ports: &[firewall::PortRequest],
+    ) -> Result<EndpointRecord, ClientError> {
+        let req = crate::controller::Ports {
+            ports: ports.to_vec(),
+        };
+        self.call(
+            Method::PUT,
+            &format!("/v1/endpoints/{}/ports", escape(endpoint)),
+            Some(&req),
+        )
+        .await
+    }
+
+    /// `GET /v1/firewall`: what netd programs.
+    pub async fn firewall(&self) -> Result<crate::api::FirewallShow, ClientError> {
+        self.get("/v1/firewall").await
+    }
+
     /// Create an endpoint and join it.
     pub async fn attach(&self, sandbox: &str, req: &Attach) -> Result<EndpointRecord, ClientError> {
         self.call(

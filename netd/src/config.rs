@@ -11,6 +11,7 @@
 //! default_address_pools = [{ base = "172.24.0.0/14", size = 24 }]
 //! default_address_pools_v6 = [{ base = "fd00:1::/48", size = 64 }]
 //! idle_timeout = 30                    # seconds; idle connections and slow bodies
+//! firewall = true                      # netd's nftables firewall (false: no rules, no ports)
 //! ```
 
 use ipam::DefaultPool;
@@ -42,6 +43,8 @@ pub struct FileConfig {
     pub default_address_pools_v6: Option<Vec<DefaultPool>>,
     /// Seconds a connection may stay idle, and a request body may take.
     pub idle_timeout: Option<u64>,
+    /// Run the firewall.
+    pub firewall: Option<bool>,
 }
 
 /// Why the configuration could not be used.

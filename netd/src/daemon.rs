@@ -23,6 +23,8 @@ pub struct DaemonOptions {
     pub plugin_name: String,
     /// Idle and slow-request limits of both sockets.
     pub limits: ServeLimits,
+    /// Run the nftables firewall.
+    pub firewall: bool,
 }
 
 /// Why the daemon stopped.
@@ -49,6 +51,9 @@ pub enum DaemonError {
     /// A socket stopped serving before a signal asked for it.
     #[error("{0} stopped serving")]
     Stopped(&'static str),
+    /// The firewall could not be programmed.
+    #[error("starting the firewall (or start netd with --firewall off)")]
+    Firewall(#[source] crate::controller::ControllerError),
     /// Sockets passed by the service manager are not usable.
     #[error("sockets passed by the service manager")]
     Activation(#[from] activation::ActivationError),
@@ -130,6 +135,16 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
     for e in &report.errors {
         tracing::warn!(error = %e, "reconcile");
     }
+    let guard = if opts.firewall {
+        let problems = ctl.start_firewall().await.map_err(DaemonError::Firewall)?;
+        for p in &problems {
+            tracing::warn!(problem = %p, "firewall");
+        }
+        Some(tokio::spawn(guard_firewall(Arc::clone(&ctl))))
+    } else {
+        tracing::info!("firewall off: no rules are programmed and no ports published");
+        None
+    };
     let reaper = tokio::spawn(reap_engine_joins(Arc::clone(&ctl)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -163,6 +178,9 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         } => Some(("the plugin socket", result)),
     };
     reaper.abort();
+    if let Some(g) = guard {
+        g.abort();
+    }
     let _ = stop_tx.send(true);
     if let Some((what, result)) = ended_early {
         tracing::error!(socket = what, "stopped serving");
@@ -195,6 +213,23 @@ async fn reap_engine_joins(ctl: Arc<Controller>) {
         let reaped = ctl.reap_engine_joins().await;
         if !reaped.is_empty() {
             tracing::info!(endpoints = ?reaped, "unjoined endpoints whose sandbox is gone");
+        }
+    }
+}
+
+/// How often netd's table is compared with what netd programmed.
+const CHECK_FIREWALL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Put netd's table back within a second when something else changes or removes
+/// it (`nft flush ruleset`, a firewall reload), and keep the set of bridges netd
+/// did not make (which its networks are isolated from) current.
+async fn guard_firewall(ctl: Arc<Controller>) {
+    let mut every = tokio::time::interval(CHECK_FIREWALL_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = ctl.check_firewall().await {
+            tracing::warn!(error = %e.full_message(), "checking the firewall");
         }
     }
 }

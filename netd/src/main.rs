@@ -1,7 +1,7 @@
 //! The `netd` binary: the daemon and its command-line client.
 
 use clap::Parser;
-use netd::cli::{Cli, Command, DaemonArgs};
+use netd::cli::{Cli, Command, DaemonArgs, OnOff};
 use netd::config::{default_host_id, FileConfig};
 use netd::controller::Settings;
 use netd::daemon::DaemonOptions;
@@ -49,6 +49,10 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
             .plugin_name
             .or(file.plugin_name.clone())
             .unwrap_or_else(|| "netd".into()),
+        firewall: match args.firewall {
+            Some(switch) => switch == OnOff::On,
+            None => file.firewall.unwrap_or(true),
+        },
         limits: {
             let secs = args.idle_timeout.or(file.idle_timeout).unwrap_or(30);
             plugin_api::server::ServeLimits {

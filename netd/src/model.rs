@@ -104,6 +104,9 @@ pub struct EndpointRecord {
     /// Made by a sandbox attach, and removed by its detach.
     #[serde(default)]
     pub attached: bool,
+    /// Ports published to it (host side chosen), while joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<firewall::PublishedPort>,
     /// Who made it.
     #[serde(default)]
     pub origin: Origin,

@@ -114,6 +114,35 @@ impl IpamDriver for PluginIpam {
     }
 }
 
+/// dockerd's portmap as port requests.
+fn port_requests(options: &Options) -> Result<Vec<firewall::PortRequest>, PluginError> {
+    let bindings = port_bindings(options).map_err(PluginError::new)?;
+    bindings
+        .into_iter()
+        .map(|b| {
+            let proto = firewall::Proto::from_number(u64::from(b.proto))
+                .map_err(|e| PluginError::new(e.to_string()))?;
+            let host_ip = match b.host_ip.as_str() {
+                "" => None,
+                text => Some(text.parse::<std::net::IpAddr>().map_err(|_| {
+                    PluginError::new(format!(
+                        "port {}: host address {text:?} is not an IP address",
+                        b.port
+                    ))
+                })?),
+            };
+            Ok(firewall::PortRequest {
+                proto,
+                host_ip,
+                host_port: b.host_port,
+                host_port_end: (b.host_port_end > b.host_port && b.host_port != 0)
+                    .then_some(b.host_port_end),
+                container_port: b.port,
+            })
+        })
+        .collect()
+}
+
 fn pools(data: &[IpamData]) -> Vec<EnginePool> {
     data.iter()
         .map(|d| EnginePool {
@@ -131,7 +160,17 @@ impl NetworkDriver for PluginNetwork {
     }
 
     async fn create_network(&self, req: CreateNetworkRequest) -> Result<(), PluginError> {
-        let options = req.generic_options();
+        let mut options = req.generic_options();
+        // `--internal` arrives beside the generic options; the firewall reads it
+        // with the others.
+        let internal = match req.options.get(OPTION_INTERNAL) {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s == "true",
+            _ => false,
+        };
+        if internal {
+            options.insert(OPTION_INTERNAL.to_string(), "true".to_string());
+        }
         self.ctl
             .engine_create_network(
                 &req.network_id,
@@ -206,6 +245,27 @@ impl NetworkDriver for PluginNetwork {
             // its own docker_gwbridge interface; say so explicitly instead.
             disable_gateway_service: joined.gateway.is_none() && joined.gateway_v6.is_none(),
         })
+    }
+
+    async fn program_external_connectivity(
+        &self,
+        req: ProgramExternalConnectivityRequest,
+    ) -> Result<(), PluginError> {
+        let requests = port_requests(&req.options)?;
+        self.ctl
+            .engine_publish(&req.network_id, &req.endpoint_id, &requests)
+            .await
+            .map_err(to_plugin)
+    }
+
+    async fn revoke_external_connectivity(
+        &self,
+        req: RevokeExternalConnectivityRequest,
+    ) -> Result<(), PluginError> {
+        self.ctl
+            .engine_publish(&req.network_id, &req.endpoint_id, &[])
+            .await
+            .map_err(to_plugin)
     }
 
     async fn leave(&self, req: LeaveRequest) -> Result<(), PluginError> {

@@ -7,7 +7,7 @@ pub mod metrics;
 pub use error::{ApiError, ApiErrorBody};
 
 use crate::controller::{
-    Attach, Controller, EndpointCreate, EngineView, Join, NetworkCreate, SandboxCreate,
+    Attach, Controller, EndpointCreate, EngineView, Join, NetworkCreate, Ports, SandboxCreate,
 };
 use crate::model::{EndpointRecord, NetworkRecord};
 use crate::store::Kind;
@@ -90,6 +90,8 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route("/v1/sandboxes/{key}/leave", post(leave))
         .route("/v1/sandboxes/{key}/attach", post(attach))
         .route("/v1/sandboxes/{key}/detach", post(detach))
+        .route("/v1/endpoints/{key}/ports", axum::routing::put(set_ports))
+        .route("/v1/firewall", get(firewall_show))
         .route("/v1/pools", get(list_pools))
         .route("/v1/engine/sync", post(engine_sync))
         .route("/metrics", get(metrics_page))
@@ -285,6 +287,45 @@ async fn attach(
 ) -> Reply<impl IntoResponse> {
     let req: Attach = body(&headers, b, "sandbox attach").await?;
     Ok((StatusCode::CREATED, Json(s.ctl.attach(&key, req).await?)))
+}
+
+async fn set_ports(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: Ports = body(&headers, b, "endpoint ports").await?;
+    Ok(Json(s.ctl.set_ports(&key, &req.ports).await?))
+}
+
+/// `GET /v1/firewall`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallShow {
+    /// Whether netd runs its firewall (`--firewall on`).
+    pub enabled: bool,
+    /// The nft script netd programs (the whole table, as it would be applied now).
+    pub script: String,
+    /// The table as the kernel has it now (`nft list table inet netd`), if present.
+    pub kernel: Option<String>,
+}
+
+async fn firewall_show(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
+    let Some(fw) = s.ctl.firewall() else {
+        return Ok(Json(FirewallShow {
+            enabled: false,
+            script: String::new(),
+            kernel: None,
+        }));
+    };
+    let kernel = firewall::nft::show()
+        .await
+        .map_err(crate::controller::ControllerError::from)?;
+    Ok(Json(FirewallShow {
+        enabled: true,
+        script: fw.script().await,
+        kernel,
+    }))
 }
 
 async fn detach(

@@ -46,6 +46,121 @@ pub enum Command {
     DockerSync(DockerSyncArgs),
     /// The address allocator's pools and the addresses handed out of each.
     Pools(FormatArg),
+    /// The ports an endpoint, or every endpoint of a sandbox, publishes (dockerd
+    /// cannot show ports a plugin published: `docker port` stays empty).
+    Port {
+        /// An endpoint or a sandbox (id, id prefix or name); all endpoints if none.
+        target: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Publish ports for a joined endpoint, replacing what it published (no -p:
+    /// unpublish).
+    Publish {
+        /// The endpoint.
+        endpoint: String,
+        /// -p [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|udp|sctp] (repeatable).
+        #[arg(long = "publish", short = 'p', value_parser = parse_publish)]
+        publish: Vec<Vec<firewall::PortRequest>>,
+    },
+    /// netd's firewall.
+    #[command(subcommand)]
+    Firewall(FirewallCmd),
+}
+
+/// `netd firewall ...`.
+#[derive(Debug, Subcommand)]
+pub enum FirewallCmd {
+    /// Print what netd programs (the nft script of its table) and whether the
+    /// kernel has it.
+    Show,
+}
+
+/// Docker's `-p` syntax: `[HOST_IP:][HOST_PORT[-END]:]PORT[-END][/PROTO]`. A
+/// container range with a host range of the same length publishes each pair; a
+/// host range with one container port picks one free host port of the range.
+pub fn parse_publish(text: &str) -> Result<Vec<firewall::PortRequest>, String> {
+    let bad = |why: &str| format!("{text:?}: {why} (expected [HOST_IP:][HOST_PORT:]PORT[/PROTO])");
+    let (spec, proto) = match text.rsplit_once('/') {
+        Some((spec, proto)) => (
+            spec,
+            firewall::Proto::parse(proto).map_err(|e| bad(&e.to_string()))?,
+        ),
+        None => (text, firewall::Proto::Tcp),
+    };
+    // An IPv6 host address is in brackets.
+    let (host_ip, rest) = match spec.strip_prefix('[') {
+        Some(after) => {
+            let (ip, rest) = after.split_once("]:").ok_or_else(|| bad("unclosed ["))?;
+            (Some(ip), rest)
+        }
+        None => {
+            let parts: Vec<&str> = spec.split(':').collect();
+            match parts.len() {
+                1 | 2 => (None, spec),
+                3 => (Some(parts[0]), &spec[parts[0].len() + 1..]),
+                _ => return Err(bad("too many ':'")),
+            }
+        }
+    };
+    let host_ip = match host_ip {
+        Some("") | None => None,
+        Some(ip) => Some(
+            ip.parse::<IpAddr>()
+                .map_err(|_| bad(&format!("{ip:?} is not an IP address")))?,
+        ),
+    };
+    let (host, container) = match rest.split_once(':') {
+        Some((h, c)) => (h, c),
+        None => ("", rest),
+    };
+    let range = |t: &str, what: &str| -> Result<(u16, u16), String> {
+        let num = |n: &str| {
+            n.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(&format!("{what} {n:?} is not a port from 1 to 65535")))
+        };
+        match t.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if b < a {
+                    return Err(bad(&format!("{what} range {t} ends before it starts")));
+                }
+                Ok((a, b))
+            }
+            None => num(t).map(|p| (p, p)),
+        }
+    };
+    let (c_start, c_end) = range(container, "container port")?;
+    let host = if host.is_empty() {
+        None
+    } else {
+        Some(range(host, "host port")?)
+    };
+    let count = c_end - c_start;
+    let request =
+        |host_port: u16, host_port_end: Option<u16>, container_port: u16| firewall::PortRequest {
+            proto,
+            host_ip,
+            host_port,
+            host_port_end,
+            container_port,
+        };
+    match host {
+        None => Ok((c_start..=c_end).map(|c| request(0, None, c)).collect()),
+        Some((h_start, h_end)) if count == 0 => Ok(vec![request(
+            h_start,
+            (h_end > h_start).then_some(h_end),
+            c_start,
+        )]),
+        Some((h_start, h_end)) if h_end - h_start == count => Ok((0..=count)
+            .map(|i| request(h_start + i, None, c_start + i))
+            .collect()),
+        Some(_) => Err(bad(
+            "a container port range needs a host range of the same length",
+        )),
+    }
 }
 
 /// `netd docker-sync`.
@@ -96,6 +211,19 @@ pub struct DaemonArgs {
     /// 408 to a request whose body takes longer [default: 30].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_timeout: Option<u64>,
+    /// Run netd's nftables firewall (NAT, isolation, published ports) [default: on].
+    /// Off: netd programs no rules and publishes no ports.
+    #[arg(long, value_enum)]
+    pub firewall: Option<OnOff>,
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// Output format.
@@ -269,6 +397,9 @@ pub enum SandboxCmd {
         network: String,
         #[command(flatten)]
         spec: EndpointArgs,
+        /// -p [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|udp|sctp] (repeatable).
+        #[arg(long = "publish", short = 'p', value_parser = parse_publish)]
+        publish: Vec<Vec<firewall::PortRequest>>,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -432,6 +563,29 @@ pub async fn run_client(socket: Option<PathBuf>, command: Command) -> anyhow::Re
         Command::Endpoint(cmd) => endpoint(&client, cmd).await,
         Command::Sandbox(cmd) => sandbox(&client, cmd).await,
         Command::DockerSync(args) => docker_sync(&client, args).await,
+        Command::Port { target, format } => port(&client, target, format.format).await,
+        Command::Publish { endpoint, publish } => {
+            let ports: Vec<_> = publish.into_iter().flatten().collect();
+            let ep = client.set_ports(&endpoint, &ports).await?;
+            for p in &ep.ports {
+                println!("{}", port_line(p));
+            }
+            Ok(())
+        }
+        Command::Firewall(FirewallCmd::Show) => {
+            let shown = client.firewall().await?;
+            anyhow::ensure!(shown.enabled, "netd runs with --firewall off");
+            print!("{}", shown.script);
+            match shown.kernel {
+                Some(_) => {
+                    eprintln!("# the kernel has table inet netd (`nft list table inet netd`)")
+                }
+                None => {
+                    eprintln!("# the kernel has no table inet netd: it is put back within seconds")
+                }
+            }
+            Ok(())
+        }
         Command::Pools(format) => {
             let pools = client.pools().await?;
             match format.format {
@@ -441,6 +595,77 @@ pub async fn run_client(socket: Option<PathBuf>, command: Command) -> anyhow::Re
                     Ok(())
                 }
             }
+        }
+    }
+}
+
+/// `80/tcp -> 0.0.0.0:8080`, as `docker port` prints.
+fn port_line(p: &firewall::PublishedPort) -> String {
+    let host = match (p.host_ip, p.container_ip) {
+        (Some(IpAddr::V6(ip)), _) => format!("[{ip}]"),
+        (Some(ip), _) => ip.to_string(),
+        (None, IpAddr::V4(_)) => "0.0.0.0".into(),
+        (None, IpAddr::V6(_)) => "[::]".into(),
+    };
+    format!("{}/{} -> {host}:{}", p.container_port, p.proto, p.host_port)
+}
+
+async fn port(client: &Client, target: Option<String>, format: Format) -> anyhow::Result<()> {
+    let endpoints = match target {
+        None => client.endpoints().await?,
+        Some(key) => match client.endpoint(&key).await {
+            Ok(ep) => vec![ep],
+            Err(ClientError::Api {
+                status: hyper::StatusCode::NOT_FOUND,
+                ..
+            }) => {
+                let sb = client.sandbox(&key).await.map_err(|e| match e {
+                    ClientError::Api {
+                        status: hyper::StatusCode::NOT_FOUND,
+                        ..
+                    } => {
+                        anyhow::anyhow!("no endpoint or sandbox {key:?}")
+                    }
+                    other => other.into(),
+                })?;
+                let mut eps = Vec::new();
+                for id in &sb.endpoints {
+                    eps.push(client.endpoint(id).await?);
+                }
+                eps
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let with_ports: Vec<&EndpointRecord> =
+        endpoints.iter().filter(|e| !e.ports.is_empty()).collect();
+    match format {
+        Format::Json => {
+            let out: BTreeMap<&str, &Vec<firewall::PublishedPort>> = with_ports
+                .iter()
+                .map(|e| (e.id.as_str(), &e.ports))
+                .collect();
+            print_json(&out)
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = with_ports
+                .iter()
+                .flat_map(|e| {
+                    e.ports.iter().map(|p| {
+                        vec![
+                            short_id(&e.id).to_string(),
+                            e.name.clone(),
+                            port_line(p),
+                            p.container_ip.to_string(),
+                        ]
+                    })
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(&["ENDPOINT ID", "NAME", "PORT", "CONTAINER ADDRESS"], &rows)
+            );
+            Ok(())
         }
     }
 }
@@ -659,6 +884,7 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
             sandbox,
             network,
             spec,
+            publish,
             format,
         } => {
             let req = Attach {
@@ -667,6 +893,7 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
                 ip: spec.ip,
                 ipv6: spec.ipv6,
                 mac: spec.mac,
+                ports: publish.into_iter().flatten().collect(),
             };
             let ep = client.attach(&sandbox, &req).await?;
             created(format.format, &ep.id, &ep)

@@ -125,6 +125,7 @@ impl Controller {
                 mac,
                 join: None,
                 attached: false,
+                ports: Vec::new(),
                 origin: Origin::Native,
                 created: now(),
             },

@@ -70,6 +70,9 @@ pub enum ControllerError {
         #[source]
         source: std::io::Error,
     },
+    /// The firewall (nft, a host port) failed; nothing was changed.
+    #[error("firewall: {0}")]
+    Firewall(String),
     /// A teardown went on past failures and reports them all; what failed is
     /// still there.
     #[error("{0}")]

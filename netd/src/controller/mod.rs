@@ -13,6 +13,7 @@ mod allocation;
 mod endpoints;
 pub mod engine;
 mod error;
+mod firewall;
 mod networks;
 mod persist;
 mod reconcile;
@@ -24,7 +25,9 @@ mod writer;
 pub use engine::{EngineJoin, EnginePool, EnginePoolRequest, EngineView, SyncReport};
 pub use error::{ControllerError, ErrorKind};
 pub use reconcile::Reconciled;
-pub use requests::{Attach, EndpointCreate, Join, NetworkCreate, SandboxCreate, SubnetRequest};
+pub use requests::{
+    Attach, EndpointCreate, Join, NetworkCreate, Ports, SandboxCreate, SubnetRequest,
+};
 
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::store::Store;
@@ -106,6 +109,8 @@ pub struct Controller {
     sandbox_netlink: Mutex<HashMap<String, Netlink>>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
     nl: Netlink,
+    /// The firewall, started after reconcile (unset with `--firewall off`).
+    firewall: std::sync::OnceLock<Arc<::firewall::Firewall>>,
     /// The host's routes, kept current (`None` if watching failed: then listed).
     routes: Option<RouteWatch>,
     settings: Settings,
@@ -209,6 +214,7 @@ impl Controller {
             sandbox_locks: Mutex::new(HashMap::new()),
             sandbox_netlink: Mutex::new(HashMap::new()),
             drivers,
+            firewall: std::sync::OnceLock::new(),
             routes: match nl.watch_routes() {
                 Ok(w) => Some(w),
                 Err(e) => {

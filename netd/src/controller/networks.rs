@@ -211,7 +211,21 @@ impl Controller {
             data: record.driver_data.clone(),
             ..spec.clone()
         };
-        if let Err(e) = self.commit(vec![Op::Network(record.clone())]).await {
+        let stored = match self.firewall_add_network(&record).await {
+            Ok(()) => {
+                let stored = self.commit(vec![Op::Network(record.clone())]).await;
+                if stored.is_err() {
+                    if let Some(fw) = self.firewall() {
+                        if let Err(undo) = fw.remove_network(&record.id).await {
+                            tracing::warn!(network = %record.name, error = %undo, "could not undo a network's firewall rules");
+                        }
+                    }
+                }
+                stored
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
             if let Err(undo) = driver.delete_network(&made).await {
                 tracing::warn!(network = %record.name, error = %undo, "could not undo a network");
             }

@@ -57,10 +57,21 @@ fn write(store: &Store, ops: &[Op]) -> Result<Vec<Option<Arc<[u8]>>>, StoreError
 
 impl Controller {
     /// Write `ops` in one durable transaction; the in-memory records follow.
-    pub(crate) async fn commit(&self, ops: Vec<Op>) -> Result<(), ControllerError> {
+    ///
+    /// An endpoint that is not joined publishes no ports: its record is stored
+    /// without them, and the firewall follows once the commit is durable.
+    pub(crate) async fn commit(&self, mut ops: Vec<Op>) -> Result<(), ControllerError> {
         if ops.is_empty() {
             return Ok(());
         }
+        for op in &mut ops {
+            if let Op::Endpoint(ep) = op {
+                if ep.join.is_none() {
+                    ep.ports.clear();
+                }
+            }
+        }
+        let follow = self.firewall().is_some().then(|| ops.clone());
         let store = Arc::clone(&self.store);
         let records: Arc<Mutex<Records>> = Arc::clone(&self.records);
         let result = self
@@ -72,7 +83,13 @@ impl Controller {
             })
             .await;
         match result {
-            Some(result) => result.map_err(ControllerError::from),
+            Some(Ok(())) => {
+                if let Some(ops) = follow {
+                    self.firewall_after_commit(&ops).await;
+                }
+                Ok(())
+            }
+            Some(Err(e)) => Err(e.into()),
             None => {
                 // A panic on the writer: whether the batch reached the log is not
                 // known, so nothing more is written until a restart settles it.

@@ -116,6 +116,18 @@ pub struct Attach {
     /// A fixed MAC address.
     #[serde(default)]
     pub mac: Option<String>,
+    /// Ports to publish (`-p` semantics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<firewall::PortRequest>,
+}
+
+/// `PUT /v1/endpoints/{key}/ports`: the ports a joined endpoint publishes, replacing
+/// what it published (an empty list unpublishes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    /// Ports to publish.
+    pub ports: Vec<firewall::PortRequest>,
 }
 
 impl Attach {

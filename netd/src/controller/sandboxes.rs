@@ -547,7 +547,24 @@ impl Controller {
         if joined.is_ok() || self.records().endpoints.contains_key(&id) {
             prepared.name.commit();
         }
-        joined.map(|(ep, _)| ep)
+        let (ep, sb) = joined?;
+        if req.ports.is_empty() {
+            return Ok(ep);
+        }
+        let claim = self.claim_endpoint(&ep)?;
+        match self.publish_locked(ep.clone(), &req.ports).await {
+            Ok(ep) => Ok(ep),
+            Err(e) => {
+                // Nothing half-made: the attach is undone.
+                drop(claim);
+                if let Err(undo) = self.leave_locked(&net, ep.clone(), sb, true).await {
+                    tracing::warn!(endpoint = %ep.name, error = %undo.full_message(), "could not undo an attach whose ports failed");
+                } else {
+                    lock(&slot.endpoint_names).remove(&ep.name);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Leave: the endpoint's interface is removed from the sandbox.

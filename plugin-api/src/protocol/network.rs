@@ -18,6 +18,42 @@ pub const OPTION_GENERIC: &str = "com.docker.network.generic";
 pub const OPTION_ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 /// Option key the engine sets to `true` for `--internal` networks.
 pub const OPTION_INTERNAL: &str = "com.docker.network.internal";
+/// Option key under which the engine passes a container's published ports
+/// (`ProgramExternalConnectivity`, and in older engines Join and CreateEndpoint).
+pub const OPTION_PORTMAP: &str = "com.docker.network.portmap";
+
+/// One entry of [`OPTION_PORTMAP`]: `-p [HostIP:][HostPort[-HostPortEnd]:]Port/Proto`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// The IP protocol number: 6 TCP, 17 UDP, 132 SCTP.
+    #[serde(rename = "Proto")]
+    pub proto: u8,
+    /// The container's address: always empty from the engine (the driver knows it).
+    #[serde(rename = "IP", default, deserialize_with = "null_as_default")]
+    pub ip: String,
+    /// The container's port.
+    #[serde(rename = "Port")]
+    pub port: u16,
+    /// The host address; empty means all addresses, IPv4 and IPv6.
+    #[serde(rename = "HostIP", default, deserialize_with = "null_as_default")]
+    pub host_ip: String,
+    /// The host port; 0 lets the driver pick.
+    #[serde(rename = "HostPort", default)]
+    pub host_port: u16,
+    /// Above `host_port`: pick one free port from `host_port..=host_port_end`.
+    #[serde(rename = "HostPortEnd", default)]
+    pub host_port_end: u16,
+}
+
+/// The published ports in `options` ([`OPTION_PORTMAP`]); none if absent or null.
+pub fn port_bindings(options: &Options) -> Result<Vec<PortBinding>, String> {
+    match options.get(OPTION_PORTMAP) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| format!("option {OPTION_PORTMAP}: {e}"))
+        }
+    }
+}
 
 /// Reply to `NetworkDriver.GetCapabilities`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

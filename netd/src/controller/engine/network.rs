@@ -330,6 +330,7 @@ impl Controller {
                 mac,
                 join: None,
                 attached: false,
+                ports: Vec::new(),
                 origin: Origin::Docker,
                 created: now(),
             },
@@ -484,6 +485,45 @@ impl Controller {
         self.engine_leave_kernel(&net, &ep).await?;
         ep.join = None;
         self.commit(vec![Op::Endpoint(ep)]).await
+    }
+
+    /// `NetworkDriver.ProgramExternalConnectivity` (`requests` from its portmap) and,
+    /// with no requests, `RevokeExternalConnectivity`: the ports the endpoint
+    /// publishes, replacing what it published. An unknown endpoint has nothing to
+    /// revoke.
+    pub async fn engine_publish(
+        &self,
+        network: &str,
+        endpoint: &str,
+        requests: &[firewall::PortRequest],
+    ) -> Result<(), ControllerError> {
+        check_id("network", network)?;
+        check_id("endpoint", endpoint)?;
+        let Some(ep) = self.records().endpoints.get(endpoint).cloned() else {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            return Err(ControllerError::not_found("endpoint", endpoint));
+        };
+        if ep.origin != Origin::Docker {
+            return Err(not_dockers("endpoint", &ep.name));
+        }
+        if ep.network != network {
+            return Err(ControllerError::Invalid(format!(
+                "endpoint {} is on network {}, not {}",
+                short_id(endpoint),
+                short_id(&ep.network),
+                short_id(network)
+            )));
+        }
+        if requests.is_empty() && ep.ports.is_empty() {
+            return Ok(());
+        }
+        let _claim = self.claim_endpoint(&ep)?;
+        let slot = self.slot(&ep.network);
+        let _gate = slot.gate.read().await;
+        let ep = self.endpoint_by_id(endpoint)?;
+        self.publish_locked(ep, requests).await.map(|_| ())
     }
 
     /// The kernel side of leaving an engine-placed join (its records are the

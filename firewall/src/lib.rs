@@ -1,0 +1,416 @@
+//! netd's firewall: one nftables table (`inet netd`) rendered from what netd is
+//! told (networks with Docker's policy options, published ports), changed one
+//! transaction at a time, and put back whole when something else wipes it.
+//!
+//! netd touches no other table. [`iptables`] adds the one thing a host whose
+//! dockerd runs iptables needs: accepts for netd's bridges at the top of
+//! DOCKER-USER (an accept in netd's table cannot overrule a drop in another).
+
+mod error;
+pub mod iptables;
+pub mod nft;
+pub mod ports;
+pub mod render;
+pub mod spec;
+
+pub use error::FirewallError;
+pub use ports::Reservation;
+pub use spec::{GatewayMode, NetworkRules, Policy, PortRequest, Proto, PublishedPort};
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+/// One endpoint's published ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPorts {
+    /// The endpoint's network.
+    pub network: String,
+    /// Its ports.
+    pub ports: Vec<PublishedPort>,
+}
+
+#[derive(Default)]
+struct State {
+    networks: BTreeMap<String, NetworkRules>,
+    ports: BTreeMap<String, EndpointPorts>,
+    reservations: HashMap<String, Reservation>,
+    foreign_bridges: Vec<String>,
+    /// DOCKER-USER is kept only while dockerd has made it.
+    docker_user: iptables::DockerUser,
+}
+
+impl State {
+    fn routed(&self, network: &str, port: &PublishedPort) -> bool {
+        self.networks
+            .get(network)
+            .is_some_and(|n| n.policy.mode(port.container_ip) == GatewayMode::Routed)
+    }
+
+    fn all_ports(&self, except: Option<&str>) -> Vec<render::RoutedPort<'_>> {
+        self.ports
+            .iter()
+            .filter(|(ep, _)| Some(ep.as_str()) != except)
+            .flat_map(|(_, e)| e.ports.iter().map(|p| (p, self.routed(&e.network, p))))
+            .collect()
+    }
+
+    fn full(&self) -> String {
+        let networks: Vec<&NetworkRules> = self.networks.values().collect();
+        render::full(&networks, &self.all_ports(None), &self.foreign_bridges)
+    }
+
+    fn bridges(&self) -> Vec<String> {
+        self.networks.values().map(|n| n.bridge.clone()).collect()
+    }
+}
+
+/// The firewall. Changes are serialised: each is one nft transaction.
+pub struct Firewall {
+    state: tokio::sync::Mutex<State>,
+}
+
+/// What [`Firewall::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// The table is as netd made it.
+    Intact,
+    /// Something changed or removed it; it was put back whole.
+    Restored,
+}
+
+fn write_proc(key: &str, value: &str) -> Result<(), FirewallError> {
+    std::fs::write(format!("/proc/sys/{key}"), value).map_err(|source| FirewallError::Io {
+        doing: format!("setting {key} to {value}"),
+        source,
+    })
+}
+
+/// What a network needs of the kernel beyond the table: forwarding for its
+/// families, and `route_localnet` on its bridge (ports published on 127.0.0.1
+/// are DNATed out of it; the raw chain drops what containers send to 127/8).
+fn prepare_kernel(n: &NetworkRules) -> Result<(), FirewallError> {
+    write_proc(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")?;
+    if n.subnets.iter().any(|s| s.addr().is_ipv6()) {
+        write_proc("net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}
+
+impl Firewall {
+    /// Program the whole table from `networks` and `ports` (by endpoint id), binding
+    /// the ports' host sockets again. Ports that cannot be bound again (another
+    /// program took one while netd was down) stay programmed and are reported.
+    pub async fn start(
+        networks: Vec<NetworkRules>,
+        ports: BTreeMap<String, EndpointPorts>,
+    ) -> Result<(Firewall, Vec<String>), FirewallError> {
+        write_proc("net/ipv4/ip_forward", "1")?;
+        let mut problems = Vec::new();
+        let mut state = State::default();
+        for n in networks {
+            if let Err(e) = prepare_kernel(&n) {
+                problems.push(format!("network {}: {e}", n.name));
+            }
+            state.networks.insert(n.id.clone(), n);
+        }
+        for (ep, e) in &ports {
+            match ports::rebind(&e.ports) {
+                Ok(r) => {
+                    state.reservations.insert(ep.clone(), r);
+                }
+                Err(err) => {
+                    problems.push(format!("endpoint {}: {err}", ep.get(..12).unwrap_or(ep)))
+                }
+            }
+        }
+        state.ports = ports;
+        nft::apply(&state.full(), "programming netd's table").await?;
+        let fw = Firewall {
+            state: tokio::sync::Mutex::new(state),
+        };
+        fw.sync_docker_user().await;
+        Ok((fw, problems))
+    }
+
+    /// Apply `script`; if the kernel refuses it (the table was changed behind
+    /// netd's back), put the whole table back instead, which includes the change.
+    async fn apply(state: &State, script: &str, doing: &str) -> Result<(), FirewallError> {
+        match nft::apply(script, doing).await {
+            Ok(()) => Ok(()),
+            Err(FirewallError::Nft { .. }) => {
+                tracing::warn!(
+                    "{doing}: netd's table was not as netd left it; programming it whole"
+                );
+                nft::apply(&state.full(), doing).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Add network `n`'s chains (its bridge exists).
+    pub async fn add_network(&self, n: NetworkRules) -> Result<(), FirewallError> {
+        let mut state = self.state.lock().await;
+        prepare_kernel(&n)?;
+        let script = render::add_network(&n);
+        let id = n.id.clone();
+        let old = state.networks.insert(id.clone(), n);
+        let doing = format!("adding network {}", id.get(..12).unwrap_or(&id));
+        if let Err(e) = Self::apply(&state, &script, &doing).await {
+            match old {
+                Some(o) => state.networks.insert(id, o),
+                None => state.networks.remove(&id),
+            };
+            return Err(e);
+        }
+        drop(state);
+        self.sync_docker_user().await;
+        Ok(())
+    }
+
+    /// Remove network `id`'s chains (its endpoints are gone).
+    pub async fn remove_network(&self, id: &str) -> Result<(), FirewallError> {
+        let mut state = self.state.lock().await;
+        let Some(n) = state.networks.remove(id) else {
+            return Ok(());
+        };
+        let script = render::delete_network(&n);
+        let doing = format!("removing network {}", n.short());
+        if let Err(e) = Self::apply(&state, &script, &doing).await {
+            state.networks.insert(id.to_string(), n);
+            return Err(e);
+        }
+        drop(state);
+        self.sync_docker_user().await;
+        Ok(())
+    }
+
+    /// Publish `requests` for endpoint `endpoint` (of `network`, with `addresses`),
+    /// replacing what it published before. Host ports are bound first; nothing is
+    /// left bound or programmed if any request fails.
+    pub async fn publish(
+        &self,
+        endpoint: &str,
+        network: &str,
+        requests: &[PortRequest],
+        addresses: &[IpAddr],
+    ) -> Result<Vec<PublishedPort>, FirewallError> {
+        let mut state = self.state.lock().await;
+        let Some(net) = state.networks.get(network) else {
+            return Err(FirewallError::invalid(
+                "ports",
+                "the endpoint's network has no firewall (its driver publishes no ports)",
+            ));
+        };
+        if !requests.is_empty() && addresses.iter().all(|a| net.policy.closed(*a)) {
+            return Err(FirewallError::invalid(
+                "ports",
+                format!(
+                    "network {} is internal or isolated: nothing can reach it from outside",
+                    net.name
+                ),
+            ));
+        }
+        let default_host = net.policy.host_binding_ipv4;
+        // What it had goes first, so asking again for the same ports works.
+        let before = state.ports.remove(endpoint);
+        let before_reservation = state.reservations.remove(endpoint);
+        let mut published = Vec::new();
+        let mut reservation = Reservation::default();
+        let mut failed = None;
+        for req in requests {
+            match ports::reserve(req, addresses, default_host) {
+                Ok((p, r)) => {
+                    published.extend(p);
+                    reservation.extend(r);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let restore = |state: &mut State| {
+            if let Some(b) = before.clone() {
+                state.ports.insert(endpoint.to_string(), b);
+            }
+        };
+        if let Some(e) = failed {
+            drop(reservation);
+            restore(&mut state);
+            if let Some(r) = before_reservation {
+                state.reservations.insert(endpoint.to_string(), r);
+            }
+            return Err(e);
+        }
+        let staying = state.all_ports(None);
+        let old: Vec<render::RoutedPort<'_>> = before
+            .iter()
+            .flat_map(|e| e.ports.iter().map(|p| (p, state.routed(&e.network, p))))
+            .collect();
+        let new: Vec<render::RoutedPort<'_>> = published
+            .iter()
+            .map(|p| (p, state.routed(network, p)))
+            .collect();
+        let mut script = render::delete_ports(&old, &staying);
+        script.push_str(&render::add_ports(&new));
+        let doing = format!(
+            "publishing ports of endpoint {}",
+            endpoint.get(..12).unwrap_or(endpoint)
+        );
+        state.ports.insert(
+            endpoint.to_string(),
+            EndpointPorts {
+                network: network.to_string(),
+                ports: published.clone(),
+            },
+        );
+        if let Err(e) = Self::apply(&state, &script, &doing).await {
+            state.ports.remove(endpoint);
+            restore(&mut state);
+            if let Some(r) = before_reservation {
+                state.reservations.insert(endpoint.to_string(), r);
+            }
+            return Err(e);
+        }
+        if published.is_empty() {
+            state.ports.remove(endpoint);
+        } else {
+            state.reservations.insert(endpoint.to_string(), reservation);
+        }
+        Ok(published)
+    }
+
+    /// Publish `ports` (chosen before) for `endpoint` again: an undo.
+    pub async fn restore(
+        &self,
+        endpoint: &str,
+        network: &str,
+        ports: Vec<PublishedPort>,
+    ) -> Result<(), FirewallError> {
+        let reservation = ports::rebind(&ports)?;
+        let mut state = self.state.lock().await;
+        let new: Vec<render::RoutedPort<'_>> = ports
+            .iter()
+            .map(|p| (p, state.routed(network, p)))
+            .collect();
+        let script = render::add_ports(&new);
+        Self::apply(&state, &script, "restoring ports").await?;
+        state.ports.insert(
+            endpoint.to_string(),
+            EndpointPorts {
+                network: network.to_string(),
+                ports,
+            },
+        );
+        state.reservations.insert(endpoint.to_string(), reservation);
+        Ok(())
+    }
+
+    /// Unpublish every port of `endpoint`.
+    pub async fn unpublish(&self, endpoint: &str) -> Result<(), FirewallError> {
+        let mut state = self.state.lock().await;
+        let Some(before) = state.ports.remove(endpoint) else {
+            state.reservations.remove(endpoint);
+            return Ok(());
+        };
+        let staying = state.all_ports(None);
+        let old: Vec<render::RoutedPort<'_>> = before
+            .ports
+            .iter()
+            .map(|p| (p, state.routed(&before.network, p)))
+            .collect();
+        let script = render::delete_ports(&old, &staying);
+        let doing = format!(
+            "unpublishing ports of endpoint {}",
+            endpoint.get(..12).unwrap_or(endpoint)
+        );
+        if let Err(e) = Self::apply(&state, &script, &doing).await {
+            state.ports.insert(endpoint.to_string(), before);
+            return Err(e);
+        }
+        state.reservations.remove(endpoint);
+        Ok(())
+    }
+
+    /// The ports `endpoint` publishes.
+    pub async fn ports(&self, endpoint: &str) -> Vec<PublishedPort> {
+        let state = self.state.lock().await;
+        state
+            .ports
+            .get(endpoint)
+            .map(|e| e.ports.clone())
+            .unwrap_or_default()
+    }
+
+    /// Keep the set of bridges netd did not make (dockerd's and others'), which
+    /// netd's networks are isolated from.
+    pub async fn set_foreign_bridges(&self, mut bridges: Vec<String>) -> Result<(), FirewallError> {
+        bridges.sort();
+        bridges.dedup();
+        let mut state = self.state.lock().await;
+        if state.foreign_bridges == bridges {
+            return Ok(());
+        }
+        let mut script = String::new();
+        render::set_foreign_bridges(&state.foreign_bridges, &bridges, &mut script);
+        let before = std::mem::replace(&mut state.foreign_bridges, bridges);
+        if let Err(e) = Self::apply(&state, &script, "updating the foreign bridges").await {
+            state.foreign_bridges = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Compare the kernel's table with what netd programmed; put it back whole if
+    /// they differ (`nft flush ruleset`, a firewall reload, a hand edit), and put
+    /// back netd's DOCKER-USER accepts if dockerd's chain lost them.
+    pub async fn check(&self) -> Result<Checked, FirewallError> {
+        let state = self.state.lock().await;
+        let networks: Vec<&NetworkRules> = state.networks.values().collect();
+        let expected = render::expected_counts(
+            &networks,
+            &state.all_ports(None),
+            state.foreign_bridges.len(),
+        );
+        let found = nft::counts().await?;
+        let checked = if found.as_ref() == Some(&expected) {
+            Checked::Intact
+        } else {
+            tracing::warn!(
+                found = ?found,
+                "netd's firewall table was changed or removed by someone else; programming it whole"
+            );
+            nft::apply(&state.full(), "restoring netd's table").await?;
+            Checked::Restored
+        };
+        drop(state);
+        self.sync_docker_user().await;
+        Ok(checked)
+    }
+
+    /// The whole table as netd would program it now.
+    pub async fn script(&self) -> String {
+        self.state.lock().await.full()
+    }
+
+    /// Keep DOCKER-USER's accepts for netd's bridges in step (a no-op on a host
+    /// where dockerd runs without iptables).
+    async fn sync_docker_user(&self) {
+        let mut state = self.state.lock().await;
+        let bridges = state.bridges();
+        if let Err(e) = state.docker_user.sync(&bridges).await {
+            tracing::warn!(error = %e, "could not keep netd's accepts in DOCKER-USER");
+        }
+    }
+
+    /// Remove netd's table and its DOCKER-USER accepts (`netd cleanup`).
+    pub async fn remove_all() -> Result<(), FirewallError> {
+        nft::apply(
+            &format!("add table {t}\ndelete table {t}\n", t = render::TABLE),
+            "removing netd's table",
+        )
+        .await?;
+        iptables::DockerUser::default().sync(&[]).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Running `nft`: a script as one transaction, and a listing of netd's own table
+//! (never anyone else's: nft's JSON cannot describe every rule others may have).
+
+use crate::render::{Counts, TABLE};
+use crate::FirewallError;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// Apply `script` with `nft -f -`: all of it or none of it.
+pub async fn apply(script: &str, doing: &str) -> Result<(), FirewallError> {
+    if script.is_empty() {
+        return Ok(());
+    }
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(FirewallError::NftMissing)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|source| FirewallError::Io {
+                doing: format!("writing to nft ({doing})"),
+                source,
+            })?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| FirewallError::Io {
+            doing: format!("waiting for nft ({doing})"),
+            source,
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    tracing::debug!(%stderr, script, "nft refused a script");
+    Err(FirewallError::Nft {
+        doing: doing.to_string(),
+        stderr: stderr.lines().take(6).collect::<Vec<_>>().join("; "),
+    })
+}
+
+/// netd's table as nft prints it (`nft list table inet netd`), or `None` if absent.
+pub async fn show() -> Result<Option<String>, FirewallError> {
+    list(&["list", "table", "inet", "netd"]).await
+}
+
+async fn list(args: &[&str]) -> Result<Option<String>, FirewallError> {
+    let out = Command::new("nft")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(FirewallError::NftMissing)?;
+    if out.status.success() {
+        return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No such file or directory") {
+        return Ok(None);
+    }
+    Err(FirewallError::Nft {
+        doing: format!("listing table {TABLE}"),
+        stderr: stderr.trim().to_string(),
+    })
+}
+
+/// What the kernel has of netd's table, counted as [`Counts`]; `None` if the table
+/// is gone.
+pub async fn counts() -> Result<Option<Counts>, FirewallError> {
+    let Some(text) = list(&["-j", "list", "table", "inet", "netd"]).await? else {
+        return Ok(None);
+    };
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| FirewallError::Nft {
+        doing: format!("reading the listing of table {TABLE}"),
+        stderr: e.to_string(),
+    })?;
+    let mut counts = Counts::default();
+    let items = doc["nftables"].as_array().cloned().unwrap_or_default();
+    let mut chains = 0;
+    for item in items {
+        if let Some(rule) = item.get("rule") {
+            if let Some(chain) = rule["chain"].as_str() {
+                *counts.rules.entry(chain.to_string()).or_default() += 1;
+            }
+        } else if item.get("chain").is_some() {
+            chains += 1;
+        } else if let Some(set) = item.get("set").or_else(|| item.get("map")) {
+            let n = set["elem"].as_array().map_or(0, Vec::len);
+            if let (Some(name), true) = (set["name"].as_str(), n > 0) {
+                counts.elements.insert(name.to_string(), n);
+            }
+        }
+    }
+    // Base chains are part of the skeleton: an emptied one means a wiped table.
+    if chains == 0 {
+        return Ok(None);
+    }
+    Ok(Some(counts))
+}

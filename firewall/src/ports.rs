@@ -1,0 +1,195 @@
+//! Host ports: each published port is bound by netd (a socket that never accepts
+//! and drops whatever reaches it), so a port another program holds is a clear error
+//! and no program can take it while it is published. Traffic itself goes by DNAT.
+
+use crate::spec::{PortRequest, Proto, PublishedPort};
+use crate::FirewallError;
+use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The sockets holding one endpoint's host ports; closed on drop.
+#[derive(Debug, Default)]
+pub struct Reservation {
+    sockets: Vec<Socket>,
+}
+
+impl Reservation {
+    /// Hold these too.
+    pub fn extend(&mut self, other: Reservation) {
+        self.sockets.extend(other.sockets);
+    }
+}
+
+/// How many times "let netd pick" tries a port the kernel offered for one family
+/// that another family has taken.
+const PICK_ATTEMPTS: usize = 32;
+
+/// Which (host address, container address) pairs `req` publishes for an endpoint
+/// with `addresses`; `default_host` is the network's `host_binding_ipv4`.
+fn targets(
+    req: &PortRequest,
+    addresses: &[IpAddr],
+    default_host: Option<Ipv4Addr>,
+) -> Result<Vec<(Option<IpAddr>, IpAddr)>, FirewallError> {
+    let v4 = addresses.iter().find(|a| a.is_ipv4()).copied();
+    let v6 = addresses.iter().find(|a| a.is_ipv6()).copied();
+    let host = req.host_ip.or(default_host.map(IpAddr::V4));
+    let what = || format!("port {}/{}", req.container_port, req.proto);
+    match host {
+        Some(ip) if ip.is_unspecified() => {
+            let c = if ip.is_ipv4() { v4 } else { v6 };
+            let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            c.map(|c| vec![(None, c)]).ok_or_else(|| {
+                FirewallError::invalid(what(), format!("the endpoint has no {family} address"))
+            })
+        }
+        Some(ip) => {
+            let c = if ip.is_ipv4() { v4 } else { v6 };
+            let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            c.map(|c| vec![(Some(ip), c)]).ok_or_else(|| {
+                FirewallError::invalid(
+                    what(),
+                    format!(
+                        "host address {ip} is {family} and the endpoint has no {family} address"
+                    ),
+                )
+            })
+        }
+        None => {
+            let out: Vec<_> = [v4, v6].into_iter().flatten().map(|c| (None, c)).collect();
+            if out.is_empty() {
+                return Err(FirewallError::invalid(
+                    what(),
+                    "the endpoint has no address",
+                ));
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn socket_for(proto: Proto, addr: &SocketAddr) -> std::io::Result<Socket> {
+    let domain = Domain::for_address(*addr);
+    let socket = match proto {
+        Proto::Tcp => Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?,
+        Proto::Udp => Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?,
+        Proto::Sctp => Socket::new(domain, Type::STREAM, Some(Protocol::from(132)))?,
+    };
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // A filter that keeps nothing: whatever reaches the socket (DNAT takes the
+    // traffic before it would) is dropped, never queued.
+    socket.attach_filter(&[SockFilter::new(0x06, 0, 0, 0)])?;
+    socket.bind(&SockAddr::from(*addr))?;
+    Ok(socket)
+}
+
+fn bind_all(
+    proto: Proto,
+    targets: &[(Option<IpAddr>, IpAddr)],
+    port: u16,
+) -> Result<(Vec<Socket>, u16), std::io::Error> {
+    let mut sockets = Vec::new();
+    let mut port = port;
+    for (host, container) in targets {
+        let ip = host.unwrap_or(match container {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        let socket = socket_for(proto, &SocketAddr::new(ip, port))?;
+        if port == 0 {
+            port = socket
+                .local_addr()?
+                .as_socket()
+                .map(|a| a.port())
+                .unwrap_or(0);
+        }
+        sockets.push(socket);
+    }
+    Ok((sockets, port))
+}
+
+fn bind_error(req: &PortRequest, port: u16, e: std::io::Error) -> FirewallError {
+    let what = format!("host port {port}/{}", req.proto);
+    match e.kind() {
+        ErrorKind::AddrInUse => {
+            FirewallError::PortTaken(format!("{what} is in use by another program"))
+        }
+        ErrorKind::AddrNotAvailable => FirewallError::invalid(
+            what,
+            format!(
+                "{} is not an address of this host",
+                req.host_ip.map(|i| i.to_string()).unwrap_or_default()
+            ),
+        ),
+        _ => FirewallError::Io {
+            doing: format!("binding {what}"),
+            source: e,
+        },
+    }
+}
+
+/// Bind what `req` asks for and say which ports were published.
+pub fn reserve(
+    req: &PortRequest,
+    addresses: &[IpAddr],
+    default_host: Option<Ipv4Addr>,
+) -> Result<(Vec<PublishedPort>, Reservation), FirewallError> {
+    req.check()?;
+    let targets = targets(req, addresses, default_host)?;
+    let published = |port: u16| {
+        targets
+            .iter()
+            .map(|(host, container)| PublishedPort {
+                proto: req.proto,
+                host_ip: *host,
+                host_port: port,
+                container_ip: *container,
+                container_port: req.container_port,
+            })
+            .collect()
+    };
+    let candidates: Vec<u16> = match (req.host_port, req.host_port_end) {
+        (0, _) => vec![0; PICK_ATTEMPTS],
+        (start, Some(end)) => (start..=end).collect(),
+        (port, None) => vec![port],
+    };
+    let mut last = None;
+    for port in candidates {
+        match bind_all(req.proto, &targets, port) {
+            Ok((sockets, port)) => return Ok((published(port), Reservation { sockets })),
+            Err(e) if e.kind() == ErrorKind::AddrInUse => last = Some((port, e)),
+            Err(e) => return Err(bind_error(req, port, e)),
+        }
+    }
+    match (req.host_port, req.host_port_end, last) {
+        (start, Some(end), _) => Err(FirewallError::PortTaken(format!(
+            "no host port from {start} to {end}/{} is free",
+            req.proto
+        ))),
+        (_, None, Some((port, e))) => Err(bind_error(req, port, e)),
+        _ => Err(FirewallError::PortTaken("no free host port".into())),
+    }
+}
+
+/// Bind ports published before (at a restart).
+pub fn rebind(ports: &[PublishedPort]) -> Result<Reservation, FirewallError> {
+    let mut sockets = Vec::new();
+    for p in ports {
+        let targets = [(p.host_ip, p.container_ip)];
+        let (mut s, _) = bind_all(p.proto, &targets, p.host_port).map_err(|e| {
+            let req = PortRequest {
+                proto: p.proto,
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+                host_port_end: None,
+                container_port: p.container_port,
+            };
+            bind_error(&req, p.host_port, e)
+        })?;
+        sockets.append(&mut s);
+    }
+    Ok(Reservation { sockets })
+}
