@@ -87,7 +87,7 @@ fn write_proc(key: &str, value: &str) -> Result<(), FirewallError> {
 
 /// What a network needs of the kernel beyond the table: forwarding for its
 /// families, and `route_localnet` on its bridge (ports published on 127.0.0.1
-/// are DNATed out of it; the raw chain drops what containers send to 127/8).
+/// are DNATed out of it; the protect chain drops what containers send to 127/8).
 fn prepare_kernel(n: &NetworkRules) -> Result<(), FirewallError> {
     write_proc(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")?;
     if n.subnets.iter().any(|s| s.addr().is_ipv6()) {

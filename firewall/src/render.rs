@@ -3,7 +3,7 @@
 //! script is applied by one `nft -f`, so one kernel transaction.
 //!
 //! Layout: base chains hold a fixed handful of rules and dispatch through verdict
-//! maps keyed by bridge (forward, postrouting) or by subnet (raw); each network has
+//! maps keyed by bridge (forward, postrouting) or by subnet (protect); each network has
 //! its own small chains. Published ports are elements of DNAT maps. So a network is
 //! a few chains and map elements, a port is a map element, and an endpoint without
 //! ports changes nothing.
@@ -37,12 +37,15 @@ const SETS: &[(&str, &str, &str)] = &[
     ("map", "nat_out", "type ifname : verdict;"),
 ];
 
-/// The base chains: (name, hook line, rules).
+/// The base chains: (name, hook line, rules). `protect` runs after conntrack
+/// (so answers to connections a container opened pass) and before DNAT (so it sees
+/// the address a packet was sent to).
 const BASE_CHAINS: &[(&str, &str, &[&str])] = &[
     (
-        "raw",
-        "type filter hook prerouting priority raw; policy accept;",
+        "protect",
+        "type filter hook prerouting priority mangle; policy accept;",
         &[
+            "ct state established,related accept",
             "iifname != \"lo\" ip daddr . meta l4proto . th dport @local_only4 drop",
             "iifname != \"lo\" ip6 daddr . meta l4proto . th dport @local_only6 drop",
             "iifname @bridges ip daddr 127.0.0.0/8 drop",
@@ -137,7 +140,7 @@ struct Chains {
     forward_out: String,
     nat_in: String,
     nat_out: String,
-    raw: String,
+    direct: String,
 }
 
 fn chains(n: &NetworkRules) -> Chains {
@@ -147,7 +150,7 @@ fn chains(n: &NetworkRules) -> Chains {
         forward_out: format!("nw-{s}-to"),
         nat_in: format!("nw-{s}-nat-from"),
         nat_out: format!("nw-{s}-nat-to"),
-        raw: format!("nw-{s}-direct"),
+        direct: format!("nw-{s}-direct"),
     }
 }
 
@@ -282,18 +285,18 @@ fn network_chains(n: &NetworkRules) -> Vec<(String, Vec<String>)> {
         }
     }
 
-    // Arriving for the network's addresses (raw, before conntrack and DNAT).
-    rule(&c.raw, format!("iifname \"{br}\" return"));
+    // Arriving for the network's addresses (after conntrack, before DNAT).
+    rule(&c.direct, format!("iifname \"{br}\" return"));
     for gw in &n.gateways {
         let (ip, _) = family(*gw);
-        rule(&c.raw, format!("{ip} daddr {gw} return"));
+        rule(&c.direct, format!("{ip} daddr {gw} return"));
     }
     if !p.trusted.is_empty() {
-        rule(&c.raw, format!("iifname {} return", quoted(&p.trusted)));
+        rule(&c.direct, format!("iifname {} return", quoted(&p.trusted)));
     }
-    rule(&c.raw, "drop".into());
+    rule(&c.direct, "drop".into());
 
-    [c.forward_in, c.forward_out, c.nat_in, c.nat_out, c.raw]
+    [c.forward_in, c.forward_out, c.nat_in, c.nat_out, c.direct]
         .into_iter()
         .map(|chain| {
             let mine = rules
@@ -326,8 +329,8 @@ fn network_elements(n: &NetworkRules) -> Vec<(&'static str, String)> {
             };
             // goto, not jump: the kernel (6.18 with nft 1.0.6) refuses a jump
             // element added to an interval map in the transaction that makes the
-            // table. The raw chain has nothing after these maps to return to.
-            out.push((map, format!("{} : goto {}", subnet.trunc(), c.raw)));
+            // table. The protect chain has nothing after these maps to return to.
+            out.push((map, format!("{} : goto {}", subnet.trunc(), c.direct)));
         }
     }
     out
@@ -416,7 +419,13 @@ pub fn delete_network(n: &NetworkRules) -> String {
     let mut out = String::new();
     elements("delete", &network_elements(n), &mut out);
     let c = chains(n);
-    for chain in [&c.forward_in, &c.forward_out, &c.nat_in, &c.nat_out, &c.raw] {
+    for chain in [
+        &c.forward_in,
+        &c.forward_out,
+        &c.nat_in,
+        &c.nat_out,
+        &c.direct,
+    ] {
         let _ = writeln!(out, "flush chain {TABLE} {chain}");
         let _ = writeln!(out, "delete chain {TABLE} {chain}");
     }

@@ -375,3 +375,116 @@ where
     }
     outputs
 }
+
+/// Another host on a link with netd's host ("the LAN"): netd's host is
+/// 192.0.2.1 on `up0`, the outside host 192.0.2.2 on `o0` and knows no container
+/// subnet, so only masqueraded traffic gets an answer from it.
+pub struct Outside {
+    pub host: TestHost,
+}
+
+/// netd's host's address on the link to [`Outside`].
+pub const HOST_ADDR: &str = "192.0.2.1";
+/// The outside host's address.
+pub const OUTSIDE_ADDR: &str = "192.0.2.2";
+
+impl Outside {
+    /// Connect a new host to `netd`'s.
+    pub fn connect(netd: &Netd) -> Outside {
+        let host = TestHost::new().expect("outside host");
+        // Both ends made from the root mount namespace, where /run/netns names
+        // both hosts; nothing is made in the root network namespace.
+        let made = std::process::Command::new("ip")
+            .args(["-n", netd.host.name(), "link", "add", "up0", "type", "veth"])
+            .args(["peer", "name", "o0", "netns", host.name()])
+            .status()
+            .unwrap();
+        assert!(made.success(), "making the link to the outside host");
+        netd.host
+            .run(
+                "ip",
+                &["addr", "add", &format!("{HOST_ADDR}/24"), "dev", "up0"],
+            )
+            .unwrap();
+        netd.host.run("ip", &["link", "set", "up0", "up"]).unwrap();
+        host.run(
+            "ip",
+            &["addr", "add", &format!("{OUTSIDE_ADDR}/24"), "dev", "o0"],
+        )
+        .unwrap();
+        host.run("ip", &["link", "set", "o0", "up"]).unwrap();
+        Outside { host }
+    }
+
+    /// Route `subnet` to netd's host (a LAN router that knows the containers).
+    pub fn route(&self, subnet: &str) {
+        self.host
+            .run("ip", &["route", "add", subnet, "via", HOST_ADDR])
+            .unwrap();
+    }
+
+    /// Whether an HTTP GET of `url` from here answers with `body`.
+    pub fn fetches(&self, url: &str, body: &str) -> bool {
+        fetched(self.host.command("curl"), url, body)
+    }
+}
+
+/// Whether `curl` run by `cmd` (a `curl` command) gets `body` from `url` within
+/// 3 seconds. (busybox wget's own timeout option crashes it.)
+pub fn fetched(mut cmd: std::process::Command, url: &str, body: &str) -> bool {
+    let out = cmd
+        .args(["-s", "--max-time", "3", url])
+        .output()
+        .expect("busybox runs");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(body)
+}
+
+impl Netd {
+    /// Serve `body` over HTTP on port 80 inside `sb` (busybox httpd), until dropped.
+    pub fn serve_http(&self, sb: &SandboxRecord, body: &str) -> Daemon {
+        let dir = self.host.dir().join(format!("www-{}", sb.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), body).unwrap();
+        let net = format!("--net={}", sb.netns.display());
+        let dir = dir.display().to_string();
+        let daemon = self
+            .host
+            .spawn(
+                &format!("httpd-{}", sb.name),
+                "nsenter",
+                &[&net, "busybox", "httpd", "-f", "-p", "80", "-h", &dir],
+            )
+            .unwrap();
+        // Listening once a local fetch answers.
+        tests::wait_for("httpd", Duration::from_secs(10), || {
+            let mut cmd = self.host.command("nsenter");
+            cmd.args([net.as_str(), "curl"]);
+            Ok(fetched(cmd, "http://127.0.0.1/", body).then_some(()))
+        })
+        .unwrap();
+        daemon
+    }
+
+    /// Whether an HTTP GET of `url` from netd's host itself answers with `body`.
+    pub fn host_fetches(&self, url: &str, body: &str) -> bool {
+        fetched(self.host.command("curl"), url, body)
+    }
+
+    /// Whether an HTTP GET of `url` from inside `sb` answers with `body`.
+    pub fn sandbox_fetches(&self, sb: &SandboxRecord, url: &str, body: &str) -> bool {
+        let mut cmd = self.host.command("nsenter");
+        cmd.args([format!("--net={}", sb.netns.display()).as_str(), "curl"]);
+        fetched(cmd, url, body)
+    }
+}
+
+/// A port request: host port `host` (0: netd picks) to container port `container`.
+pub fn tcp(host: u16, container: u16) -> firewall::PortRequest {
+    firewall::PortRequest {
+        proto: firewall::Proto::Tcp,
+        host_ip: None,
+        host_port: host,
+        host_port_end: None,
+        container_port: container,
+    }
+}

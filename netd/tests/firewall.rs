@@ -1,0 +1,333 @@
+//! The firewall, as users see it: containers reach the outside through NAT and
+//! not each other's networks, published ports answer from outside, from the host
+//! and from containers, a port another program holds is refused, and netd's rules
+//! come back when something wipes them. Each test is a host (netd's namespace)
+//! with an outside host on a link beside it.
+
+mod common;
+
+use common::{attach, network, runtime, sandbox, tcp, Netd, Outside, HOST_ADDR, OUTSIDE_ADDR};
+use std::time::Duration;
+
+fn option(
+    mut net: netd::controller::NetworkCreate,
+    key: &str,
+    value: &str,
+) -> netd::controller::NetworkCreate {
+    net.options.insert(key.into(), value.into());
+    net
+}
+
+#[test]
+fn containers_reach_the_outside_only_through_masquerade_and_not_other_networks() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = &netd.client;
+    let rt = runtime();
+    let (a, b, plain, internal) = rt.block_on(async {
+        c.create_network(&network("n1", "10.120.1.0/24"))
+            .await
+            .unwrap();
+        c.create_network(&network("n2", "10.120.2.0/24"))
+            .await
+            .unwrap();
+        c.create_network(&option(
+            network("n3", "10.120.3.0/24"),
+            "com.docker.network.bridge.enable_ip_masquerade",
+            "false",
+        ))
+        .await
+        .unwrap();
+        c.create_network(&option(
+            network("n4", "10.120.4.0/24"),
+            "com.docker.network.internal",
+            "true",
+        ))
+        .await
+        .unwrap();
+        let mut sbs = Vec::new();
+        for (name, net) in [
+            ("a", "n1"),
+            ("b", "n2"),
+            ("plain", "n3"),
+            ("internal", "n4"),
+        ] {
+            c.create_sandbox(&sandbox(name)).await.unwrap();
+            c.attach(name, &attach(net)).await.unwrap();
+            sbs.push(c.sandbox(name).await.unwrap());
+        }
+        (sbs.remove(0), sbs.remove(0), sbs.remove(0), sbs.remove(0))
+    });
+    // The outside host has no route to 10.120.0.0/16: only a masqueraded source
+    // gets an answer.
+    assert!(netd.pings(&a, OUTSIDE_ADDR), "n1 cannot reach the outside");
+    assert!(
+        !netd.pings(&plain, OUTSIDE_ADDR),
+        "n3 is masqueraded though it asked not to be"
+    );
+    assert!(
+        !netd.pings(&internal, OUTSIDE_ADDR),
+        "the internal network n4 got out"
+    );
+    // With a route back, n3's own address goes out as it is.
+    outside.route("10.120.3.0/24");
+    assert!(
+        netd.pings(&plain, OUTSIDE_ADDR),
+        "n3 cannot reach the outside with a route back"
+    );
+    // Networks are isolated from each other.
+    let b_ip = common::ipv4(&rt.block_on(c.endpoint(&b.endpoints[0])).unwrap());
+    assert!(!netd.pings(&a, &b_ip), "n1 reaches n2");
+    assert!(netd.pings(&b, "10.120.2.1"), "n2 cannot reach its gateway");
+}
+
+#[test]
+fn without_icc_containers_of_a_network_do_not_reach_each_other() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    let (a, b_ip) = rt.block_on(async {
+        c.create_network(&option(
+            network("n1", "10.121.1.0/24"),
+            "com.docker.network.bridge.enable_icc",
+            "false",
+        ))
+        .await
+        .unwrap();
+        c.create_network(&network("n2", "10.121.2.0/24"))
+            .await
+            .unwrap();
+        for sb in ["a", "b", "x", "y"] {
+            c.create_sandbox(&sandbox(sb)).await.unwrap();
+        }
+        c.attach("a", &attach("n1")).await.unwrap();
+        let b = c.attach("b", &attach("n1")).await.unwrap();
+        c.attach("x", &attach("n2")).await.unwrap();
+        c.attach("y", &attach("n2")).await.unwrap();
+        (c.sandbox("a").await.unwrap(), common::ipv4(&b))
+    });
+    assert!(!netd.pings(&a, &b_ip), "icc is off, yet a reaches b");
+    assert!(netd.pings(&a, "10.121.1.1"), "a cannot reach its gateway");
+    let x = rt.block_on(c.sandbox("x")).unwrap();
+    let y_ip = common::ipv4(
+        &rt.block_on(c.endpoint(&rt.block_on(c.sandbox("y")).unwrap().endpoints[0]))
+            .unwrap(),
+    );
+    assert!(
+        netd.pings(&x, &y_ip),
+        "icc is on in n2, yet x cannot reach y"
+    );
+}
+
+#[test]
+fn a_published_port_answers_from_outside_from_the_host_and_from_containers() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = &netd.client;
+    let rt = runtime();
+    let (web, same, other, ep) = rt.block_on(async {
+        c.create_network(&network("n1", "10.122.1.0/24"))
+            .await
+            .unwrap();
+        c.create_network(&network("n2", "10.122.2.0/24"))
+            .await
+            .unwrap();
+        for sb in ["web", "same", "other"] {
+            c.create_sandbox(&sandbox(sb)).await.unwrap();
+        }
+        let mut req = attach("n1");
+        req.ports = vec![tcp(18080, 80)];
+        let ep = c.attach("web", &req).await.unwrap();
+        c.attach("same", &attach("n1")).await.unwrap();
+        c.attach("other", &attach("n2")).await.unwrap();
+        (
+            c.sandbox("web").await.unwrap(),
+            c.sandbox("same").await.unwrap(),
+            c.sandbox("other").await.unwrap(),
+            ep,
+        )
+    });
+    assert_eq!(ep.ports.len(), 1, "{:?}", ep.ports);
+    assert_eq!(ep.ports[0].host_port, 18080);
+    let _httpd = netd.serve_http(&web, "hello from web");
+    let at = |ip: &str| format!("http://{ip}:18080/");
+    assert!(
+        outside.fetches(&at(HOST_ADDR), "hello from web"),
+        "not from outside"
+    );
+    assert!(
+        netd.host_fetches(&at("127.0.0.1"), "hello from web"),
+        "not from the host's loopback"
+    );
+    assert!(
+        netd.host_fetches(&at(HOST_ADDR), "hello from web"),
+        "not from the host's own address"
+    );
+    assert!(
+        netd.sandbox_fetches(&same, &at(HOST_ADDR), "hello from web"),
+        "not from the same network (hairpin)"
+    );
+    assert!(
+        netd.sandbox_fetches(&other, &at(HOST_ADDR), "hello from web"),
+        "not from another network"
+    );
+    assert!(
+        netd.sandbox_fetches(&other, &at("10.122.2.1"), "hello from web"),
+        "not through the other network's gateway"
+    );
+    // Isolation still holds for the container's own address.
+    assert!(
+        !netd.sandbox_fetches(
+            &other,
+            &format!("http://{}/", common::ipv4(&ep)),
+            "hello from web"
+        ),
+        "another network reaches the container directly"
+    );
+    // netd holds the host port: no other program can take it.
+    let taken = netd
+        .host
+        .command("busybox")
+        .args(["nc", "-l", "-p", "18080"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        !taken.status.success(),
+        "another program could bind the published port"
+    );
+
+    // Unpublished by a detach: the port is free again and answers no more.
+    rt.block_on(c.detach("web", &ep.id)).unwrap();
+    assert!(
+        !outside.fetches(&at(HOST_ADDR), "hello from web"),
+        "still answers after detach"
+    );
+    let script = rt.block_on(c.firewall()).unwrap().script;
+    assert!(!script.contains("18080"), "{script}");
+}
+
+#[test]
+fn a_port_someone_else_holds_is_refused_and_the_attach_leaves_nothing() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    rt.block_on(async {
+        c.create_network(&network("n1", "10.123.1.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("a")).await.unwrap();
+    });
+    let mut holder = netd
+        .host
+        .spawn("holder", "busybox", &["nc", "-l", "-p", "18090"])
+        .unwrap();
+    tests::wait_for("nc listening", Duration::from_secs(5), || {
+        holder.check_running()?;
+        let ss = netd
+            .host
+            .run("ss", &["-Hltn", "sport = :18090"])
+            .unwrap_or_default();
+        Ok((!ss.trim().is_empty()).then_some(()))
+    })
+    .unwrap();
+    let mut req = attach("n1");
+    req.ports = vec![tcp(18090, 80)];
+    let err = rt.block_on(c.attach("a", &req)).unwrap_err().to_string();
+    assert!(
+        err.contains("host port 18090/tcp is in use by another program"),
+        "{err}"
+    );
+    let sb = rt.block_on(c.sandbox("a")).unwrap();
+    assert!(
+        sb.endpoints.is_empty(),
+        "the attach stayed: {:?}",
+        sb.endpoints
+    );
+    assert!(rt.block_on(c.endpoints()).unwrap().is_empty());
+    let veths: Vec<String> = netd
+        .links()
+        .into_iter()
+        .filter(|l| l.starts_with("vn"))
+        .collect();
+    assert!(veths.is_empty(), "{veths:?}");
+
+    // Port 0: netd picks a free one; a range: netd picks one of it.
+    let mut req = attach("n1");
+    req.ports = vec![
+        tcp(0, 80),
+        firewall::PortRequest {
+            host_port: 18090,
+            host_port_end: Some(18092),
+            ..tcp(0, 81)
+        },
+    ];
+    let ep = rt.block_on(c.attach("a", &req)).unwrap();
+    assert_eq!(ep.ports.len(), 2, "{:?}", ep.ports);
+    assert_ne!(ep.ports[0].host_port, 0);
+    assert!(
+        (18091..=18092).contains(&ep.ports[1].host_port),
+        "{:?}",
+        ep.ports
+    );
+    let shown = netd.cli(&["port", "a"]).unwrap();
+    assert!(
+        shown.contains(&format!("80/tcp -> 0.0.0.0:{}", ep.ports[0].host_port)),
+        "{shown}"
+    );
+}
+
+#[test]
+fn netds_rules_come_back_after_a_flush_and_a_restart() {
+    let mut netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = netd.client.clone();
+    let rt = runtime();
+    let web = rt.block_on(async {
+        c.create_network(&network("n1", "10.124.1.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("web")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![tcp(18100, 80)];
+        c.attach("web", &req).await.unwrap();
+        c.sandbox("web").await.unwrap()
+    });
+    let _httpd = netd.serve_http(&web, "still here");
+    let url = format!("http://{HOST_ADDR}:18100/");
+    assert!(outside.fetches(&url, "still here"));
+    netd.host.run("nft", &["flush", "ruleset"]).unwrap();
+    let back = tests::wait_for("the table back", Duration::from_secs(5), || {
+        Ok(outside.fetches(&url, "still here").then_some(()))
+    });
+    assert!(
+        back.is_ok(),
+        "not restored after nft flush ruleset:\n{}",
+        netd.log()
+    );
+    assert!(netd.pings(&web, OUTSIDE_ADDR), "masquerade not restored");
+
+    // A hand edit that empties one of netd's chains is put back too.
+    netd.host
+        .run("nft", &["flush", "chain", "inet", "netd", "publish"])
+        .unwrap();
+    let back = tests::wait_for("the chain back", Duration::from_secs(5), || {
+        Ok(outside.fetches(&url, "still here").then_some(()))
+    });
+    assert!(back.is_ok(), "not restored after a chain flush");
+
+    // kill -9 and start: the port answers and is held again.
+    let mut daemon = netd.daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    daemon.wait_exit(Duration::from_secs(5)).unwrap();
+    netd.host.run("nft", &["flush", "ruleset"]).unwrap();
+    netd.launch();
+    assert!(
+        outside.fetches(&url, "still here"),
+        "not programmed at start"
+    );
+    let ep = rt.block_on(c.endpoint(&web.endpoints[0])).unwrap();
+    assert_eq!(ep.ports.len(), 1);
+}
