@@ -81,7 +81,11 @@ const BASE_CHAINS: &[(&str, &str, &[&str])] = &[
     (
         "forward",
         "type filter hook forward priority filter; policy accept;",
-        &["iifname vmap @forward_in", "oifname vmap @forward_out"],
+        &[
+            "ct state established,related accept",
+            "iifname vmap @forward_in",
+            "oifname vmap @forward_out",
+        ],
     ),
 ];
 
@@ -221,8 +225,7 @@ fn network_chains(n: &NetworkRules) -> Vec<(String, Vec<String>)> {
     }
     rule(&c.forward_in, "accept".into());
 
-    // Forwarded to the bridge from elsewhere.
-    rule(&c.forward_out, "ct state established,related accept".into());
+    // Forwarded to the bridge from elsewhere (answers were accepted before).
     for (addr, _) in &fams {
         let (ip, nfproto) = family(*addr);
         if p.closed(*addr) {

@@ -45,6 +45,17 @@ impl<'h> Dockerd<'h> {
     /// Start dockerd in `host`, wait until its API answers, and import the `busybox`
     /// image.
     pub fn start(host: &'h TestHost) -> Result<Dockerd<'h>> {
+        Self::start_with(host, false)
+    }
+
+    /// As [`Dockerd::start`], with dockerd's own iptables rules on (its default
+    /// outside tests): FORWARD policy drop, DOCKER-USER, NAT for its own bridges;
+    /// all inside the host's namespace.
+    pub fn start_with_iptables(host: &'h TestHost) -> Result<Dockerd<'h>> {
+        Self::start_with(host, true)
+    }
+
+    fn start_with(host: &'h TestHost, iptables: bool) -> Result<Dockerd<'h>> {
         if !Path::new("/etc/docker").is_dir() {
             bail!("/etc/docker is missing: install Debian's docker.io");
         }
@@ -65,10 +76,10 @@ impl<'h> Dockerd<'h> {
             format!("--pidfile={d}/dockerd.pid"),
             format!("--host=unix://{}", docker.socket.display()),
             format!("--cgroup-parent=/{}", docker.cgroup),
-            "--iptables=false".into(),
+            format!("--iptables={iptables}"),
             "--ip6tables=false".into(),
-            "--ip-forward=false".into(),
-            "--ip-masq=false".into(),
+            format!("--ip-forward={iptables}"),
+            format!("--ip-masq={iptables}"),
             "--bridge=none".into(),
             "--shutdown-timeout=2".into(),
         ];
