@@ -331,3 +331,138 @@ fn netds_rules_come_back_after_a_flush_and_a_restart() {
     let ep = rt.block_on(c.endpoint(&web.endpoints[0])).unwrap();
     assert_eq!(ep.ports.len(), 1);
 }
+
+#[test]
+fn hosts_that_route_to_container_addresses_reach_only_what_the_gateway_mode_allows() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = &netd.client;
+    let rt = runtime();
+    let mode = "com.docker.network.bridge.gateway_mode_ipv4";
+    let (nat, open, routed, closed) = rt.block_on(async {
+        c.create_network(&network("nat", "10.127.1.0/24"))
+            .await
+            .unwrap();
+        c.create_network(&option(
+            network("open", "10.127.2.0/24"),
+            mode,
+            "nat-unprotected",
+        ))
+        .await
+        .unwrap();
+        c.create_network(&option(network("routed", "10.127.3.0/24"), mode, "routed"))
+            .await
+            .unwrap();
+        let mut sbs = Vec::new();
+        for (sb, net, ports) in [
+            ("nat", "nat", vec![]),
+            ("open", "open", vec![]),
+            ("routed", "routed", vec![tcp(18300, 80)]),
+            ("closed", "routed", vec![]),
+        ] {
+            c.create_sandbox(&sandbox(sb)).await.unwrap();
+            let mut req = attach(net);
+            req.ports = ports;
+            let ep = c.attach(sb, &req).await.unwrap();
+            sbs.push((c.sandbox(sb).await.unwrap(), common::ipv4(&ep)));
+        }
+        (sbs.remove(0), sbs.remove(0), sbs.remove(0), sbs.remove(0))
+    });
+    // A router on the LAN that knows the container subnets.
+    outside.route("10.127.0.0/16");
+    let _servers: Vec<_> = [&nat, &open, &routed, &closed]
+        .iter()
+        .map(|(sb, _)| netd.serve_http(sb, &format!("from {}", sb.name)))
+        .collect();
+    let direct = |(sb, ip): &(netd::model::SandboxRecord, String)| {
+        outside.fetches(&format!("http://{ip}/"), &format!("from {}", sb.name))
+    };
+    assert!(!direct(&nat), "nat: a routed packet reached the container");
+    assert!(
+        direct(&open),
+        "nat-unprotected: a routed packet did not reach the container"
+    );
+    assert!(
+        direct(&routed),
+        "routed: the published container port is not open"
+    );
+    assert!(
+        !direct(&closed),
+        "routed: an unpublished container port is open"
+    );
+    // routed: no NAT either way; the outside sees the container's own address.
+    assert!(
+        netd.pings(&routed.0, OUTSIDE_ADDR),
+        "routed: cannot reach the outside"
+    );
+    let seen = outside.host.run("ip", &["neigh", "show"]).unwrap();
+    assert!(seen.contains(HOST_ADDR), "{seen}");
+    // The host's own address on a protected network's bridge stays reachable.
+    assert!(
+        outside
+            .host
+            .run("busybox", &["ping", "-c", "1", "-W", "2", "10.127.1.1"])
+            .is_ok(),
+        "the nat network's gateway address is cut off"
+    );
+}
+
+#[test]
+fn udp_ports_are_published_too() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = &netd.client;
+    let rt = runtime();
+    let sb = rt.block_on(async {
+        c.create_network(&network("n1", "10.128.1.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("dns")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![firewall::PortRequest {
+            proto: firewall::Proto::Udp,
+            ..tcp(15353, 5353)
+        }];
+        c.attach("dns", &req).await.unwrap();
+        c.sandbox("dns").await.unwrap()
+    });
+    // The receiver: a socket this test binds inside the sandbox, on a thread that
+    // entered its namespace (through a process sleeping there).
+    let net = format!("--net={}", sb.netns.display());
+    let sleeper = netd
+        .host
+        .spawn("udp-holder", "nsenter", &[&net, "sleep", "60"])
+        .unwrap();
+    let ns = format!("/proc/{}/ns/net", sleeper.pid());
+    std::thread::sleep(Duration::from_millis(200));
+    let receiver = std::thread::spawn(move || {
+        let file = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = std::net::UdpSocket::bind("0.0.0.0:5353").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        socket
+            .recv_from(&mut buf)
+            .map(|(n, from)| (String::from_utf8_lossy(&buf[..n]).into_owned(), from))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = outside
+        .host
+        .command("bash")
+        .args([
+            "-c",
+            &format!("echo ping-over-udp > /dev/udp/{HOST_ADDR}/15353"),
+        ])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    let arrived = receiver.join().unwrap();
+    let (text, from) = arrived
+        .as_ref()
+        .expect("the UDP datagram did not reach the container");
+    assert!(text.contains("ping-over-udp"), "{text}");
+    // Not proxied: the container sees the client's own address.
+    assert_eq!(from.ip().to_string(), OUTSIDE_ADDR);
+}
