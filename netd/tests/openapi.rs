@@ -723,6 +723,37 @@ async fn the_server_answers_as_documented() {
         StatusCode::NOT_FOUND,
     )
     .await;
+    // Ports: this controller runs without a firewall (it would act in the test's
+    // own namespace), so a publish is refused as with `--firewall off`.
+    const PORTS: &str = "/v1/endpoints/{key}/ports";
+    let refused = api
+        .expect(
+            Method::PUT,
+            PORTS,
+            &at(PORTS, "oa-att"),
+            Body::Json(json!({"ports": [{"host_port": 18080, "container_port": 80}]})),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--firewall off"),
+        "{refused}"
+    );
+    api.expect(
+        Method::PUT,
+        PORTS,
+        &at(PORTS, "nope"),
+        Body::Json(json!({"ports": []})),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let shown = api
+        .expect(get.clone(), "/v1/firewall", "/v1/firewall", Body::None, ok)
+        .await;
+    assert_eq!(shown["enabled"], false);
     let sb = api
         .expect(
             get.clone(),
