@@ -466,3 +466,68 @@ fn udp_ports_are_published_too() {
     // Not proxied: the container sees the client's own address.
     assert_eq!(from.ip().to_string(), OUTSIDE_ADDR);
 }
+
+#[test]
+fn ipv6_is_masqueraded_and_published_like_ipv4() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    for (host, addr, dev) in [
+        (&netd.host, "fd00:192::1/64", "up0"),
+        (&outside.host, "fd00:192::2/64", "o0"),
+    ] {
+        host.run("ip", &["-6", "addr", "add", addr, "dev", dev, "nodad"])
+            .unwrap();
+    }
+    let c = &netd.client;
+    let rt = runtime();
+    let (web, ep) = rt.block_on(async {
+        let mut net = network("n6", "10.133.0.0/24");
+        net.subnets.push(netd::controller::SubnetRequest {
+            subnet: Some("fd00:133::/64".parse().unwrap()),
+            ..Default::default()
+        });
+        c.create_network(&net).await.unwrap();
+        c.create_sandbox(&sandbox("web")).await.unwrap();
+        let mut req = attach("n6");
+        req.ports = vec![tcp(18400, 80)];
+        let ep = c.attach("web", &req).await.unwrap();
+        (c.sandbox("web").await.unwrap(), ep)
+    });
+    // One request, both families: the same host port on 0.0.0.0 and [::].
+    let families: Vec<bool> = ep.ports.iter().map(|p| p.container_ip.is_ipv6()).collect();
+    assert_eq!(families, [false, true], "{:?}", ep.ports);
+    let _httpd = netd.serve_http(&web, "hello over v6");
+    let answered = tests::wait_for("the IPv6 port", Duration::from_secs(10), || {
+        Ok(outside
+            .fetches("http://[fd00:192::1]:18400/", "hello over v6")
+            .then_some(()))
+    });
+    assert!(answered.is_ok(), "not published over IPv6");
+    assert!(outside.fetches(&format!("http://{HOST_ADDR}:18400/"), "hello over v6"));
+    // The outside has no route to fd00:133::/64: only NAT66 gets an answer back.
+    let pinged = tests::wait_for("ping over IPv6", Duration::from_secs(10), || {
+        Ok(netd.pings(&web, "fd00:192::2").then_some(()))
+    });
+    assert!(
+        pinged.is_ok(),
+        "the container cannot reach the outside over IPv6"
+    );
+    // A LAN router that routes to the container's IPv6 address reaches nothing.
+    outside
+        .host
+        .run(
+            "ip",
+            &["-6", "route", "add", "fd00:133::/64", "via", "fd00:192::1"],
+        )
+        .unwrap();
+    let v6 = ep
+        .addresses
+        .iter()
+        .find(|a| a.addr().is_ipv6())
+        .unwrap()
+        .addr();
+    assert!(
+        !outside.fetches(&format!("http://[{v6}]/"), "hello over v6"),
+        "direct routing to the container's IPv6 address got through"
+    );
+}
