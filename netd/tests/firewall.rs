@@ -531,3 +531,73 @@ fn ipv6_is_masqueraded_and_published_like_ipv4() {
         "direct routing to the container's IPv6 address got through"
     );
 }
+
+#[test]
+fn a_port_published_on_loopback_is_not_reachable_from_other_hosts() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = &netd.client;
+    let rt = runtime();
+    let web = rt.block_on(async {
+        c.create_network(&network("n1", "10.134.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("web")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![
+            firewall::PortRequest {
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                ..tcp(18500, 80)
+            },
+            tcp(18501, 80),
+        ];
+        c.attach("web", &req).await.unwrap();
+        c.sandbox("web").await.unwrap()
+    });
+    let _httpd = netd.serve_http(&web, "local only");
+    assert!(netd.host_fetches("http://127.0.0.1:18500/", "local only"));
+    assert!(!outside.fetches(&format!("http://{HOST_ADDR}:18500/"), "local only"));
+    // An attacker next to the host sends packets for 127.0.0.1 to the host's MAC
+    // (their own loopback routes moved aside, route_localnet on).
+    for args in [
+        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"][..],
+        &["sysctl", "-qw", "net.ipv4.conf.o0.route_localnet=1"],
+        &[
+            "ip",
+            "rule",
+            "add",
+            "to",
+            "127.0.0.1",
+            "lookup",
+            "100",
+            "pref",
+            "10",
+        ],
+        &["ip", "rule", "del", "pref", "0"],
+        &["ip", "rule", "add", "lookup", "local", "pref", "20"],
+        &[
+            "ip",
+            "route",
+            "add",
+            "127.0.0.1/32",
+            "via",
+            HOST_ADDR,
+            "dev",
+            "o0",
+            "table",
+            "100",
+        ],
+    ] {
+        outside.host.run(args[0], &args[1..]).unwrap();
+    }
+    // The path works (a port published on all addresses answers it)...
+    assert!(
+        outside.fetches("http://127.0.0.1:18501/", "local only"),
+        "the attack path itself does not work; the test proves nothing"
+    );
+    // ...and the loopback-only port does not.
+    assert!(
+        !outside.fetches("http://127.0.0.1:18500/", "local only"),
+        "a port published on 127.0.0.1 answered another host"
+    );
+}
