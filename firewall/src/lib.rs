@@ -6,6 +6,7 @@
 //! dockerd runs iptables needs: accepts for netd's bridges at the top of
 //! DOCKER-USER (an accept in netd's table cannot overrule a drop in another).
 
+pub mod conntrack;
 mod error;
 pub mod iptables;
 pub mod nft;
@@ -83,6 +84,23 @@ fn write_proc(key: &str, value: &str) -> Result<(), FirewallError> {
         doing: format!("setting {key} to {value}"),
         source,
     })
+}
+
+/// Forget UDP flows to newly published host ports (see [`conntrack`]); a failure
+/// is logged, not returned: the ports are published either way.
+async fn forget_flows(published: &[PublishedPort]) {
+    if !published.iter().any(|p| p.proto == Proto::Udp) {
+        return;
+    }
+    let ports = published.to_vec();
+    match tokio::task::spawn_blocking(move || conntrack::forget_udp_flows(&ports)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::debug!(flows = n, "forgot UDP flows to newly published ports"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not forget UDP flows to newly published ports")
+        }
+        Err(e) => tracing::warn!(error = %e, "forgetting UDP flows"),
+    }
 }
 
 /// What a network needs of the kernel beyond the table: forwarding for its
@@ -277,6 +295,8 @@ impl Firewall {
         } else {
             state.reservations.insert(endpoint.to_string(), reservation);
         }
+        drop(state);
+        forget_flows(&published).await;
         Ok(published)
     }
 

@@ -79,12 +79,18 @@ fn docker_run_publish_works_beside_dockerds_own_iptables() {
     // Flushed by someone (a firewall reload), the accepts come back.
     netd.host.run("iptables", &["-F", "DOCKER-USER"]).unwrap();
     let back = tests::wait_for("DOCKER-USER's accepts", Duration::from_secs(5), || {
-        let user = netd.host.run("iptables", &["-S", "DOCKER-USER"]).unwrap_or_default();
+        let user = netd
+            .host
+            .run("iptables", &["-S", "DOCKER-USER"])
+            .unwrap_or_default();
         Ok(user.contains("netd").then_some(()))
     });
     assert!(back.is_ok(), "netd's DOCKER-USER accepts were not put back");
     let pinged = docker.run(&["exec", "c1", "ping", "-c", "1", "-W", "2", OUTSIDE_ADDR]);
-    assert!(pinged.is_ok(), "a netd container cannot get out after the flush: {pinged:?}");
+    assert!(
+        pinged.is_ok(),
+        "a netd container cannot get out after the flush: {pinged:?}"
+    );
 
     // dockerd's own bridge network works and is isolated from netd's.
     run(&["network", "create", "--subnet", "10.126.0.0/24", "dn"]);

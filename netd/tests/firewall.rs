@@ -601,3 +601,64 @@ fn a_port_published_on_loopback_is_not_reachable_from_other_hosts() {
         "a port published on 127.0.0.1 answered another host"
     );
 }
+
+/// Receive one datagram on `port` inside the namespace of the process `pid`.
+fn receive_udp_in(pid: i32, port: u16) -> std::thread::JoinHandle<std::io::Result<String>> {
+    let ns = format!("/proc/{pid}/ns/net");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&ns)?;
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", port))?;
+        socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut buf = [0u8; 64];
+        let (n, _) = socket.recv_from(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+}
+
+#[test]
+fn a_udp_flow_that_began_before_the_port_was_published_reaches_the_container() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = &netd.client;
+    let rt = runtime();
+    let (sb, ep) = rt.block_on(async {
+        c.create_network(&network("n1", "10.135.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("syslog")).await.unwrap();
+        let ep = c.attach("syslog", &attach("n1")).await.unwrap();
+        (c.sandbox("syslog").await.unwrap(), ep)
+    });
+    // A client that keeps sending from one socket (one flow), as syslog does.
+    let script = format!(
+        "exec 3>/dev/udp/{HOST_ADDR}/15354; for i in $(seq 100); do echo flow-$i >&3 || true; sleep 0.1; done"
+    );
+    let _sender = outside
+        .host
+        .spawn("sender", "bash", &["-c", &script])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let net = format!("--net={}", sb.netns.display());
+    let holder = netd
+        .host
+        .spawn("udp-holder", "nsenter", &[&net, "sleep", "60"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let receiver = receive_udp_in(holder.pid(), 5353);
+    std::thread::sleep(Duration::from_millis(200));
+    rt.block_on(c.set_ports(
+        &ep.id,
+        &[firewall::PortRequest {
+            proto: firewall::Proto::Udp,
+            ..tcp(15354, 5353)
+        }],
+    ))
+    .unwrap();
+    let got = receiver.join().unwrap();
+    assert!(
+        got.as_deref().is_ok_and(|t| t.starts_with("flow-")),
+        "the flow's datagrams never reached the container: {got:?}"
+    );
+}

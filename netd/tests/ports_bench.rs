@@ -44,7 +44,7 @@ fn ports_bench() {
             c.create_sandbox(&sandbox(&format!("s{i}"))).await.unwrap();
         }
     });
-    let mut timed = |count: u16| -> Duration {
+    let timed = |count: u16| -> Duration {
         let mut times = Vec::new();
         for i in 0..rounds {
             let sb = format!("s{i}");
