@@ -54,6 +54,9 @@ pub enum DaemonError {
     /// The firewall could not be programmed.
     #[error("starting the firewall (or start netd with --firewall off)")]
     Firewall(#[source] crate::controller::ControllerError),
+    /// `netd cleanup` could not remove netd's rules.
+    #[error("cleanup: {0}")]
+    Cleanup(String),
     /// Sockets passed by the service manager are not usable.
     #[error("sockets passed by the service manager")]
     Activation(#[from] activation::ActivationError),
@@ -198,6 +201,44 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// `netd cleanup`: remove netd's table, its DOCKER-USER accepts and the links with
+/// the mark of the netd whose store is in `state_dir`; what went, described. Refused
+/// while a netd runs in this network namespace.
+pub async fn cleanup(state_dir: &Path) -> Result<Vec<String>, DaemonError> {
+    let _lock = instance_lock()?;
+    let mut removed = Vec::new();
+    if firewall::nft::show()
+        .await
+        .map_err(|e| DaemonError::Cleanup(e.to_string()))?
+        .is_some()
+    {
+        removed.push("nftables table inet netd".to_string());
+    }
+    firewall::Firewall::remove_all()
+        .await
+        .map_err(|e| DaemonError::Cleanup(e.to_string()))?;
+    let store_file = state_dir.join("netd.redb");
+    if !store_file.exists() {
+        return Ok(removed);
+    }
+    let store =
+        crate::store::Store::open(&store_file).map_err(|e| DaemonError::Controller(e.into()))?;
+    let mark = drivers::Mark::of_instance(store.instance());
+    drop(store);
+    let nl = Netlink::current()?;
+    for link in nl.links().await? {
+        if link.group == mark.0 {
+            match nl.delete(link.index).await {
+                Ok(()) => removed.push(format!("link {}", link.name)),
+                // A veth's peer goes with it.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// How often joins dockerd placed are checked for a sandbox that is gone.

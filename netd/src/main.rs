@@ -97,6 +97,14 @@ fn main() -> std::process::ExitCode {
                             .await
                             .map_err(anyhow::Error::from)
                     }
+                    Command::Cleanup { state_dir } => {
+                        let state_dir = state_dir.unwrap_or_else(|| "/var/lib/netd".into());
+                        let removed = netd::daemon::cleanup(&state_dir).await?;
+                        for what in removed {
+                            println!("removed {what}");
+                        }
+                        Ok(())
+                    }
                     other => netd::cli::run_client(cli.socket, other).await,
                 }
             })

@@ -662,3 +662,68 @@ fn a_udp_flow_that_began_before_the_port_was_published_reaches_the_container() {
         "the flow's datagrams never reached the container: {got:?}"
     );
 }
+
+#[test]
+fn cleanup_removes_netds_rules_and_links_and_nothing_else() {
+    let mut netd = Netd::start();
+    let c = netd.client.clone();
+    let rt = runtime();
+    // Someone else's: a veth pair, and a rule in a DOCKER-USER chain.
+    netd.host
+        .run(
+            "ip",
+            &[
+                "link", "add", "theirs0", "type", "veth", "peer", "name", "theirs1",
+            ],
+        )
+        .unwrap();
+    netd.host.run("iptables", &["-N", "DOCKER-USER"]).unwrap();
+    netd.host
+        .run(
+            "iptables",
+            &["-A", "DOCKER-USER", "-i", "theirs0", "-j", "DROP"],
+        )
+        .unwrap();
+    rt.block_on(async {
+        c.create_network(&network("n1", "10.136.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("a")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![tcp(18600, 80)];
+        c.attach("a", &req).await.unwrap();
+    });
+    let user = netd.host.run("iptables", &["-S", "DOCKER-USER"]).unwrap();
+    assert!(user.contains("--comment netd"), "{user}");
+    let state = netd.host.dir().join("state").display().to_string();
+    let err = netd
+        .host_cli(&["cleanup", "--state-dir", &state])
+        .unwrap_err();
+    assert!(err.contains("another netd"), "{err}");
+
+    let mut daemon = netd.daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    daemon.wait_exit(Duration::from_secs(10)).unwrap();
+    let out = netd.host_cli(&["cleanup", "--state-dir", &state]).unwrap();
+    assert!(out.contains("removed nftables table inet netd"), "{out}");
+    let links = netd.links();
+    assert!(
+        !links
+            .iter()
+            .any(|l| l.starts_with("br-") || l.starts_with("vn")),
+        "{links:?}"
+    );
+    assert!(links.contains(&"theirs0".to_string()), "{links:?}");
+    assert!(netd
+        .host
+        .run("nft", &["list", "table", "inet", "netd"])
+        .is_err());
+    let user = netd.host.run("iptables", &["-S", "DOCKER-USER"]).unwrap();
+    assert!(!user.contains("netd"), "{user}");
+    assert!(user.contains("-i theirs0 -j DROP"), "{user}");
+    // Started again, netd makes everything from its store.
+    netd.launch();
+    let ep = &rt.block_on(c.sandbox("a")).unwrap().endpoints[0];
+    assert_eq!(rt.block_on(c.endpoint(ep)).unwrap().ports.len(), 1);
+    assert!(netd.links().iter().any(|l| l.starts_with("br-")));
+}

@@ -66,6 +66,14 @@ pub enum Command {
     /// netd's firewall.
     #[command(subcommand)]
     Firewall(FirewallCmd),
+    /// Remove what netd made in the kernel of this network namespace: its nftables
+    /// table, its DOCKER-USER accepts and every link with its mark. netd must be
+    /// stopped; its store is kept (a later start makes everything again).
+    Cleanup {
+        /// The state dir of the netd whose links go [default: /var/lib/netd].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 /// `netd firewall ...`.
@@ -558,7 +566,9 @@ fn sandbox_rows(sbs: &[SandboxRecord]) -> String {
 pub async fn run_client(socket: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     let client = Client::new(socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)));
     match command {
-        Command::Daemon(_) => anyhow::bail!("internal: daemon is not a client command"),
+        Command::Daemon(_) | Command::Cleanup { .. } => {
+            anyhow::bail!("internal: not a client command")
+        }
         Command::Network(cmd) => network(&client, cmd).await,
         Command::Endpoint(cmd) => endpoint(&client, cmd).await,
         Command::Sandbox(cmd) => sandbox(&client, cmd).await,

@@ -195,6 +195,22 @@ impl Netd {
         }
     }
 
+    /// Run the netd binary inside the host (its namespaces), not as a client:
+    /// stdout, or stderr as the error.
+    pub fn host_cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .host
+            .command(env!("CARGO_BIN_EXE_netd"))
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
     /// Run a command inside a sandbox's namespace (through the host's mount
     /// namespace, where netd pinned it).
     pub fn in_sandbox(&self, sb: &SandboxRecord, args: &[&str]) -> std::process::Output {
