@@ -36,8 +36,9 @@ struct State {
     ports: BTreeMap<String, EndpointPorts>,
     reservations: HashMap<String, Reservation>,
     foreign_bridges: Vec<String>,
-    /// DOCKER-USER is kept only while dockerd has made it.
-    docker_user: iptables::DockerUser,
+    /// Counts changes, so a check that listed the kernel's table while a change
+    /// ran knows its listing is stale.
+    version: u64,
 }
 
 impl State {
@@ -47,17 +48,29 @@ impl State {
             .is_some_and(|n| n.policy.mode(port.container_ip) == GatewayMode::Routed)
     }
 
-    fn all_ports(&self, except: Option<&str>) -> Vec<render::RoutedPort<'_>> {
+    fn all_ports(&self) -> Vec<render::RoutedPort<'_>> {
         self.ports
-            .iter()
-            .filter(|(ep, _)| Some(ep.as_str()) != except)
-            .flat_map(|(_, e)| e.ports.iter().map(|p| (p, self.routed(&e.network, p))))
+            .values()
+            .flat_map(|e| e.ports.iter().map(|p| (p, self.routed(&e.network, p))))
+            .collect()
+    }
+
+    /// The ports whose elements removing `old` could share: only a routed
+    /// network's open container ports are shared (two host ports to one container
+    /// port); everything else is unique, so most changes look at nothing else.
+    fn sharing(&self, old: &[render::RoutedPort<'_>]) -> Vec<render::RoutedPort<'_>> {
+        if !old.iter().any(|(_, routed)| *routed) {
+            return Vec::new();
+        }
+        self.all_ports()
+            .into_iter()
+            .filter(|(_, routed)| *routed)
             .collect()
     }
 
     fn full(&self) -> String {
         let networks: Vec<&NetworkRules> = self.networks.values().collect();
-        render::full(&networks, &self.all_ports(None), &self.foreign_bridges)
+        render::full(&networks, &self.all_ports(), &self.foreign_bridges)
     }
 
     fn bridges(&self) -> Vec<String> {
@@ -68,6 +81,9 @@ impl State {
 /// The firewall. Changes are serialised: each is one nft transaction.
 pub struct Firewall {
     state: tokio::sync::Mutex<State>,
+    /// DOCKER-USER is kept only while dockerd has made it; its own lock, so
+    /// running iptables never holds up a change of the table.
+    docker_user: tokio::sync::Mutex<iptables::DockerUser>,
 }
 
 /// What [`Firewall::check`] found.
@@ -145,6 +161,7 @@ impl Firewall {
         nft::apply(&state.full(), "programming netd's table").await?;
         let fw = Firewall {
             state: tokio::sync::Mutex::new(state),
+            docker_user: tokio::sync::Mutex::default(),
         };
         fw.sync_docker_user().await;
         Ok((fw, problems))
@@ -152,7 +169,8 @@ impl Firewall {
 
     /// Apply `script`; if the kernel refuses it (the table was changed behind
     /// netd's back), put the whole table back instead, which includes the change.
-    async fn apply(state: &State, script: &str, doing: &str) -> Result<(), FirewallError> {
+    async fn apply(state: &mut State, script: &str, doing: &str) -> Result<(), FirewallError> {
+        state.version += 1;
         match nft::apply(script, doing).await {
             Ok(()) => Ok(()),
             Err(FirewallError::Nft { .. }) => {
@@ -173,7 +191,7 @@ impl Firewall {
         let id = n.id.clone();
         let old = state.networks.insert(id.clone(), n);
         let doing = format!("adding network {}", id.get(..12).unwrap_or(&id));
-        if let Err(e) = Self::apply(&state, &script, &doing).await {
+        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
             match old {
                 Some(o) => state.networks.insert(id, o),
                 None => state.networks.remove(&id),
@@ -193,7 +211,7 @@ impl Firewall {
         };
         let script = render::delete_network(&n);
         let doing = format!("removing network {}", n.short());
-        if let Err(e) = Self::apply(&state, &script, &doing).await {
+        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
             state.networks.insert(id.to_string(), n);
             return Err(e);
         }
@@ -260,11 +278,11 @@ impl Firewall {
             }
             return Err(e);
         }
-        let staying = state.all_ports(None);
         let old: Vec<render::RoutedPort<'_>> = before
             .iter()
             .flat_map(|e| e.ports.iter().map(|p| (p, state.routed(&e.network, p))))
             .collect();
+        let staying = state.sharing(&old);
         let new: Vec<render::RoutedPort<'_>> = published
             .iter()
             .map(|p| (p, state.routed(network, p)))
@@ -282,7 +300,7 @@ impl Firewall {
                 ports: published.clone(),
             },
         );
-        if let Err(e) = Self::apply(&state, &script, &doing).await {
+        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
             state.ports.remove(endpoint);
             restore(&mut state);
             if let Some(r) = before_reservation {
@@ -314,7 +332,7 @@ impl Firewall {
             .map(|p| (p, state.routed(network, p)))
             .collect();
         let script = render::add_ports(&new);
-        Self::apply(&state, &script, "restoring ports").await?;
+        Self::apply(&mut state, &script, "restoring ports").await?;
         state.ports.insert(
             endpoint.to_string(),
             EndpointPorts {
@@ -333,18 +351,18 @@ impl Firewall {
             state.reservations.remove(endpoint);
             return Ok(());
         };
-        let staying = state.all_ports(None);
         let old: Vec<render::RoutedPort<'_>> = before
             .ports
             .iter()
             .map(|p| (p, state.routed(&before.network, p)))
             .collect();
+        let staying = state.sharing(&old);
         let script = render::delete_ports(&old, &staying);
         let doing = format!(
             "unpublishing ports of endpoint {}",
             endpoint.get(..12).unwrap_or(endpoint)
         );
-        if let Err(e) = Self::apply(&state, &script, &doing).await {
+        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
             state.ports.insert(endpoint.to_string(), before);
             return Err(e);
         }
@@ -374,7 +392,7 @@ impl Firewall {
         let mut script = String::new();
         render::set_foreign_bridges(&state.foreign_bridges, &bridges, &mut script);
         let before = std::mem::replace(&mut state.foreign_bridges, bridges);
-        if let Err(e) = Self::apply(&state, &script, "updating the foreign bridges").await {
+        if let Err(e) = Self::apply(&mut state, &script, "updating the foreign bridges").await {
             state.foreign_bridges = before;
             return Err(e);
         }
@@ -385,21 +403,26 @@ impl Firewall {
     /// they differ (`nft flush ruleset`, a firewall reload, a hand edit), and put
     /// back netd's DOCKER-USER accepts if dockerd's chain lost them.
     pub async fn check(&self) -> Result<Checked, FirewallError> {
-        let state = self.state.lock().await;
-        let networks: Vec<&NetworkRules> = state.networks.values().collect();
-        let expected = render::expected_counts(
-            &networks,
-            &state.all_ports(None),
-            state.foreign_bridges.len(),
-        );
+        // The listing runs without the lock, so a check never holds up a change;
+        // a change made meanwhile makes this round's listing stale, and it is
+        // left to the next.
+        let (expected, version) = {
+            let state = self.state.lock().await;
+            let networks: Vec<&NetworkRules> = state.networks.values().collect();
+            let expected =
+                render::expected_counts(&networks, &state.all_ports(), state.foreign_bridges.len());
+            (expected, state.version)
+        };
         let found = nft::counts().await?;
-        let checked = if found.as_ref() == Some(&expected) {
+        let mut state = self.state.lock().await;
+        let checked = if state.version != version || found.as_ref() == Some(&expected) {
             Checked::Intact
         } else {
             tracing::warn!(
                 found = ?found,
                 "netd's firewall table was changed or removed by someone else; programming it whole"
             );
+            state.version += 1;
             nft::apply(&state.full(), "restoring netd's table").await?;
             Checked::Restored
         };
@@ -416,9 +439,9 @@ impl Firewall {
     /// Keep DOCKER-USER's accepts for netd's bridges in step (a no-op on a host
     /// where dockerd runs without iptables).
     async fn sync_docker_user(&self) {
-        let mut state = self.state.lock().await;
-        let bridges = state.bridges();
-        if let Err(e) = state.docker_user.sync(&bridges).await {
+        let mut docker_user = self.docker_user.lock().await;
+        let bridges = self.state.lock().await.bridges();
+        if let Err(e) = docker_user.sync(&bridges).await {
             tracing::warn!(error = %e, "could not keep netd's accepts in DOCKER-USER");
         }
     }

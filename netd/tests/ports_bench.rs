@@ -131,7 +131,7 @@ fn ports_bench() {
                 "run",
                 "-d",
                 "--name",
-                "p",
+                "pbench",
                 "--network",
                 net,
                 "-p",
@@ -142,7 +142,7 @@ fn ports_bench() {
             ])
             .unwrap();
         let took = t.elapsed();
-        docker.run(&["rm", "-f", "p"]).unwrap();
+        docker.run(&["rm", "-f", "pbench"]).unwrap();
         took
     };
     let (mut own, mut ours) = (Vec::new(), Vec::new());
