@@ -463,6 +463,10 @@ impl Driver for BridgeDriver {
             mark: self.mark,
             name: Some(host.clone()),
         };
+        if let Err(e) = self.set_port_flags(net, &host).await {
+            guard.rollback().await;
+            return Err(e);
+        }
         let placed = netns.is_some();
         let result = match netns {
             Some(_) => configure_inside(net, ep, sandbox, ifname, peer_index)
@@ -532,6 +536,7 @@ impl Driver for BridgeDriver {
             .set_master(link.index, bridge)
             .await
             .map_err(DriverError::kernel(doing("attaching to the bridge again")))?;
+        self.set_port_flags(net, &host).await?;
         self.nl
             .set_up(link.index)
             .await
@@ -620,6 +625,22 @@ fn check_usable_bridge(name: &str, link: &Link) -> Result<(), DriverError> {
 }
 
 impl BridgeDriver {
+    /// Hairpin on every port (a container reaches its own published port through
+    /// the host); isolated ports where `enable_icc` is off, so containers of the
+    /// network cannot reach each other even where bridged traffic bypasses the
+    /// firewall (no br_netfilter).
+    async fn set_port_flags(&self, net: &NetworkSpec, host: &str) -> Result<(), DriverError> {
+        let icc = firewall::Policy::from_options(&net.options)
+            .map(|p| p.icc)
+            .unwrap_or(true);
+        self.nl
+            .set_bridge_port(host, true, !icc)
+            .await
+            .map_err(DriverError::kernel(format!(
+                "endpoint link {host}: setting its bridge-port flags"
+            )))
+    }
+
     /// Queue the interface's gratuitous ARP for when its port forwards (see
     /// [`crate::announce`]); IPv4 addresses only (IPv6 neighbours learn otherwise).
     fn announce(&self, host: String, inside: (Netlink, u32), ep: &EndpointSpec) {

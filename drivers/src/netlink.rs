@@ -578,6 +578,38 @@ impl Netlink {
         )
     }
 
+    /// Set the bridge-port flags of link `name` (a bridge's port): `hairpin`, a
+    /// frame may leave by the port it came in on (a container reaching its own
+    /// published port through the host); `isolated`, the port reaches only
+    /// ports that are not isolated (the bridge itself), not its isolated peers.
+    pub async fn set_bridge_port(
+        &self,
+        name: &str,
+        hairpin: bool,
+        isolated: bool,
+    ) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::link::{
+            InfoBridgePort, InfoPortData, InfoPortKind, LinkAttribute, LinkInfo,
+        };
+        let mut message = LinkUnspec::new_with_name(name).build();
+        message.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![
+                InfoBridgePort::HairpinMode(hairpin),
+                InfoBridgePort::Isolated(isolated),
+            ])),
+        ]));
+        // Port data is read by RTM_NEWLINK on an existing link (no create flag);
+        // RTM_SETLINK ignores link info.
+        self.direct
+            .exchange(vec![Request::new(
+                RouteNetlinkMessage::NewLink(message),
+                0,
+                format!("setting the bridge-port flags of link {name}"),
+            )])
+            .map(|_| ())
+    }
+
     /// Bring link `index` up.
     pub async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
         self.run(Batch::new().set_up(index)).await

@@ -130,3 +130,22 @@ async fn a_bridge_and_veths_connect_two_sandboxes() {
     // No thread of ours was left in another namespace.
     assert_eq!(thread_namespaces(), before);
 }
+
+#[tokio::test]
+async fn bridge_port_flags_are_set() {
+    let host = tests::TestHost::new().unwrap();
+    for args in [
+        &["link", "add", "tb0", "type", "bridge"][..],
+        &["link", "add", "tp0", "type", "veth", "peer", "name", "tp1"],
+        &["link", "set", "tp0", "master", "tb0"],
+    ] {
+        host.run("ip", args).unwrap();
+    }
+    let nl = drivers::netlink::Netlink::in_netns(&host.netns_path())
+        .await
+        .unwrap();
+    nl.set_bridge_port("tp0", true, true).await.unwrap();
+    let shown = host.run("ip", &["-d", "link", "show", "tp0"]).unwrap();
+    assert!(shown.contains("hairpin on"), "{shown}");
+    assert!(shown.contains("isolated on"), "{shown}");
+}

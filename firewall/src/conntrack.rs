@@ -4,87 +4,16 @@
 //! long as it keeps sending. Deleting the entries lets the next datagram meet the
 //! DNAT map. (TCP needs nothing: a new connection is a new entry.)
 
+use crate::netfilter::{io, open, receive, send};
 use crate::spec::{Proto, PublishedPort};
 use crate::FirewallError;
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_netfilter::conntrack::{
     ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol, Tuple,
 };
 use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
-
-fn io(doing: &str) -> impl FnOnce(std::io::Error) -> FirewallError + '_ {
-    move |source| FirewallError::Io {
-        doing: doing.to_string(),
-        source,
-    }
-}
-
-fn send(socket: &Socket, msg: NetfilterMessage, flags: u16, seq: u32) -> std::io::Result<()> {
-    let mut header = NetlinkHeader::default();
-    header.flags = flags;
-    header.sequence_number = seq;
-    let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
-    packet.finalize();
-    let mut buf = vec![0u8; packet.buffer_len()];
-    packet.serialize(&mut buf);
-    socket.send(&buf, 0).map(|_| ())
-}
-
-/// Read answers to request `seq` until its end (a dump's DONE, or the ACK);
-/// each message that carries conntrack attributes goes to `each`.
-fn receive(
-    socket: &Socket,
-    seq: u32,
-    mut each: impl FnMut(Vec<ConntrackAttribute>),
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = socket.recv(&mut &mut buf[..], 0)?;
-        let mut offset = 0;
-        while offset < n {
-            let bytes = &buf[offset..n];
-            let msg = match NetlinkMessage::<NetfilterMessage>::deserialize(bytes) {
-                Ok(m) => m,
-                Err(e) => return Err(std::io::Error::other(e.to_string())),
-            };
-            let len = msg.header.length as usize;
-            if len == 0 {
-                return Ok(());
-            }
-            offset += len;
-            if msg.header.sequence_number != seq {
-                continue;
-            }
-            match msg.payload {
-                NetlinkPayload::Done(_) => return Ok(()),
-                NetlinkPayload::Error(e) => {
-                    return match e.code {
-                        None => Ok(()),
-                        // An entry that went on its own meanwhile.
-                        Some(code) if -code.get() == libc_enoent() => Ok(()),
-                        Some(code) => Err(std::io::Error::from_raw_os_error(-code.get())),
-                    };
-                }
-                NetlinkPayload::InnerMessage(NetfilterMessage {
-                    inner: NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)),
-                    ..
-                }) => each(attrs),
-                _ => {}
-            }
-        }
-    }
-}
-
-fn libc_enoent() -> i32 {
-    std::io::Error::from(std::io::ErrorKind::NotFound)
-        .raw_os_error()
-        .unwrap_or(2)
-}
 
 /// Whether `orig` (an entry's original-direction tuple) is a UDP flow to one of
 /// `ports`.
@@ -130,10 +59,7 @@ pub fn forget_udp_flows(ports: &[PublishedPort]) -> Result<usize, FirewallError>
     if udp.is_empty() {
         return Ok(0);
     }
-    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(io("opening a conntrack socket"))?;
-    socket
-        .bind(&SocketAddr::new(0, 0))
-        .map_err(io("binding a conntrack socket"))?;
+    let socket = open()?;
     let mut doomed: Vec<(NetfilterProtoFamily, Vec<Tuple>)> = Vec::new();
     let mut seq = 1;
     for (family, v4) in [
@@ -149,7 +75,10 @@ pub fn forget_udp_flows(ports: &[PublishedPort]) -> Result<usize, FirewallError>
         );
         send(&socket, dump, NLM_F_REQUEST | NLM_F_DUMP, seq)
             .map_err(io("listing conntrack entries"))?;
-        receive(&socket, seq, |attrs| {
+        receive(&socket, seq, |inner| {
+            let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = inner else {
+                return;
+            };
             for a in attrs {
                 if let ConntrackAttribute::CtaTupleOrig(orig) = a {
                     if matches(&orig, &udp) {

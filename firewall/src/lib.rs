@@ -9,6 +9,7 @@
 pub mod conntrack;
 mod error;
 pub mod iptables;
+mod netfilter;
 pub mod nft;
 pub mod ports;
 pub mod render;
@@ -39,32 +40,29 @@ struct State {
     /// Counts changes, so a check that listed the kernel's table while a change
     /// ran knows its listing is stale.
     version: u64,
+    /// nftables' generation after netd's last transaction or full check: while
+    /// the kernel's is the same, no one has changed anything.
+    known_generation: Option<u32>,
+    /// When the table was last listed and compared.
+    last_full_check: Option<std::time::Instant>,
 }
 
+/// However quiet nftables' generation, the table is listed and compared this often
+/// (a change by someone else that landed between netd's transaction and its
+/// reading of the generation would otherwise go unseen).
+const FULL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl State {
-    fn routed(&self, network: &str, port: &PublishedPort) -> bool {
-        self.networks
-            .get(network)
-            .is_some_and(|n| n.policy.mode(port.container_ip) == GatewayMode::Routed)
+    fn all_ports(&self) -> Vec<&PublishedPort> {
+        self.ports.values().flat_map(|e| e.ports.iter()).collect()
     }
 
-    fn all_ports(&self) -> Vec<render::RoutedPort<'_>> {
-        self.ports
-            .values()
-            .flat_map(|e| e.ports.iter().map(|p| (p, self.routed(&e.network, p))))
-            .collect()
-    }
-
-    /// The ports whose elements removing `old` could share: only a routed
-    /// network's open container ports are shared (two host ports to one container
-    /// port); everything else is unique, so most changes look at nothing else.
-    fn sharing(&self, old: &[render::RoutedPort<'_>]) -> Vec<render::RoutedPort<'_>> {
-        if !old.iter().any(|(_, routed)| *routed) {
-            return Vec::new();
-        }
+    /// The ports whose elements removing `old` could share: another host port to
+    /// the same container port shares its open element; nothing else is shared.
+    fn sharing(&self, old: &[&PublishedPort]) -> Vec<&PublishedPort> {
         self.all_ports()
             .into_iter()
-            .filter(|(_, routed)| *routed)
+            .filter(|p| old.iter().any(|o| o.container_ip == p.container_ip))
             .collect()
     }
 
@@ -100,6 +98,13 @@ fn write_proc(key: &str, value: &str) -> Result<(), FirewallError> {
         doing: format!("setting {key} to {value}"),
         source,
     })
+}
+
+/// nftables' generation after one transaction of netd's that began at `before`,
+/// if no one else's came in between (then the next check lists the table).
+async fn own_generation(before: Option<u32>) -> Option<u32> {
+    let after = nft::generation().await.ok()?;
+    (before?.wrapping_add(1) == after).then_some(after)
 }
 
 /// Forget UDP flows to newly published host ports (see [`conntrack`]); a failure
@@ -278,15 +283,9 @@ impl Firewall {
             }
             return Err(e);
         }
-        let old: Vec<render::RoutedPort<'_>> = before
-            .iter()
-            .flat_map(|e| e.ports.iter().map(|p| (p, state.routed(&e.network, p))))
-            .collect();
+        let old: Vec<&PublishedPort> = before.iter().flat_map(|e| e.ports.iter()).collect();
         let staying = state.sharing(&old);
-        let new: Vec<render::RoutedPort<'_>> = published
-            .iter()
-            .map(|p| (p, state.routed(network, p)))
-            .collect();
+        let new: Vec<&PublishedPort> = published.iter().collect();
         let mut script = render::delete_ports(&old, &staying);
         script.push_str(&render::add_ports(&new));
         let doing = format!(
@@ -327,10 +326,7 @@ impl Firewall {
     ) -> Result<(), FirewallError> {
         let reservation = ports::rebind(&ports)?;
         let mut state = self.state.lock().await;
-        let new: Vec<render::RoutedPort<'_>> = ports
-            .iter()
-            .map(|p| (p, state.routed(network, p)))
-            .collect();
+        let new: Vec<&PublishedPort> = ports.iter().collect();
         let script = render::add_ports(&new);
         Self::apply(&mut state, &script, "restoring ports").await?;
         state.ports.insert(
@@ -351,11 +347,7 @@ impl Firewall {
             state.reservations.remove(endpoint);
             return Ok(());
         };
-        let old: Vec<render::RoutedPort<'_>> = before
-            .ports
-            .iter()
-            .map(|p| (p, state.routed(&before.network, p)))
-            .collect();
+        let old: Vec<&PublishedPort> = before.ports.iter().collect();
         let staying = state.sharing(&old);
         let script = render::delete_ports(&old, &staying);
         let doing = format!(
@@ -403,11 +395,19 @@ impl Firewall {
     /// they differ (`nft flush ruleset`, a firewall reload, a hand edit), and put
     /// back netd's DOCKER-USER accepts if dockerd's chain lost them.
     pub async fn check(&self) -> Result<Checked, FirewallError> {
+        let generation = nft::generation().await.ok();
         // The listing runs without the lock, so a check never holds up a change;
         // a change made meanwhile makes this round's listing stale, and it is
         // left to the next.
         let (expected, version) = {
             let state = self.state.lock().await;
+            let quiet = generation.is_some() && generation == state.known_generation;
+            let recent = state
+                .last_full_check
+                .is_some_and(|t| t.elapsed() < FULL_CHECK_EVERY);
+            if quiet && recent {
+                return Ok(Checked::Intact);
+            }
             let networks: Vec<&NetworkRules> = state.networks.values().collect();
             let expected =
                 render::expected_counts(&networks, &state.all_ports(), state.foreign_bridges.len());
@@ -415,7 +415,10 @@ impl Firewall {
         };
         let found = nft::counts().await?;
         let mut state = self.state.lock().await;
-        let checked = if state.version != version || found.as_ref() == Some(&expected) {
+        let checked = if state.version != version {
+            return Ok(Checked::Intact);
+        } else if found.as_ref() == Some(&expected) {
+            state.known_generation = generation;
             Checked::Intact
         } else {
             tracing::warn!(
@@ -423,10 +426,14 @@ impl Firewall {
                 "netd's firewall table was changed or removed by someone else; programming it whole"
             );
             state.version += 1;
+            let before = nft::generation().await.ok();
             nft::apply(&state.full(), "restoring netd's table").await?;
+            state.known_generation = own_generation(before).await;
             Checked::Restored
         };
+        state.last_full_check = Some(std::time::Instant::now());
         drop(state);
+        // Something changed nftables (iptables-nft's DOCKER-USER lives there too).
         self.sync_docker_user().await;
         Ok(checked)
     }

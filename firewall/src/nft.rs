@@ -47,6 +47,51 @@ pub async fn apply(script: &str, doing: &str) -> Result<(), FirewallError> {
     })
 }
 
+/// The ruleset's generation: the kernel counts every committed nftables
+/// transaction, anyone's. Unchanged since netd's own last change, nothing changed.
+pub async fn generation() -> Result<u32, FirewallError> {
+    tokio::task::spawn_blocking(generation_now)
+        .await
+        .map_err(|e| FirewallError::Io {
+            doing: "reading nftables' generation".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+fn generation_now() -> Result<u32, FirewallError> {
+    use netlink_packet_core::NLM_F_REQUEST;
+    use netlink_packet_netfilter::nftables::{GenAttribute, GenMessage, NfTablesMessage};
+    use netlink_packet_netfilter::{
+        NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+    };
+    let socket = crate::netfilter::open()?;
+    let ask = NetfilterMessage::new(
+        NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, 0),
+        NfTablesMessage::GetGen(GenMessage {
+            attributes: Vec::new(),
+        }),
+    );
+    crate::netfilter::send(&socket, ask, NLM_F_REQUEST, 1)
+        .map_err(crate::netfilter::io("asking nftables' generation"))?;
+    let mut id = None;
+    crate::netfilter::receive(&socket, 1, |inner| {
+        if let NetfilterMessageInner::NfTables(NfTablesMessage::NewGen(GenMessage { attributes })) =
+            inner
+        {
+            for a in attributes {
+                if let GenAttribute::Id(n) = a {
+                    id = Some(n);
+                }
+            }
+        }
+    })
+    .map_err(crate::netfilter::io("reading nftables' generation"))?;
+    id.ok_or_else(|| FirewallError::Io {
+        doing: "reading nftables' generation".into(),
+        source: std::io::Error::other("the kernel answered no generation"),
+    })
+}
+
 /// netd's table as nft prints it (`nft list table inet netd`), or `None` if absent.
 pub async fn show() -> Result<Option<String>, FirewallError> {
     list(&["list", "table", "inet", "netd"]).await
@@ -104,4 +149,15 @@ pub async fn counts() -> Result<Option<Counts>, FirewallError> {
         return Ok(None);
     }
     Ok(Some(counts))
+}
+
+#[cfg(test)]
+mod probe {
+    #[tokio::test]
+    #[ignore]
+    async fn print_generation() {
+        for _ in 0..3 {
+            println!("gen {:?}", super::generation().await);
+        }
+    }
 }

@@ -27,8 +27,8 @@ const SETS: &[(&str, &str, &str)] = &[
     ("map", "ports6_ip", "type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service;"),
     ("set", "local_only4", "type ipv4_addr . inet_proto . inet_service; comment \"ports published on loopback\";"),
     ("set", "local_only6", "type ipv6_addr . inet_proto . inet_service; comment \"ports published on loopback\";"),
-    ("set", "open4", "type ipv4_addr . inet_proto . inet_service; comment \"published ports of routed networks\";"),
-    ("set", "open6", "type ipv6_addr . inet_proto . inet_service; comment \"published ports of routed networks\";"),
+    ("set", "open4", "type ipv4_addr . inet_proto . inet_service; comment \"published container ports (routed networks, trusted interfaces)\";"),
+    ("set", "open6", "type ipv6_addr . inet_proto . inet_service; comment \"published container ports (routed networks, trusted interfaces)\";"),
     ("map", "raw4", "type ipv4_addr : verdict; flags interval; comment \"protected subnets\";"),
     ("map", "raw6", "type ipv6_addr : verdict; flags interval; comment \"protected subnets\";"),
     ("map", "forward_in", "type ifname : verdict;"),
@@ -45,10 +45,13 @@ const BASE_CHAINS: &[(&str, &str, &[&str])] = &[
         "protect",
         "type filter hook prerouting priority mangle; policy accept;",
         &[
+            // Containers never reach the host's loopback (netd's bridges have
+            // route_localnet), not even a flow that exists.
+            "iifname @bridges ip daddr 127.0.0.0/8 drop",
+            "iifname @bridges ip saddr 127.0.0.0/8 drop",
             "ct state established,related accept",
             "iifname != \"lo\" ip daddr . meta l4proto . th dport @local_only4 drop",
             "iifname != \"lo\" ip6 daddr . meta l4proto . th dport @local_only6 drop",
-            "iifname @bridges ip daddr 127.0.0.0/8 drop",
             "ip daddr vmap @raw4",
             "ip6 daddr vmap @raw6",
         ],
@@ -57,6 +60,8 @@ const BASE_CHAINS: &[(&str, &str, &[&str])] = &[
         "publish",
         "",
         &[
+            // IPv6 has no route_localnet: an answer to ::1 could not come back.
+            "ip6 daddr ::1 return",
             "dnat ip to ip daddr . meta l4proto . th dport map @ports4_ip",
             "dnat ip to meta l4proto . th dport map @ports4_any",
             "dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_ip",
@@ -202,19 +207,14 @@ fn network_chains(n: &NetworkRules) -> Vec<(String, Vec<String>)> {
     let mut rules: Vec<(String, String)> = Vec::new();
     let mut rule = |chain: &str, text: String| rules.push((chain.to_string(), text));
 
-    // Forwarded from the bridge.
+    // Forwarded from the bridge. A closed family goes nowhere but its own bridge,
+    // not even to published ports elsewhere.
     rule(
         &c.forward_in,
         format!("oifname \"{br}\" ct status dnat accept"),
     );
     let icc = if p.icc { "accept" } else { "drop" };
     rule(&c.forward_in, format!("oifname \"{br}\" {icc}"));
-    rule(
-        &c.forward_in,
-        "oifname @bridges ct status dnat accept".into(),
-    );
-    rule(&c.forward_in, "oifname @bridges drop".into());
-    rule(&c.forward_in, "oifname @foreign_bridges drop".into());
     for (addr, _) in &fams {
         if p.closed(*addr) {
             rule(
@@ -223,33 +223,52 @@ fn network_chains(n: &NetworkRules) -> Vec<(String, Vec<String>)> {
             );
         }
     }
+    for set in ["@bridges", "@foreign_bridges"] {
+        rule(
+            &c.forward_in,
+            format!("oifname {set} ct status dnat accept"),
+        );
+        rule(&c.forward_in, format!("oifname {set} drop"));
+    }
     rule(&c.forward_in, "accept".into());
 
-    // Forwarded to the bridge from elsewhere (answers were accepted before).
+    // Forwarded to the bridge from elsewhere (answers were accepted before):
+    // published ports by DNAT; from other container bridges nothing else.
     for (addr, _) in &fams {
-        let (ip, nfproto) = family(*addr);
+        let (_, nfproto) = family(*addr);
+        let verdict = if p.closed(*addr) {
+            "drop"
+        } else {
+            "ct status dnat accept"
+        };
+        rule(&c.forward_out, format!("meta nfproto {nfproto} {verdict}"));
+    }
+    rule(&c.forward_out, "iifname @foreign_bridges drop".into());
+    for (addr, _) in &fams {
         if p.closed(*addr) {
-            rule(&c.forward_out, format!("meta nfproto {nfproto} drop"));
             continue;
         }
-        rule(
-            &c.forward_out,
-            format!("meta nfproto {nfproto} ct status dnat accept"),
-        );
+        let (ip, nfproto) = family(*addr);
+        let open = if addr.is_ipv4() { "open4" } else { "open6" };
+        let to_published = format!("{ip} daddr . meta l4proto . th dport @{open} accept");
         match p.mode(*addr) {
             GatewayMode::NatUnprotected => {
                 rule(&c.forward_out, format!("meta nfproto {nfproto} accept"))
             }
             GatewayMode::Routed => {
                 let icmp = if addr.is_ipv4() { "icmp" } else { "ipv6-icmp" };
-                let open = if addr.is_ipv4() { "open4" } else { "open6" };
                 rule(&c.forward_out, format!("meta l4proto {icmp} accept"));
-                rule(
-                    &c.forward_out,
-                    format!("{ip} daddr . meta l4proto . th dport @{open} accept"),
-                );
+                rule(&c.forward_out, to_published);
             }
-            GatewayMode::Nat | GatewayMode::Isolated => {}
+            GatewayMode::Nat | GatewayMode::Isolated => {
+                // Trusted interfaces reach published container ports directly.
+                if !p.trusted.is_empty() {
+                    rule(
+                        &c.forward_out,
+                        format!("iifname {} {to_published}", quoted(&p.trusted)),
+                    );
+                }
+            }
         }
     }
     rule(&c.forward_out, "drop".into());
@@ -339,9 +358,10 @@ fn network_elements(n: &NetworkRules) -> Vec<(&'static str, String)> {
     out
 }
 
-/// The elements a published port is, as `(set, element)`. `routed`: its network
-/// routes the port's family (the container port is opened too).
-fn port_elements(port: &PublishedPort, routed: bool) -> Vec<(&'static str, String)> {
+/// The elements a published port is, as `(set, element)`: its DNAT entry, and its
+/// container port in the open set (which routed networks and trusted interfaces
+/// reach directly).
+fn port_elements(port: &PublishedPort) -> Vec<(&'static str, String)> {
     let v4 = port.container_ip.is_ipv4();
     let target = format!("{} . {}", port.container_ip, port.container_port);
     let key = format!("{} . {}", port.proto, port.host_port);
@@ -364,15 +384,13 @@ fn port_elements(port: &PublishedPort, routed: bool) -> Vec<(&'static str, Strin
             }
         }
     }
-    if routed {
-        out.push((
-            if v4 { "open4" } else { "open6" },
-            format!(
-                "{} . {} . {}",
-                port.container_ip, port.proto, port.container_port
-            ),
-        ));
-    }
+    out.push((
+        if v4 { "open4" } else { "open6" },
+        format!(
+            "{} . {} . {}",
+            port.container_ip, port.proto, port.container_port
+        ),
+    ));
     out
 }
 
@@ -382,13 +400,10 @@ fn elements(verb: &str, items: &[(&'static str, String)], out: &mut String) {
     }
 }
 
-/// A port with whether its network routes its family.
-pub type RoutedPort<'a> = (&'a PublishedPort, bool);
-
 /// The whole table, replacing whatever is there (one transaction).
 pub fn full(
     networks: &[&NetworkRules],
-    ports: &[RoutedPort<'_>],
+    ports: &[&PublishedPort],
     foreign_bridges: &[String],
 ) -> String {
     let mut items: Vec<(&'static str, String)> =
@@ -436,23 +451,21 @@ pub fn delete_network(n: &NetworkRules) -> String {
 }
 
 /// The element lines of `ports`, deduplicated (two ports may open one container port).
-fn port_lines(ports: &[RoutedPort<'_>]) -> Vec<(&'static str, String)> {
-    let set: BTreeSet<(&'static str, String)> = ports
-        .iter()
-        .flat_map(|(p, routed)| port_elements(p, *routed))
-        .collect();
+fn port_lines(ports: &[&PublishedPort]) -> Vec<(&'static str, String)> {
+    let set: BTreeSet<(&'static str, String)> =
+        ports.iter().flat_map(|p| port_elements(p)).collect();
     set.into_iter().collect()
 }
 
 /// Commands adding `ports`.
-pub fn add_ports(ports: &[RoutedPort<'_>]) -> String {
+pub fn add_ports(ports: &[&PublishedPort]) -> String {
     let mut out = String::new();
     elements("add", &port_lines(ports), &mut out);
     out
 }
 
 /// Commands removing `ports`, keeping elements that `staying` still needs.
-pub fn delete_ports(ports: &[RoutedPort<'_>], staying: &[RoutedPort<'_>]) -> String {
+pub fn delete_ports(ports: &[&PublishedPort], staying: &[&PublishedPort]) -> String {
     let keep: BTreeSet<(&'static str, String)> = port_lines(staying).into_iter().collect();
     let gone: Vec<_> = port_lines(ports)
         .into_iter()
@@ -483,7 +496,7 @@ pub fn set_foreign_bridges(before: &[String], after: &[String], out: &mut String
 /// set: what a check compares with the kernel.
 pub fn expected_counts(
     networks: &[&NetworkRules],
-    ports: &[RoutedPort<'_>],
+    ports: &[&PublishedPort],
     foreign_bridges: usize,
 ) -> Counts {
     let mut counts = Counts::default();
@@ -560,7 +573,7 @@ mod tests {
             container_ip: "10.1.0.2".parse().unwrap(),
             container_port: 80,
         };
-        let s = add_ports(&[(&port, true)]);
+        let s = add_ports(&[&port]);
         assert!(s.contains("open4 { 10.1.0.2 . tcp . 80 }"), "{s}");
     }
 
@@ -577,7 +590,7 @@ mod tests {
             host_port: 8081,
             ..a.clone()
         };
-        let s = delete_ports(&[(&a, true)], &[(&b, true)]);
+        let s = delete_ports(&[&a], &[&b]);
         assert!(!s.contains("open4"), "{s}");
         assert!(s.contains("ports4_any { tcp . 8080"), "{s}");
     }
@@ -631,14 +644,7 @@ mod print {
             container_ip: "fd00:1::2".parse().unwrap(),
             container_port: 80,
         };
-        print!(
-            "{}",
-            full(
-                &[&n, &m],
-                &[(&p, false), (&q, true), (&r, false)],
-                &["docker0".into()]
-            )
-        );
+        print!("{}", full(&[&n, &m], &[&p, &q, &r], &["docker0".into()]));
         print!("{}", delete_network(&m));
     }
 }
