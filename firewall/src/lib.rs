@@ -45,6 +45,9 @@ struct State {
     known_generation: Option<u32>,
     /// When the table was last listed and compared.
     last_full_check: Option<std::time::Instant>,
+    /// A removal the kernel refused: the state has it removed, the table may
+    /// not; the next check programs the table whole.
+    dirty: bool,
 }
 
 /// However quiet nftables' generation, the table is listed and compared this often
@@ -82,6 +85,29 @@ pub struct Firewall {
     /// DOCKER-USER is kept only while dockerd has made it; its own lock, so
     /// running iptables never holds up a change of the table.
     docker_user: tokio::sync::Mutex<iptables::DockerUser>,
+    /// The endpoints that publish ports, readable without waiting for a change
+    /// in progress (most endpoints publish nothing: asking costs them nothing).
+    publishing: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// What [`Firewall::start`] made of the stored state.
+#[derive(Default)]
+pub struct Started {
+    /// The firewall (always set on success).
+    pub firewall: Option<Firewall>,
+    /// Ports that could not be bound again, by endpoint: no longer published.
+    pub dropped: BTreeMap<String, Vec<PublishedPort>>,
+    /// What did not stop it, in words.
+    pub problems: Vec<String>,
+}
+
+/// The bridge names nft can take as set elements (a link name may hold quotes or
+/// a trailing `*`, which nft would read otherwise).
+fn foreign_names(mut names: Vec<String>) -> Vec<String> {
+    names.retain(|n| spec::valid_link_name(n));
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// What [`Firewall::check`] found.
@@ -124,6 +150,23 @@ async fn forget_flows(published: &[PublishedPort]) {
     }
 }
 
+/// Forget UDP flows to the container side of unpublished `ports`, so datagrams of
+/// a flow that is still going do not keep reaching the container (or the next one
+/// to get its address).
+async fn forget_container_flows(ports: &[PublishedPort]) {
+    if !ports.iter().any(|p| p.proto == Proto::Udp) {
+        return;
+    }
+    let ports = ports.to_vec();
+    match tokio::task::spawn_blocking(move || conntrack::forget_udp_flows_to_containers(&ports))
+        .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not forget UDP flows to unpublished ports"),
+        Err(e) => tracing::warn!(error = %e, "forgetting UDP flows"),
+    }
+}
+
 /// What a network needs of the kernel beyond the table: forwarding for its
 /// families, and `route_localnet` on its bridge (ports published on 127.0.0.1
 /// are DNATed out of it; the protect chain drops what containers send to 127/8).
@@ -136,40 +179,81 @@ fn prepare_kernel(n: &NetworkRules) -> Result<(), FirewallError> {
 }
 
 impl Firewall {
+    /// Keep [`Firewall::publishes`] true to the state for `endpoint`.
+    fn note(&self, endpoint: &str, state: &State) {
+        let mut set = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        if state.ports.contains_key(endpoint) {
+            set.insert(endpoint.to_string());
+        } else {
+            set.remove(endpoint);
+        }
+    }
+
+    /// Whether `endpoint` publishes ports (or a change of its ports is running).
+    pub fn publishes(&self, endpoint: &str) -> bool {
+        self.publishing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(endpoint)
+    }
+
     /// Program the whole table from `networks` and `ports` (by endpoint id), binding
     /// the ports' host sockets again. Ports that cannot be bound again (another
     /// program took one while netd was down) stay programmed and are reported.
     pub async fn start(
         networks: Vec<NetworkRules>,
         ports: BTreeMap<String, EndpointPorts>,
-    ) -> Result<(Firewall, Vec<String>), FirewallError> {
+        foreign_bridges: Vec<String>,
+    ) -> Result<Started, FirewallError> {
         write_proc("net/ipv4/ip_forward", "1")?;
-        let mut problems = Vec::new();
-        let mut state = State::default();
+        let mut started = Started::default();
+        let mut state = State {
+            foreign_bridges: foreign_names(foreign_bridges),
+            ..State::default()
+        };
         for n in networks {
             if let Err(e) = prepare_kernel(&n) {
-                problems.push(format!("network {}: {e}", n.name));
+                started.problems.push(format!("network {}: {e}", n.name));
             }
             state.networks.insert(n.id.clone(), n);
         }
-        for (ep, e) in &ports {
-            match ports::rebind(&e.ports) {
-                Ok(r) => {
-                    state.reservations.insert(ep.clone(), r);
-                }
-                Err(err) => {
-                    problems.push(format!("endpoint {}: {err}", ep.get(..12).unwrap_or(ep)))
+        for (ep, mut e) in ports {
+            // Each port is bound again; one another program took while netd was
+            // down is not published any more (its traffic is that program's).
+            let mut reservation = Reservation::default();
+            let mut kept = Vec::new();
+            for p in e.ports {
+                match ports::rebind(std::slice::from_ref(&p)) {
+                    Ok(r) => {
+                        reservation.extend(r);
+                        kept.push(p);
+                    }
+                    Err(err) => {
+                        started.problems.push(format!(
+                            "endpoint {}: {p} is no longer published: {err}",
+                            ep.get(..12).unwrap_or(&ep)
+                        ));
+                        started.dropped.entry(ep.clone()).or_default().push(p);
+                    }
                 }
             }
+            if kept.is_empty() {
+                continue;
+            }
+            e.ports = kept;
+            state.reservations.insert(ep.clone(), reservation);
+            state.ports.insert(ep, e);
         }
-        state.ports = ports;
         nft::apply(&state.full(), "programming netd's table").await?;
+        let publishing = state.ports.keys().cloned().collect();
         let fw = Firewall {
             state: tokio::sync::Mutex::new(state),
             docker_user: tokio::sync::Mutex::default(),
+            publishing: std::sync::Mutex::new(publishing),
         };
         fw.sync_docker_user().await;
-        Ok((fw, problems))
+        started.firewall = Some(fw);
+        Ok(started)
     }
 
     /// Apply `script`; if the kernel refuses it (the table was changed behind
@@ -216,13 +300,20 @@ impl Firewall {
         };
         let script = render::delete_network(&n);
         let doing = format!("removing network {}", n.short());
-        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
-            state.networks.insert(id.to_string(), n);
-            return Err(e);
+        // The network is gone from the records: it stays gone here, and a table
+        // the kernel would not change is programmed whole at the next check.
+        let result = Self::apply(&mut state, &script, &doing).await;
+        if result.is_err() {
+            state.dirty = true;
         }
         drop(state);
+        // Its bridge may stay (one the network adopted): no more localnet routing.
+        let key = format!("net/ipv4/conf/{}/route_localnet", n.bridge);
+        if let Err(e) = write_proc(&key, "0") {
+            tracing::debug!(error = %e, "route_localnet of a removed network's bridge");
+        }
         self.sync_docker_user().await;
-        Ok(())
+        result
     }
 
     /// Publish `requests` for endpoint `endpoint` (of `network`, with `addresses`),
@@ -242,24 +333,73 @@ impl Firewall {
                 "the endpoint's network has no firewall (its driver publishes no ports)",
             ));
         };
-        if !requests.is_empty() && addresses.iter().all(|a| net.policy.closed(*a)) {
-            return Err(FirewallError::invalid(
-                "ports",
+        // A family that is closed (internal, isolated) publishes nothing.
+        let open: Vec<IpAddr> = addresses
+            .iter()
+            .copied()
+            .filter(|a| !net.policy.closed(*a))
+            .collect();
+        if !requests.is_empty() && open.is_empty() {
+            let why = if addresses.is_empty() {
+                "the endpoint has no address".to_string()
+            } else {
                 format!(
                     "network {} is internal or isolated: nothing can reach it from outside",
                     net.name
-                ),
-            ));
+                )
+            };
+            return Err(FirewallError::invalid("ports", why));
         }
         let default_host = net.policy.host_binding_ipv4;
-        // What it had goes first, so asking again for the same ports works.
+        self.publishing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(endpoint.to_string());
+        let before: Vec<PublishedPort> = state
+            .ports
+            .get(endpoint)
+            .map(|e| e.ports.clone())
+            .unwrap_or_default();
+        let result = self
+            .publish_locked(&mut state, endpoint, network, requests, &open, default_host)
+            .await;
+        self.note(endpoint, &state);
+        drop(state);
+        if let Ok(published) = &result {
+            // Container ports no longer published by any mapping.
+            let gone: Vec<PublishedPort> = before
+                .into_iter()
+                .filter(|p| {
+                    !published.iter().any(|q| {
+                        (q.proto, q.container_ip, q.container_port)
+                            == (p.proto, p.container_ip, p.container_port)
+                    })
+                })
+                .collect();
+            forget_container_flows(&gone).await;
+            forget_flows(published).await;
+        }
+        result
+    }
+
+    async fn publish_locked(
+        &self,
+        state: &mut State,
+        endpoint: &str,
+        network: &str,
+        requests: &[PortRequest],
+        open: &[IpAddr],
+        default_host: Option<std::net::Ipv4Addr>,
+    ) -> Result<Vec<PublishedPort>, FirewallError> {
+        // What it had goes first (its sockets closed), so asking again for the
+        // same host ports works.
         let before = state.ports.remove(endpoint);
-        let before_reservation = state.reservations.remove(endpoint);
+        drop(state.reservations.remove(endpoint));
         let mut published = Vec::new();
         let mut reservation = Reservation::default();
         let mut failed = None;
         for req in requests {
-            match ports::reserve(req, addresses, default_host) {
+            match ports::reserve(req, open, default_host) {
                 Ok((p, r)) => {
                     published.extend(p);
                     reservation.extend(r);
@@ -270,17 +410,23 @@ impl Firewall {
                 }
             }
         }
+        // On failure, what it had is bound again.
         let restore = |state: &mut State| {
             if let Some(b) = before.clone() {
+                match ports::rebind(&b.ports) {
+                    Ok(r) => {
+                        state.reservations.insert(endpoint.to_string(), r);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not bind the ports an endpoint had again")
+                    }
+                }
                 state.ports.insert(endpoint.to_string(), b);
             }
         };
         if let Some(e) = failed {
             drop(reservation);
-            restore(&mut state);
-            if let Some(r) = before_reservation {
-                state.reservations.insert(endpoint.to_string(), r);
-            }
+            restore(state);
             return Err(e);
         }
         let old: Vec<&PublishedPort> = before.iter().flat_map(|e| e.ports.iter()).collect();
@@ -299,12 +445,10 @@ impl Firewall {
                 ports: published.clone(),
             },
         );
-        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
+        if let Err(e) = Self::apply(state, &script, &doing).await {
             state.ports.remove(endpoint);
-            restore(&mut state);
-            if let Some(r) = before_reservation {
-                state.reservations.insert(endpoint.to_string(), r);
-            }
+            drop(reservation);
+            restore(state);
             return Err(e);
         }
         if published.is_empty() {
@@ -312,8 +456,6 @@ impl Firewall {
         } else {
             state.reservations.insert(endpoint.to_string(), reservation);
         }
-        drop(state);
-        forget_flows(&published).await;
         Ok(published)
     }
 
@@ -337,16 +479,20 @@ impl Firewall {
             },
         );
         state.reservations.insert(endpoint.to_string(), reservation);
+        self.note(endpoint, &state);
         Ok(())
     }
 
     /// Unpublish every port of `endpoint`.
     pub async fn unpublish(&self, endpoint: &str) -> Result<(), FirewallError> {
         let mut state = self.state.lock().await;
+        // Its sockets close whatever the kernel says of the rules: the records
+        // no longer have these ports.
+        drop(state.reservations.remove(endpoint));
         let Some(before) = state.ports.remove(endpoint) else {
-            state.reservations.remove(endpoint);
             return Ok(());
         };
+        self.note(endpoint, &state);
         let old: Vec<&PublishedPort> = before.ports.iter().collect();
         let staying = state.sharing(&old);
         let script = render::delete_ports(&old, &staying);
@@ -354,12 +500,13 @@ impl Firewall {
             "unpublishing ports of endpoint {}",
             endpoint.get(..12).unwrap_or(endpoint)
         );
-        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
-            state.ports.insert(endpoint.to_string(), before);
-            return Err(e);
+        let result = Self::apply(&mut state, &script, &doing).await;
+        if result.is_err() {
+            state.dirty = true;
         }
-        state.reservations.remove(endpoint);
-        Ok(())
+        drop(state);
+        forget_container_flows(&before.ports).await;
+        result
     }
 
     /// The ports `endpoint` publishes.
@@ -374,9 +521,8 @@ impl Firewall {
 
     /// Keep the set of bridges netd did not make (dockerd's and others'), which
     /// netd's networks are isolated from.
-    pub async fn set_foreign_bridges(&self, mut bridges: Vec<String>) -> Result<(), FirewallError> {
-        bridges.sort();
-        bridges.dedup();
+    pub async fn set_foreign_bridges(&self, bridges: Vec<String>) -> Result<(), FirewallError> {
+        let bridges = foreign_names(bridges);
         let mut state = self.state.lock().await;
         if state.foreign_bridges == bridges {
             return Ok(());
@@ -405,7 +551,7 @@ impl Firewall {
             let recent = state
                 .last_full_check
                 .is_some_and(|t| t.elapsed() < FULL_CHECK_EVERY);
-            if quiet && recent {
+            if quiet && recent && !state.dirty {
                 return Ok(Checked::Intact);
             }
             let networks: Vec<&NetworkRules> = state.networks.values().collect();
@@ -417,7 +563,7 @@ impl Firewall {
         let mut state = self.state.lock().await;
         let checked = if state.version != version {
             return Ok(Checked::Intact);
-        } else if found.as_ref() == Some(&expected) {
+        } else if found.as_ref() == Some(&expected) && !state.dirty {
             state.known_generation = generation;
             Checked::Intact
         } else {
@@ -429,6 +575,13 @@ impl Firewall {
             let before = nft::generation().await.ok();
             nft::apply(&state.full(), "restoring netd's table").await?;
             state.known_generation = own_generation(before).await;
+            state.dirty = false;
+            // Datagrams that came while the table was gone made entries without
+            // DNAT: forget them, as at a publish.
+            let udp: Vec<PublishedPort> = state.all_ports().into_iter().cloned().collect();
+            drop(state);
+            forget_flows(&udp).await;
+            state = self.state.lock().await;
             Checked::Restored
         };
         state.last_full_check = Some(std::time::Instant::now());

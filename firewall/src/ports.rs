@@ -8,6 +8,14 @@ use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+/// errno values a bind refuses with when the request, not the host, is at fault
+/// (a link-local address without a scope, SCTP without its module, IPv6 off).
+mod nix_errno {
+    pub const EINVAL: i32 = 22;
+    pub const EPROTONOSUPPORT: i32 = 93;
+    pub const EAFNOSUPPORT: i32 = 97;
+}
+
 /// The sockets holding one endpoint's host ports; closed on drop.
 #[derive(Debug, Default)]
 pub struct Reservation {
@@ -116,6 +124,13 @@ fn bind_error(req: &PortRequest, port: u16, e: std::io::Error) -> FirewallError 
     match e.kind() {
         ErrorKind::AddrInUse => {
             FirewallError::PortTaken(format!("{what} is in use by another program"))
+        }
+        _ if matches!(
+            e.raw_os_error(),
+            Some(code) if code == nix_errno::EINVAL || code == nix_errno::EPROTONOSUPPORT || code == nix_errno::EAFNOSUPPORT
+        ) =>
+        {
+            FirewallError::invalid(what, format!("this host cannot bind it: {e}"))
         }
         ErrorKind::AddrNotAvailable => FirewallError::invalid(
             what,

@@ -315,6 +315,22 @@ impl PortRequest {
                     format!("host address {ip} cannot receive connections"),
                 ));
             }
+            if let IpAddr::V6(v6) = ip {
+                if v6.is_loopback() {
+                    return Err(FirewallError::invalid(
+                        what(),
+                        "host address ::1: IPv6 cannot forward from loopback (no route_localnet); publish on 127.0.0.1",
+                    ));
+                }
+                if v6.to_ipv4_mapped().is_some() {
+                    return Err(FirewallError::invalid(
+                        what(),
+                        format!(
+                            "host address {ip} is an IPv4-mapped address: give the IPv4 address"
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -145,6 +145,10 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         }
         Some(tokio::spawn(guard_firewall(Arc::clone(&ctl))))
     } else {
+        // A table from an earlier run would keep DNATing to ports nobody holds.
+        if let Err(e) = firewall::Firewall::remove_all().await {
+            tracing::warn!(error = %e, "firewall off: could not remove netd's table of an earlier run");
+        }
         tracing::info!("firewall off: no rules are programmed and no ports published");
         None
     };

@@ -750,3 +750,162 @@ fn cleanup_removes_netds_rules_and_links_and_nothing_else() {
     assert_eq!(rt.block_on(c.endpoint(ep)).unwrap().ports.len(), 1);
     assert!(netd.links().iter().any(|l| l.starts_with("br-")));
 }
+
+#[test]
+fn ports_can_be_asked_for_again_and_bad_host_addresses_are_refused() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    let ep = rt.block_on(async {
+        c.create_network(&network("n1", "10.137.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("a")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![tcp(18700, 80)];
+        c.attach("a", &req).await.unwrap()
+    });
+    // The same port again, with one more: the first is not "in use" by itself.
+    let again = rt
+        .block_on(c.set_ports(&ep.id, &[tcp(18700, 80), tcp(18701, 81)]))
+        .unwrap();
+    let hosts: Vec<u16> = again.ports.iter().map(|p| p.host_port).collect();
+    assert_eq!(hosts, [18700, 18701]);
+    for (host_ip, words) in [
+        ("::1", "publish on 127.0.0.1"),
+        ("::ffff:127.0.0.1", "IPv4-mapped"),
+        ("203.0.113.7", "not an address of this host"),
+    ] {
+        let req = firewall::PortRequest {
+            host_ip: Some(host_ip.parse().unwrap()),
+            ..tcp(18702, 80)
+        };
+        let err = rt
+            .block_on(c.set_ports(&ep.id, &[req]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(words), "{host_ip}: {err}");
+    }
+    // A refused change leaves what was published.
+    let now = rt.block_on(c.endpoint(&ep.id)).unwrap();
+    assert_eq!(now.ports, again.ports);
+    let taken = netd
+        .host
+        .command("busybox")
+        .args(["nc", "-l", "-p", "18701"])
+        .output()
+        .unwrap();
+    assert!(
+        !taken.status.success(),
+        "18701 is no longer held after a refused change"
+    );
+}
+
+#[test]
+fn a_port_taken_while_netd_was_down_is_published_no_more() {
+    let mut netd = Netd::start();
+    let c = netd.client.clone();
+    let rt = runtime();
+    let ep = rt.block_on(async {
+        c.create_network(&network("n1", "10.138.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("a")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![tcp(18800, 80), tcp(18801, 81)];
+        c.attach("a", &req).await.unwrap()
+    });
+    let mut daemon = netd.daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    daemon.wait_exit(Duration::from_secs(5)).unwrap();
+    let mut holder = netd
+        .host
+        .spawn("holder", "busybox", &["nc", "-l", "-p", "18800"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    holder.check_running().unwrap();
+    netd.launch();
+    let now = rt.block_on(c.endpoint(&ep.id)).unwrap();
+    let hosts: Vec<u16> = now.ports.iter().map(|p| p.host_port).collect();
+    assert_eq!(hosts, [18801], "the taken port is still listed");
+    assert!(netd.log().contains("18800"), "{}", netd.log());
+    let script = rt.block_on(c.firewall()).unwrap().script;
+    assert!(!script.contains("18800"), "{script}");
+}
+
+#[test]
+fn a_bridge_that_is_the_hosts_uplink_is_not_taken_for_another_engines() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    // The host's address moves to a bridge over its link, as on a VM host.
+    for args in [
+        &["addr", "del", &format!("{HOST_ADDR}/24"), "dev", "up0"][..],
+        &["link", "add", "lan0", "type", "bridge"],
+        &["link", "set", "up0", "master", "lan0"],
+        &["addr", "add", &format!("{HOST_ADDR}/24"), "dev", "lan0"],
+        &["link", "set", "lan0", "up"],
+    ] {
+        netd.host.run("ip", args).unwrap();
+    }
+    let c = &netd.client;
+    let rt = runtime();
+    let a = rt.block_on(async {
+        c.create_network(&network("n1", "10.139.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("a")).await.unwrap();
+        c.attach("a", &attach("n1")).await.unwrap();
+        c.sandbox("a").await.unwrap()
+    });
+    // Past a check or two.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        netd.pings(&a, OUTSIDE_ADDR),
+        "the uplink bridge cut the container off"
+    );
+}
+
+#[test]
+fn an_unpublished_udp_port_stops_reaching_the_container_mid_flow() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    let c = &netd.client;
+    let rt = runtime();
+    let (sb, ep) = rt.block_on(async {
+        c.create_network(&network("n1", "10.140.0.0/24"))
+            .await
+            .unwrap();
+        c.create_sandbox(&sandbox("u")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![firewall::PortRequest {
+            proto: firewall::Proto::Udp,
+            ..tcp(15355, 5353)
+        }];
+        let ep = c.attach("u", &req).await.unwrap();
+        (c.sandbox("u").await.unwrap(), ep)
+    });
+    let net = format!("--net={}", sb.netns.display());
+    let holder = netd
+        .host
+        .spawn("udp-holder", "nsenter", &[&net, "sleep", "60"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let first = receive_udp_in(holder.pid(), 5353);
+    let script = format!(
+        "exec 3>/dev/udp/{HOST_ADDR}/15355; for i in $(seq 150); do echo flow-$i >&3 || true; sleep 0.05; done"
+    );
+    let _sender = outside
+        .host
+        .spawn("sender", "bash", &["-c", &script])
+        .unwrap();
+    assert!(
+        first.join().unwrap().is_ok(),
+        "the flow never reached the container"
+    );
+    rt.block_on(c.set_ports(&ep.id, &[])).unwrap();
+    let after = receive_udp_in(holder.pid(), 5353).join().unwrap();
+    assert!(
+        after.is_err(),
+        "the flow still reaches the container: {after:?}"
+    );
+}

@@ -53,6 +53,22 @@ pub(crate) fn network_rules(net: &NetworkRecord) -> Option<NetworkRules> {
     })
 }
 
+/// Whether `name` is the name another container engine gives its bridges.
+fn engine_bridge(name: &str) -> bool {
+    let numbered = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let docker_net = name
+        .strip_prefix("br-")
+        .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    name == "docker0"
+        || docker_net
+        || numbered("podman")
+        || numbered("cni-podman")
+        || numbered("cni")
+}
+
 impl Controller {
     /// The firewall, once started.
     pub fn firewall(&self) -> Option<&Arc<Firewall>> {
@@ -85,10 +101,45 @@ impl Controller {
                 );
             }
         }
-        let (fw, problems) = Firewall::start(networks, ports).await?;
-        // Set once, at start.
-        let _ = self.firewall.set(Arc::new(fw));
-        Ok(problems)
+        let foreign = self.foreign_bridges().await;
+        let started = Firewall::start(networks, ports, foreign).await?;
+        // Ports another program took while netd was down are published no more:
+        // the records say so too.
+        let mut ops = Vec::new();
+        for (id, dropped) in &started.dropped {
+            if let Ok(mut ep) = self.endpoint_by_id(id) {
+                ep.ports.retain(|p| !dropped.contains(p));
+                ops.push(Op::Endpoint(ep));
+            }
+        }
+        if let Some(fw) = started.firewall {
+            // Set once, at start.
+            let _ = self.firewall.set(Arc::new(fw));
+        }
+        self.commit(ops).await?;
+        Ok(started.problems)
+    }
+
+    /// Bridges of other container engines on this host (dockerd's `docker0` and
+    /// `br-<12 hex>`, podman's and CNI's), which netd's networks are isolated
+    /// from. A bridge that is the host's own uplink is not one of them.
+    async fn foreign_bridges(&self) -> Vec<String> {
+        let ours = lock(&self.network_links).clone();
+        match self.nl.links().await {
+            Ok(links) => links
+                .into_iter()
+                .filter(|l| {
+                    l.kind.as_deref() == Some("bridge")
+                        && !ours.contains(&l.name)
+                        && engine_bridge(&l.name)
+                })
+                .map(|l| l.name)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing links for the firewall");
+                Vec::new()
+            }
+        }
     }
 
     /// Add `net`'s chains before its record is committed.
@@ -108,13 +159,15 @@ impl Controller {
         let Some(fw) = self.firewall() else { return };
         for op in ops {
             let result = match op {
-                Op::Delete(Kind::Endpoint, id) => fw.unpublish(id).await,
-                Op::Endpoint(ep) if ep.ports.is_empty() => fw.unpublish(&ep.id).await,
+                Op::Delete(Kind::Endpoint, id) if fw.publishes(id) => fw.unpublish(id).await,
+                Op::Endpoint(ep) if ep.ports.is_empty() && fw.publishes(&ep.id) => {
+                    fw.unpublish(&ep.id).await
+                }
                 Op::Delete(Kind::Network, id) => fw.remove_network(id).await,
                 _ => Ok(()),
             };
             if let Err(e) = result {
-                tracing::warn!(error = %e, "the firewall could not follow a change; it is programmed whole at the next start or check");
+                tracing::warn!(error = %e, "the firewall could not follow a change; the next check programs it whole");
             }
         }
     }
@@ -183,17 +236,10 @@ impl Controller {
     /// differs; keep the set of bridges netd did not make current.
     pub async fn check_firewall(&self) -> Result<firewall::Checked, ControllerError> {
         let fw = self.firewall_or_error()?;
-        let ours = lock(&self.network_links).clone();
-        match self.nl.links().await {
-            Ok(links) => {
-                let foreign = links
-                    .into_iter()
-                    .filter(|l| l.kind.as_deref() == Some("bridge") && !ours.contains(&l.name))
-                    .map(|l| l.name)
-                    .collect();
-                fw.set_foreign_bridges(foreign).await?;
-            }
-            Err(e) => tracing::warn!(error = %e, "listing links for the firewall"),
+        let foreign = self.foreign_bridges().await;
+        if let Err(e) = fw.set_foreign_bridges(foreign).await {
+            // The check below still runs: it restores the table.
+            tracing::warn!(error = %e, "updating the bridges netd's networks are isolated from");
         }
         Ok(fw.check().await?)
     }

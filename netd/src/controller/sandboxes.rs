@@ -539,6 +539,8 @@ impl Controller {
         let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint())?;
         prepared.record.attached = true;
         let id = prepared.record.id.clone();
+        // Held from the join to the ports: no other operation sees it half-made.
+        let _claim = self.claim_endpoint(&prepared.record)?;
         let joined = self
             .join_locked(&net, prepared.record, sb, Some(prepared.holdings))
             .await;
@@ -551,12 +553,10 @@ impl Controller {
         if req.ports.is_empty() {
             return Ok(ep);
         }
-        let claim = self.claim_endpoint(&ep)?;
         match self.publish_locked(ep.clone(), &req.ports).await {
             Ok(ep) => Ok(ep),
             Err(e) => {
                 // Nothing half-made: the attach is undone.
-                drop(claim);
                 if let Err(undo) = self.leave_locked(&net, ep.clone(), sb, true).await {
                     tracing::warn!(endpoint = %ep.name, error = %undo.full_message(), "could not undo an attach whose ports failed");
                 } else {
