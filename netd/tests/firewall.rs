@@ -836,7 +836,7 @@ fn a_port_taken_while_netd_was_down_is_published_no_more() {
 #[test]
 fn a_bridge_that_is_the_hosts_uplink_is_not_taken_for_another_engines() {
     let netd = Netd::start();
-    let outside = Outside::connect(&netd);
+    let _outside = Outside::connect(&netd);
     // The host's address moves to a bridge over its link, as on a VM host.
     for args in [
         &["addr", "del", &format!("{HOST_ADDR}/24"), "dev", "up0"][..],
