@@ -48,6 +48,10 @@ struct State {
     /// A removal the kernel refused: the state has it removed, the table may
     /// not; the next check programs the table whole.
     dirty: bool,
+    /// The fingerprint of the table's rules as netd last made them
+    /// ([`nft::rules_fingerprint`]); `None` when unknown (then the next check
+    /// that finds the counts right takes it).
+    rules_print: Option<u64>,
 }
 
 /// However quiet nftables' generation, the table is listed and compared this often
@@ -245,6 +249,7 @@ impl Firewall {
             state.ports.insert(ep, e);
         }
         nft::apply(&state.full(), "programming netd's table").await?;
+        state.rules_print = nft::rules_fingerprint().await.ok().flatten();
         let publishing = state.ports.keys().cloned().collect();
         let fw = Firewall {
             state: tokio::sync::Mutex::new(state),
@@ -258,18 +263,38 @@ impl Firewall {
 
     /// Apply `script`; if the kernel refuses it (the table was changed behind
     /// netd's back), put the whole table back instead, which includes the change.
-    async fn apply(state: &mut State, script: &str, doing: &str) -> Result<(), FirewallError> {
+    /// `rules`: the script changes chains or rules (not only set elements), so
+    /// the table's rules fingerprint is taken again.
+    async fn apply(
+        state: &mut State,
+        script: &str,
+        doing: &str,
+        rules: bool,
+    ) -> Result<(), FirewallError> {
         state.version += 1;
-        match nft::apply(script, doing).await {
+        let before = nft::generation().await.ok();
+        let result = match nft::apply(script, doing).await {
             Ok(()) => Ok(()),
             Err(FirewallError::Nft { .. }) => {
                 tracing::warn!(
                     "{doing}: netd's table was not as netd left it; programming it whole"
                 );
-                nft::apply(&state.full(), doing).await
+                state.known_generation = None;
+                let full = nft::apply(&state.full(), doing).await;
+                state.rules_print = nft::rules_fingerprint().await.ok().flatten();
+                return full;
             }
             Err(e) => Err(e),
+        };
+        state.known_generation = own_generation(before).await;
+        if rules && result.is_ok() {
+            state.rules_print = match state.known_generation {
+                // No one else's change came in between: the rules are netd's own.
+                Some(_) => nft::rules_fingerprint().await.ok().flatten(),
+                None => None,
+            };
         }
+        result
     }
 
     /// Add network `n`'s chains (its bridge exists).
@@ -280,7 +305,7 @@ impl Firewall {
         let id = n.id.clone();
         let old = state.networks.insert(id.clone(), n);
         let doing = format!("adding network {}", id.get(..12).unwrap_or(&id));
-        if let Err(e) = Self::apply(&mut state, &script, &doing).await {
+        if let Err(e) = Self::apply(&mut state, &script, &doing, true).await {
             match old {
                 Some(o) => state.networks.insert(id, o),
                 None => state.networks.remove(&id),
@@ -302,7 +327,7 @@ impl Firewall {
         let doing = format!("removing network {}", n.short());
         // The network is gone from the records: it stays gone here, and a table
         // the kernel would not change is programmed whole at the next check.
-        let result = Self::apply(&mut state, &script, &doing).await;
+        let result = Self::apply(&mut state, &script, &doing, true).await;
         if result.is_err() {
             state.dirty = true;
         }
@@ -445,7 +470,7 @@ impl Firewall {
                 ports: published.clone(),
             },
         );
-        if let Err(e) = Self::apply(state, &script, &doing).await {
+        if let Err(e) = Self::apply(state, &script, &doing, false).await {
             state.ports.remove(endpoint);
             drop(reservation);
             restore(state);
@@ -470,7 +495,7 @@ impl Firewall {
         let mut state = self.state.lock().await;
         let new: Vec<&PublishedPort> = ports.iter().collect();
         let script = render::add_ports(&new);
-        Self::apply(&mut state, &script, "restoring ports").await?;
+        Self::apply(&mut state, &script, "restoring ports", false).await?;
         state.ports.insert(
             endpoint.to_string(),
             EndpointPorts {
@@ -500,7 +525,7 @@ impl Firewall {
             "unpublishing ports of endpoint {}",
             endpoint.get(..12).unwrap_or(endpoint)
         );
-        let result = Self::apply(&mut state, &script, &doing).await;
+        let result = Self::apply(&mut state, &script, &doing, false).await;
         if result.is_err() {
             state.dirty = true;
         }
@@ -530,7 +555,9 @@ impl Firewall {
         let mut script = String::new();
         render::set_foreign_bridges(&state.foreign_bridges, &bridges, &mut script);
         let before = std::mem::replace(&mut state.foreign_bridges, bridges);
-        if let Err(e) = Self::apply(&mut state, &script, "updating the foreign bridges").await {
+        if let Err(e) =
+            Self::apply(&mut state, &script, "updating the foreign bridges", false).await
+        {
             state.foreign_bridges = before;
             return Err(e);
         }
@@ -560,11 +587,16 @@ impl Firewall {
             (expected, state.version)
         };
         let found = nft::counts().await?;
+        let print = nft::rules_fingerprint().await.ok().flatten();
         let mut state = self.state.lock().await;
         let checked = if state.version != version {
             return Ok(Checked::Intact);
-        } else if found.as_ref() == Some(&expected) && !state.dirty {
+        } else if found.as_ref() == Some(&expected)
+            && !state.dirty
+            && (state.rules_print.is_none() || state.rules_print == print)
+        {
             state.known_generation = generation;
+            state.rules_print = print;
             Checked::Intact
         } else {
             tracing::warn!(
@@ -575,6 +607,7 @@ impl Firewall {
             let before = nft::generation().await.ok();
             nft::apply(&state.full(), "restoring netd's table").await?;
             state.known_generation = own_generation(before).await;
+            state.rules_print = nft::rules_fingerprint().await.ok().flatten();
             state.dirty = false;
             // Datagrams that came while the table was gone made entries without
             // DNAT: forget them, as at a publish.

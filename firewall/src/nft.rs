@@ -117,6 +117,45 @@ async fn list(args: &[&str]) -> Result<Option<String>, FirewallError> {
     })
 }
 
+/// A fingerprint of netd's table without its set elements (`nft -j -t`): its
+/// chains, their rules and policies, its sets' definitions; `None` if the table is
+/// gone. Listing it costs as much as there are networks, not ports.
+pub async fn rules_fingerprint() -> Result<Option<u64>, FirewallError> {
+    let Some(text) = list(&["-j", "-t", "list", "table", "inet", "netd"]).await? else {
+        return Ok(None);
+    };
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| FirewallError::Nft {
+            doing: format!("reading the listing of table {TABLE}"),
+            stderr: e.to_string(),
+        })?;
+    strip(&mut doc);
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    doc.to_string().hash(&mut hasher);
+    Ok(Some(hasher.finish()))
+}
+
+/// Drop what changes without a change of meaning: handles, nft's own version.
+fn strip(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.remove("handle");
+            map.remove("metainfo");
+            for (_, x) in map.iter_mut() {
+                strip(x);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.retain(|x| x.get("metainfo").is_none());
+            for x in items {
+                strip(x);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// What the kernel has of netd's table, counted as [`Counts`]; `None` if the table
 /// is gone.
 pub async fn counts() -> Result<Option<Counts>, FirewallError> {

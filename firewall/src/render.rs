@@ -62,6 +62,8 @@ const BASE_CHAINS: &[(&str, &str, &[&str])] = &[
         &[
             // IPv6 has no route_localnet: an answer to ::1 could not come back.
             "ip6 daddr ::1 return",
+            // Link-local sources are never DNATed (the answer could not be routed).
+            "ip6 saddr fe80::/10 return",
             "dnat ip to ip daddr . meta l4proto . th dport map @ports4_ip",
             "dnat ip to meta l4proto . th dport map @ports4_any",
             "dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_ip",

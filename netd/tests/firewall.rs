@@ -341,6 +341,36 @@ fn netds_rules_come_back_after_a_flush_and_a_restart() {
         netd.log()
     );
 
+    // An edit that keeps every count (a drop replaced by an accept) too.
+    let net_id = rt.block_on(c.network("n1")).unwrap().network.id;
+    let chain = format!("nw-{}-to", &net_id[..12]);
+    let listed = netd
+        .host
+        .run("nft", &["-a", "list", "chain", "inet", "netd", &chain])
+        .unwrap();
+    let handle = listed
+        .lines()
+        .find(|l| l.trim().starts_with("drop # handle"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no final drop in {listed}"))
+        .to_string();
+    netd.host
+        .run(
+            "nft",
+            &[
+                "replace", "rule", "inet", "netd", &chain, "handle", &handle, "accept",
+            ],
+        )
+        .unwrap();
+    let back = tests::wait_for("the rule back", Duration::from_secs(5), || {
+        let now = netd
+            .host
+            .run("nft", &["list", "chain", "inet", "netd", &chain])
+            .unwrap_or_default();
+        Ok(now.lines().any(|l| l.trim() == "drop").then_some(()))
+    });
+    assert!(back.is_ok(), "a replaced rule was not put back");
+
     // kill -9 and start: the port answers and is held again.
     let mut daemon = netd.daemon.take().unwrap();
     daemon.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
