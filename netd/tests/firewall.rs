@@ -939,3 +939,120 @@ fn an_unpublished_udp_port_stops_reaching_the_container_mid_flow() {
         "the flow still reaches the container: {after:?}"
     );
 }
+
+#[test]
+fn snat_address_isolated_mode_trusted_interfaces_and_default_binding_are_honoured() {
+    let netd = Netd::start();
+    let outside = Outside::connect(&netd);
+    netd.host
+        .run("ip", &["addr", "add", "192.0.2.10/24", "dev", "up0"])
+        .unwrap();
+    let c = &netd.client;
+    let rt = runtime();
+    let (snat, isolated, trusting, local) = rt.block_on(async {
+        c.create_network(&option(
+            network("snat", "10.141.1.0/24"),
+            "com.docker.network.host_ipv4",
+            "192.0.2.10",
+        ))
+        .await
+        .unwrap();
+        c.create_network(&option(
+            network("isolated", "10.141.2.0/24"),
+            "com.docker.network.bridge.gateway_mode_ipv4",
+            "isolated",
+        ))
+        .await
+        .unwrap();
+        c.create_network(&option(
+            network("trusting", "10.141.3.0/24"),
+            "com.docker.network.bridge.trusted_host_interfaces",
+            "up0",
+        ))
+        .await
+        .unwrap();
+        c.create_network(&option(
+            network("local", "10.141.4.0/24"),
+            "com.docker.network.bridge.host_binding_ipv4",
+            "127.0.0.1",
+        ))
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        for (sb, net, ports) in [
+            ("snat", "snat", vec![]),
+            ("isolated", "isolated", vec![]),
+            ("trusting", "trusting", vec![tcp(18900, 80)]),
+            ("local", "local", vec![tcp(18901, 80)]),
+        ] {
+            c.create_sandbox(&sandbox(sb)).await.unwrap();
+            let mut req = attach(net);
+            req.ports = ports;
+            let ep = c.attach(sb, &req).await.unwrap();
+            out.push((c.sandbox(sb).await.unwrap(), ep));
+        }
+        (out.remove(0), out.remove(0), out.remove(0), out.remove(0))
+    });
+
+    // host_ipv4: the outside sees 192.0.2.10, not the link's first address.
+    // Both ends keep their stdin open (a closed one ends busybox nc at once).
+    let mut server = outside
+        .host
+        .spawn("server", "sh", &["-c", "sleep 10 | busybox nc -l -p 9000"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.check_running().unwrap();
+    let net = format!("--net={}", snat.0.netns.display());
+    let _client = netd
+        .host
+        .spawn(
+            "client",
+            "nsenter",
+            &[
+                &net,
+                "sh",
+                "-c",
+                &format!("sleep 10 | busybox nc {OUTSIDE_ADDR} 9000"),
+            ],
+        )
+        .unwrap();
+    let peer = tests::wait_for("the connection", Duration::from_secs(5), || {
+        let ss = outside
+            .host
+            .run("ss", &["-Htn", "state", "established"])
+            .unwrap_or_default();
+        Ok((!ss.trim().is_empty()).then_some(ss))
+    })
+    .unwrap();
+    assert!(
+        peer.contains("192.0.2.10]:") || peer.contains("192.0.2.10:"),
+        "not SNATed to host_ipv4: {peer}"
+    );
+
+    // isolated: nothing out.
+    assert!(
+        !netd.pings(&isolated.0, OUTSIDE_ADDR),
+        "an isolated network got out"
+    );
+
+    // trusted_host_interfaces: a router on up0 reaches the published container
+    // port directly (nat mode), and nothing else of the container.
+    outside.route("10.141.0.0/16");
+    let _web = netd.serve_http(&trusting.0, "trusted");
+    let ip = common::ipv4(&trusting.1);
+    assert!(
+        outside.fetches(&format!("http://{ip}/"), "trusted"),
+        "the trusted interface does not reach the published container port"
+    );
+
+    // host_binding_ipv4=127.0.0.1: a port with no host address is local only.
+    assert_eq!(
+        local.1.ports[0].host_ip,
+        Some("127.0.0.1".parse().unwrap()),
+        "{:?}",
+        local.1.ports
+    );
+    let _local_web = netd.serve_http(&local.0, "local by default");
+    assert!(netd.host_fetches("http://127.0.0.1:18901/", "local by default"));
+    assert!(!outside.fetches(&format!("http://{HOST_ADDR}:18901/"), "local by default"));
+}
