@@ -13,6 +13,10 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+if ! command -v nft >/dev/null; then
+  echo "scripts/run.sh: netd's firewall needs nft: apt-get install nftables (or pass --firewall off)" >&2
+  case " $* " in *" --firewall off "*) ;; *) exit 1 ;; esac
+fi
 cargo build --release --locked -p netd -p plugin-api --bins --examples
 target/release/examples/volume_driver --name dirvol --root /var/lib/dirvol &
 trap 'kill $(jobs -p) 2>/dev/null || true' INT TERM EXIT
