@@ -129,6 +129,37 @@ fn docker_run_publish_works_beside_dockerds_own_iptables() {
         "dockerd's network cannot reach a published port: {fetched:?}"
     );
 
+    // A network whose name sorts first becomes the container's gateway: dockerd
+    // revokes the ports on n1's endpoint and programs them on a0's.
+    run(&[
+        "network",
+        "create",
+        "-d",
+        "netd",
+        "--ipam-driver",
+        "netd",
+        "--subnet",
+        "10.125.9.0/24",
+        "a0",
+    ]);
+    run(&["network", "connect", "a0", "web"]);
+    let a0_ip = docker.container_ip("web", "a0").unwrap();
+    let moved = tests::wait_for("the ports on a0", Duration::from_secs(5), || {
+        let json = netd.cli(&["port", "--format", "json"]).unwrap_or_default();
+        Ok(json.contains(&a0_ip).then_some(json))
+    });
+    assert!(
+        moved.is_ok(),
+        "{}",
+        netd.cli(&["port", "--format", "json"]).unwrap_or_default()
+    );
+    let shown = netd.cli(&["port"]).unwrap();
+    assert_eq!(shown.matches("18200").count(), 1, "{shown}");
+    assert!(
+        outside.fetches(&url, &web[..12]),
+        "the port stopped answering after the move"
+    );
+
     // The port goes with the container: free again, and no longer answering.
     run(&["rm", "-f", "web"]);
     assert!(!outside.fetches(&url, &web[..12]), "still answers");
