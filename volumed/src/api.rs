@@ -1,0 +1,185 @@
+//! The native API: JSON over a unix socket. `GET/POST /v1/volumes`,
+//! `GET/DELETE /v1/volumes/{name}`, `POST /v1/volumes/{name}/mount|unmount`,
+//! `POST /v1/volumes/prune`. Errors are `{"message", "kind"}`.
+
+use crate::manager::Manager;
+use crate::{ErrorKind, VolumeError};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// `POST /v1/volumes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeCreate {
+    /// Name; generated (an anonymous volume) if absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `local` driver's options (`type`, `device`, `o`, `size`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /v1/volumes/{name}/mount` and `unmount`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountBody {
+    /// The caller's ID (references are counted per ID).
+    #[serde(default)]
+    pub id: String,
+}
+
+/// `POST /v1/volumes/prune`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneBody {
+    /// Also named volumes (by default only anonymous ones).
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// An error answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// For a person.
+    pub message: String,
+    /// `invalid`, `not_found`, `conflict`, `too_large` or `internal`.
+    pub kind: String,
+}
+
+struct ApiError(StatusCode, ApiErrorBody);
+
+impl From<VolumeError> for ApiError {
+    fn from(e: VolumeError) -> Self {
+        let (status, kind) = match e.kind() {
+            ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError(
+            status,
+            ApiErrorBody {
+                message: e.to_string(),
+                kind: kind.into(),
+            },
+        )
+    }
+}
+
+impl From<plugin_api::PluginError> for ApiError {
+    fn from(e: plugin_api::PluginError) -> Self {
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "invalid"
+        };
+        ApiError(
+            e.status(),
+            ApiErrorBody {
+                message: e.message().to_string(),
+                kind: kind.into(),
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type Reply<T> = Result<T, ApiError>;
+
+async fn body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    b: Body,
+    what: &str,
+) -> Reply<T> {
+    Ok(plugin_api::server::read_json(headers, b, BODY_LIMIT, what).await?)
+}
+
+/// The router.
+pub fn router(manager: Arc<Manager>) -> Router {
+    Router::new()
+        .route("/v1/volumes", get(list).post(create))
+        .route("/v1/volumes/prune", post(prune))
+        .route("/v1/volumes/{name}", get(inspect).delete(remove))
+        .route("/v1/volumes/{name}/mount", post(mount))
+        .route("/v1/volumes/{name}/unmount", post(unmount))
+        .with_state(manager)
+}
+
+async fn list(State(m): State<Arc<Manager>>) -> impl IntoResponse {
+    Json(m.list())
+}
+
+async fn create(
+    State(m): State<Arc<Manager>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: VolumeCreate = body(&headers, b, "volume create").await?;
+    let v = m
+        .create(req.name.as_deref(), req.options, req.labels)
+        .await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+async fn inspect(
+    State(m): State<Arc<Manager>>,
+    Path(name): Path<String>,
+) -> Reply<impl IntoResponse> {
+    Ok(Json(m.get(&name)?))
+}
+
+async fn remove(
+    State(m): State<Arc<Manager>>,
+    Path(name): Path<String>,
+) -> Reply<impl IntoResponse> {
+    Ok(Json(m.remove(&name).await?))
+}
+
+async fn mount(
+    State(m): State<Arc<Manager>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: MountBody = body(&headers, b, "volume mount").await?;
+    m.mount(&name, &req.id).await?;
+    Ok(Json(m.get(&name)?))
+}
+
+async fn unmount(
+    State(m): State<Arc<Manager>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: MountBody = body(&headers, b, "volume unmount").await?;
+    m.unmount(&name, &req.id).await?;
+    Ok(Json(m.get(&name)?))
+}
+
+async fn prune(
+    State(m): State<Arc<Manager>>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: PruneBody = body(&headers, b, "volume prune").await?;
+    Ok(Json(m.prune(req.all).await))
+}

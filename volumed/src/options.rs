@@ -1,0 +1,217 @@
+//! Volume names and the `local` driver's options, with Docker's rules: only
+//! `type`, `device`, `o` and `size`; `device` needs `type`, `type` needs `device`,
+//! `o` needs both.
+
+use crate::VolumeError;
+use std::collections::BTreeMap;
+
+/// Check a volume name: `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$` (so never `..`, `/` or a
+/// path).
+pub fn check_name(name: &str) -> Result<(), VolumeError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = name.len() >= 2
+        && name.len() <= 255
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok {
+        return Ok(());
+    }
+    Err(VolumeError::Invalid(format!(
+        "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed (at least two)"
+    )))
+}
+
+const VALID: [&str; 4] = ["type", "device", "o", "size"];
+
+/// What a `local` volume is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    /// A directory under the data root.
+    Plain,
+    /// A tmpfs mounted on the volume's `_data` while in use (`type=tmpfs`); its
+    /// data goes with the last unmount, as with Docker.
+    Tmpfs {
+        /// `o`, the tmpfs options (`size=64m,uid=1000,mode=0700`).
+        options: String,
+    },
+    /// A host directory bound on `_data` while in use (`type=none o=bind device=/dir`).
+    Bind {
+        /// The host directory.
+        device: String,
+        /// `o`, with `bind` (and maybe `ro`).
+        options: String,
+    },
+}
+
+impl Backing {
+    /// Whether it is mounted on `_data` while referenced.
+    pub fn mounted(&self) -> bool {
+        !matches!(self, Backing::Plain)
+    }
+}
+
+fn invalid(why: String) -> VolumeError {
+    VolumeError::Invalid(why)
+}
+
+/// The backing `opts` ask for (Docker's `local` option rules), or why not.
+pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
+    for key in opts.keys() {
+        if !VALID.contains(&key.as_str()) {
+            return Err(invalid(format!(
+                "invalid option: {key:?} (the local driver takes type, device, o and size)"
+            )));
+        }
+    }
+    let need = |key: &str, needs: &[&str]| -> Result<(), VolumeError> {
+        if opts.contains_key(key) {
+            for n in needs {
+                if !opts.contains_key(*n) {
+                    return Err(invalid(format!(
+                        "missing required option: {n:?} (option {key:?} needs it)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    };
+    need("device", &["type"])?;
+    need("type", &["device"])?;
+    need("o", &["type", "device"])?;
+    if let Some(size) = opts.get("size") {
+        // Only where the size is enforced: a tmpfs takes it as its own size.
+        if opts.get("type").map(String::as_str) != Some("tmpfs") {
+            return Err(invalid(format!(
+                "option size={size}: a size is enforced only for type=tmpfs on this host (no XFS project quota under the data root)"
+            )));
+        }
+    }
+    let kind = opts.get("type").map(String::as_str);
+    let o = opts.get("o").cloned().unwrap_or_default();
+    match kind {
+        None => Ok(Backing::Plain),
+        Some("tmpfs") => {
+            let mut options = o;
+            if let Some(size) = opts.get("size") {
+                check_size(size)?;
+                if !options.is_empty() {
+                    options.push(',');
+                }
+                options.push_str(&format!("size={size}"));
+            }
+            check_mount_options(&options)?;
+            Ok(Backing::Tmpfs { options })
+        }
+        Some("none") => {
+            let device = opts.get("device").cloned().unwrap_or_default();
+            if !o.split(',').any(|x| x == "bind" || x == "rbind") {
+                return Err(invalid(
+                    "type=none needs o=bind (and a host directory as device)".into(),
+                ));
+            }
+            if !device.starts_with('/') {
+                return Err(invalid(format!(
+                    "device {device:?}: a bind volume needs an absolute host path"
+                )));
+            }
+            check_mount_options(&o)?;
+            Ok(Backing::Bind { device, options: o })
+        }
+        Some("nfs") | Some("nfs4") => {
+            if !o.split(',').any(|x| x.starts_with("addr=")) {
+                return Err(invalid(
+                    "type=nfs needs the server in o (o=addr=SERVER,...) and the export as device (:/path)".into(),
+                ));
+            }
+            Err(invalid(
+                "type=nfs: NFS volumes are not served by this volumed yet".into(),
+            ))
+        }
+        Some(other) => Err(invalid(format!(
+            "type={other}: this volumed serves type=tmpfs and type=none (o=bind)"
+        ))),
+    }
+}
+
+fn check_size(size: &str) -> Result<(), VolumeError> {
+    let digits = size.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(format!(
+            "size={size}: expected a number with an optional k, m or g"
+        )));
+    }
+    Ok(())
+}
+
+/// Mount options are passed to the kernel as text: keep them to what mount(8)
+/// syntax allows (no newlines or NULs, no empty items).
+fn check_mount_options(o: &str) -> Result<(), VolumeError> {
+    if o.bytes().any(|b| b == 0 || b == b'\n')
+        || o.split(',').any(|x| x.is_empty() && !o.is_empty())
+    {
+        return Err(invalid(format!("o={o:?}: not a mount option list")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for ok in ["v1", "a.b_c-d", "0x"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "..", ".x", "a/b", "/etc", "a b", "-x"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn options_follow_dockers_rules() {
+        assert_eq!(parse(&opts(&[])).unwrap(), Backing::Plain);
+        let err = parse(&opts(&[("foo", "1")])).unwrap_err().to_string();
+        assert!(err.contains("invalid option: \"foo\""), "{err}");
+        let err = parse(&opts(&[("device", "tmpfs")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing required option: \"type\""), "{err}");
+        let err = parse(&opts(&[("o", "size=1m"), ("type", "tmpfs")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing required option: \"device\""), "{err}");
+        assert_eq!(
+            parse(&opts(&[
+                ("type", "tmpfs"),
+                ("device", "tmpfs"),
+                ("o", "size=64m")
+            ]))
+            .unwrap(),
+            Backing::Tmpfs {
+                options: "size=64m".into()
+            }
+        );
+        let err = parse(&opts(&[("size", "1g")])).unwrap_err().to_string();
+        assert!(err.contains("enforced only for type=tmpfs"), "{err}");
+        let err = parse(&opts(&[("type", "none"), ("device", "rel"), ("o", "bind")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("absolute"), "{err}");
+        let err = parse(&opts(&[
+            ("type", "nfs"),
+            ("device", ":/x"),
+            ("o", "vers=4"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs the server"), "{err}");
+    }
+}
