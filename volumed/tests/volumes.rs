@@ -1,0 +1,189 @@
+//! volumed without an engine: references counted per ID and durable across
+//! kill -9, tmpfs mounted at the first reference and unmounted at the last, paths
+//! that never leave the data root, and bad input refused with nothing made.
+
+mod common;
+
+use common::{Calls, Volumed};
+use serde_json::json;
+
+#[test]
+fn references_are_a_multiset_per_id_and_survive_kill_9() {
+    let mut v = Volumed::start();
+    let c = v.client.clone();
+    let vol = c
+        .create(json!({"name": "v1", "labels": {"team": "a"}}))
+        .unwrap();
+    assert_eq!(vol.labels["team"], "a");
+    assert!(
+        vol.mountpoint.ends_with("/volumes/v1/_data"),
+        "{}",
+        vol.mountpoint
+    );
+    // dockerd mounts one ID twice (docker cp) and old clients send no ID.
+    for id in ["c1", "c1", "c2", ""] {
+        c.mount("v1", id).unwrap();
+    }
+    // An ID it never saw (a restarted engine's) unmounts without error.
+    c.unmount("v1", "never-seen").unwrap();
+    c.unmount("v1", "c2").unwrap();
+    c.unmount("v1", "c2").unwrap();
+    let now = c.volume("v1").unwrap();
+    assert_eq!(now.references(), 3, "{:?}", now.refs);
+    let err = c.remove("v1").unwrap_err().to_string();
+    assert!(err.contains("in use by") && err.contains("c1 (2)"), "{err}");
+
+    v.kill_9();
+    v.launch();
+    let c = v.client.clone();
+    let after = c.volume("v1").unwrap();
+    assert_eq!(after.refs, now.refs, "the counts did not survive kill -9");
+    assert_eq!(after.labels["team"], "a");
+    for id in ["c1", "c1", ""] {
+        c.unmount("v1", id).unwrap();
+    }
+    c.remove("v1").unwrap();
+    assert!(!v.data_root().join("volumes/v1").exists());
+}
+
+#[test]
+fn a_tmpfs_volume_is_mounted_while_referenced_and_has_its_size() {
+    let v = Volumed::start();
+    let c = v.client.clone();
+    let vol = c
+        .create(json!({"name": "scratch", "options": {"type": "tmpfs", "device": "tmpfs", "o": "size=8m,mode=0700"}}))
+        .unwrap();
+    let data = std::path::PathBuf::from(&vol.mountpoint);
+    assert!(!v.mounted(&data), "mounted before anyone uses it");
+    c.mount("scratch", "a").unwrap();
+    c.mount("scratch", "b").unwrap();
+    assert!(v.mounted(&data), "not mounted at the first reference");
+    let size = v
+        .host
+        .run("findmnt", &["-rn", "-o", "FSTYPE,SIZE", &vol.mountpoint])
+        .unwrap();
+    assert!(size.contains("tmpfs") && size.contains("8M"), "{size}");
+    c.unmount("scratch", "a").unwrap();
+    assert!(v.mounted(&data), "unmounted while b still uses it");
+    c.unmount("scratch", "b").unwrap();
+    assert!(!v.mounted(&data), "still mounted after the last reference");
+}
+
+#[test]
+fn a_mount_left_by_a_crash_is_reconciled_at_start() {
+    let mut v = Volumed::start();
+    let c = v.client.clone();
+    let vol = c
+        .create(
+            json!({"name": "t1", "options": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}),
+        )
+        .unwrap();
+    let data = std::path::PathBuf::from(&vol.mountpoint);
+    c.mount("t1", "x").unwrap();
+    v.kill_9();
+    // Gone while volumed was down (a reboot): mounted again at start.
+    v.host.run("umount", &[&vol.mountpoint]).unwrap();
+    v.launch();
+    assert!(
+        v.mounted(&data),
+        "a referenced tmpfs volume was not mounted again"
+    );
+    v.client.unmount("t1", "x").unwrap();
+    v.kill_9();
+    // Mounted with no reference (a crash between commit and unmount): unmounted.
+    v.host
+        .run("mount", &["-t", "tmpfs", "tmpfs", &vol.mountpoint])
+        .unwrap();
+    v.launch();
+    assert!(!v.mounted(&data), "an unreferenced mount was left");
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_made() {
+    let v = Volumed::start();
+    let c = v.client.clone();
+    for (body, words) in [
+        (json!({"name": ".."}), "invalid characters"),
+        (json!({"name": "a/b"}), "invalid characters"),
+        (json!({"name": "/etc"}), "invalid characters"),
+        (json!({"name": "x"}), "at least two"),
+        (
+            json!({"name": "v2", "options": {"foo": "1"}}),
+            "invalid option: \"foo\"",
+        ),
+        (
+            json!({"name": "v2", "options": {"device": "tmpfs"}}),
+            "missing required option: \"type\"",
+        ),
+        (
+            json!({"name": "v2", "options": {"size": "1g"}}),
+            "enforced only for type=tmpfs",
+        ),
+        (
+            json!({"name": "v2", "options": {"type": "nfs", "device": ":/x", "o": "vers=4"}}),
+            "needs the server",
+        ),
+        (json!({"name": "v2", "nope": 1}), "unknown field"),
+    ] {
+        let err = c.create(body.clone()).unwrap_err().to_string();
+        assert!(err.contains(words), "{body}: {err}");
+    }
+    let made: Vec<_> = std::fs::read_dir(v.data_root().join("volumes"))
+        .unwrap()
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
+
+    // The same name again: the same options return it, others are refused.
+    c.create(json!({"name": "v3", "options": {"type": "tmpfs", "device": "tmpfs"}}))
+        .unwrap();
+    c.create(json!({"name": "v3", "options": {"type": "tmpfs", "device": "tmpfs"}}))
+        .unwrap();
+    let err = c
+        .create(
+            json!({"name": "v3", "options": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exists with other options"), "{err}");
+}
+
+#[test]
+fn a_data_dir_replaced_by_a_symlink_is_refused_not_followed() {
+    let v = Volumed::start();
+    let c = v.client.clone();
+    let vol = c.create(json!({"name": "evil"})).unwrap();
+    // Someone with access to the data root swaps _data for a link to /etc.
+    let victim = v.host.dir().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("precious"), "keep me").unwrap();
+    std::fs::remove_dir(&vol.mountpoint).unwrap();
+    std::os::unix::fs::symlink(&victim, &vol.mountpoint).unwrap();
+    let err = c.mount("evil", "a").unwrap_err().to_string();
+    assert!(err.contains("not a plain directory"), "{err}");
+    // Removing the volume removes the link, never what it points to.
+    c.remove("evil").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(victim.join("precious")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn anonymous_volumes_are_pruned_by_default_and_named_ones_on_request() {
+    let v = Volumed::start();
+    let c = v.client.clone();
+    let anon = c.create(json!({})).unwrap();
+    assert_eq!(anon.name.len(), 64, "{}", anon.name);
+    c.create(json!({"name": "keep"})).unwrap();
+    c.create(json!({"name": "busy"})).unwrap();
+    c.mount("busy", "x").unwrap();
+    let pruned = v.cli(&["volume", "prune"]).unwrap();
+    assert_eq!(pruned.trim(), anon.name);
+    let pruned = v.cli(&["volume", "prune", "--all"]).unwrap();
+    assert_eq!(pruned.trim(), "keep");
+    let listed = v.cli(&["volume", "ls"]).unwrap();
+    assert!(
+        listed.contains("busy") && !listed.contains("keep"),
+        "{listed}"
+    );
+}
