@@ -49,6 +49,12 @@ impl Volumed {
 
     /// Start the daemon (again) and wait for its sockets.
     pub fn launch(&mut self) {
+        self.daemon = Some(self.start_daemon());
+    }
+
+    /// Start a daemon and wait for its sockets, leaving `self.daemon` as it is
+    /// (for a test that holds a borrow of the host, such as a running dockerd).
+    pub fn start_daemon(&self) -> Daemon {
         let dir = self.host.dir().to_path_buf();
         let socket = dir.join("volumed.sock");
         let state = dir.join("state").display().to_string();
@@ -83,7 +89,7 @@ impl Volumed {
                 .then_some(()))
         })
         .expect("volumed API");
-        self.daemon = Some(daemon);
+        daemon
     }
 
     /// kill -9.
