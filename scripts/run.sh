@@ -4,7 +4,8 @@
 # /run/docker/plugins/netd.sock (NetworkDriver and IpamDriver), so the machine's
 # dockerd can use `docker network create -d netd --ipam-driver netd ...`.
 # Extra arguments go to `netd daemon` (for example --config /etc/netd/netd.toml).
-# The example volume plugin `dirvol` runs beside it until volumed is built.
+# volumed runs beside it: /run/volumed/volumed.sock and /run/docker/plugins/volumed.sock
+# (VolumeDriver), volumes under /var/lib/volumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,8 @@ if ! command -v nft >/dev/null; then
   echo "scripts/run.sh: netd's firewall needs nft: apt-get install nftables (or pass --firewall off)" >&2
   case " $* " in *" --firewall off "*) ;; *) exit 1 ;; esac
 fi
-cargo build --release --locked -p netd -p plugin-api --bins --examples
-target/release/examples/volume_driver --name dirvol --root /var/lib/dirvol &
+cargo build --release --locked -p netd -p volumed --bins
+target/release/volumed daemon &
 trap 'kill $(jobs -p) 2>/dev/null || true' INT TERM EXIT
 target/release/netd daemon "$@" &
 wait
