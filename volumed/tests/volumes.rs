@@ -187,3 +187,43 @@ fn anonymous_volumes_are_pruned_by_default_and_named_ones_on_request() {
         "{listed}"
     );
 }
+
+#[test]
+fn fifty_concurrent_mounts_by_fifty_ids_then_unmounts_end_unmounted() {
+    let v = Volumed::start();
+    let c = v.client.clone();
+    let vol = c
+        .create(json!({"name": "shared", "options": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}))
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let all = |path: &'static str| {
+        rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..50 {
+                let c = c.clone();
+                set.spawn(async move {
+                    let body = json!({ "id": format!("c{i}") });
+                    c.call::<volumed::model::VolumeRecord>(
+                        hyper::Method::POST,
+                        &format!("/v1/volumes/shared/{path}"),
+                        Some(&body),
+                    )
+                    .await
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                r.unwrap().unwrap();
+            }
+        })
+    };
+    all("mount");
+    let held = c.volume("shared").unwrap();
+    assert_eq!(held.references(), 50, "{:?}", held.refs);
+    assert!(v.mounted(std::path::Path::new(&vol.mountpoint)));
+    all("unmount");
+    assert_eq!(c.volume("shared").unwrap().references(), 0);
+    assert!(
+        !v.mounted(std::path::Path::new(&vol.mountpoint)),
+        "still mounted"
+    );
+}
