@@ -72,14 +72,18 @@ impl Client {
             .map_err(|e| ClientError::Http(e.to_string()))?;
         tokio::spawn(conn);
         let bytes = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?,
-            None => Vec::new(),
+            Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?),
+            None => None,
         };
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header(hyper::header::HOST, "volumed")
-            .body(Full::new(Bytes::from(bytes)))
+            .header(hyper::header::HOST, "volumed");
+        if bytes.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(bytes.unwrap_or_default())))
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let resp = sender
             .send_request(req)
