@@ -109,6 +109,63 @@ fn docker_volumes_on_volumed() {
     run(&["rm", "-f", "holder2"]);
     assert!(!v.mounted(&data), "still mounted after its last user went");
     assert_eq!(v.client.volume("t1").unwrap().references(), 0);
-    run(&["volume", "rm", "v1", "t1", "auto1"]);
+    // A bind-typed volume: a host directory, seen inside the container.
+    let shared = v.host.dir().join("shared-dir");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("from-host"), "host file").unwrap();
+    let device = format!("device={}", shared.display());
+    run(&[
+        "volume",
+        "create",
+        "-d",
+        "volumed",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "b1",
+    ]);
+    let seen = run(&[
+        "run",
+        "--rm",
+        "-v",
+        "b1:/b",
+        "busybox",
+        "cat",
+        "/b/from-host",
+    ]);
+    assert_eq!(seen.trim(), "host file");
+    // -v of a name that does not exist yet, with volumed as the driver.
+    run(&[
+        "run",
+        "--rm",
+        "--volume-driver",
+        "volumed",
+        "-v",
+        "auto2:/y",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        v.client.volume("auto2").is_ok(),
+        "auto2 was not made by volumed"
+    );
+    run(&["volume", "rm", "t1", "auto1", "auto2", "b1"]);
+    assert!(v.client.volume("t1").is_err());
+    drop(run);
+    drop(docker);
+
+    // dockerd restarted (it asks volumed for each volume it knows): v1 keeps its
+    // labels and its data.
+    let docker = Dockerd::start(&v.host).unwrap();
+    let inspect = docker.json(&["volume", "inspect", "v1"]).unwrap();
+    assert_eq!(inspect[0]["Labels"]["team"], "a", "{inspect}");
+    let read = docker
+        .run(&["run", "--rm", "-v", "v1:/data", "busybox", "cat", "/data/f"])
+        .unwrap();
+    assert_eq!(read.trim(), "hello");
+    docker.run(&["volume", "rm", "v1"]).unwrap();
     assert!(v.client.volume("v1").is_err());
 }
