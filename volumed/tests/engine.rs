@@ -154,7 +154,6 @@ fn docker_volumes_on_volumed() {
     );
     run(&["volume", "rm", "t1", "auto1", "auto2", "b1"]);
     assert!(v.client.volume("t1").is_err());
-    drop(run);
     drop(docker);
 
     // dockerd restarted (it asks volumed for each volume it knows): v1 keeps its
