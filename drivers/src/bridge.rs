@@ -530,6 +530,8 @@ impl Driver for BridgeDriver {
         self.bridges().remove(&bridge_name(net));
         let (bridge, _) = self.network_bridge(net).await?;
         if link.master == Some(bridge) {
+            // Ports made by an older netd get the flags too.
+            self.set_port_flags(net, &host).await?;
             return Ok(Repair::Intact);
         }
         self.nl
@@ -633,8 +635,14 @@ impl BridgeDriver {
         let icc = firewall::Policy::from_options(&net.options)
             .map(|p| p.icc)
             .unwrap_or(true);
+        // With br_netfilter on, the firewall sees bridged traffic and enforces
+        // icc itself; isolated ports would then also drop hairpin traffic that
+        // br_netfilter DNATs between two ports of the bridge.
+        let bridged_traffic_filtered =
+            std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+                .is_ok_and(|v| v.trim() == "1");
         self.nl
-            .set_bridge_port(host, true, !icc)
+            .set_bridge_port(host, true, !icc && !bridged_traffic_filtered)
             .await
             .map_err(DriverError::kernel(format!(
                 "endpoint link {host}: setting its bridge-port flags"

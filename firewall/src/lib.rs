@@ -48,8 +48,13 @@ struct State {
     /// A removal the kernel refused: the state has it removed, the table may
     /// not; the next check programs the table whole.
     dirty: bool,
+    /// Published ports whose host port could not be bound at start (bound again
+    /// at checks).
+    unheld: Vec<(String, PublishedPort)>,
+    /// The last check's listing was stale: the next lists holding the lock.
+    skipped: bool,
     /// The fingerprint of the table's rules as netd last made them
-    /// ([`nft::rules_fingerprint`]); `None` when unknown (then the next check
+    /// ([`nft::inspect`]); `None` when unknown (then the next check
     /// that finds the counts right takes it).
     rules_print: Option<u64>,
 }
@@ -92,6 +97,8 @@ pub struct Firewall {
     /// The endpoints that publish ports, readable without waiting for a change
     /// in progress (most endpoints publish nothing: asking costs them nothing).
     publishing: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Checks that found nothing changed, counted.
+    quiet_rounds: std::sync::atomic::AtomicU32,
 }
 
 /// What [`Firewall::start`] made of the stored state.
@@ -209,21 +216,20 @@ impl Firewall {
         ports: BTreeMap<String, EndpointPorts>,
         foreign_bridges: Vec<String>,
     ) -> Result<Started, FirewallError> {
-        write_proc("net/ipv4/ip_forward", "1")?;
         let mut started = Started::default();
         let mut state = State {
             foreign_bridges: foreign_names(foreign_bridges),
             ..State::default()
         };
         for n in networks {
-            if let Err(e) = prepare_kernel(&n) {
-                started.problems.push(format!("network {}: {e}", n.name));
-            }
             state.networks.insert(n.id.clone(), n);
         }
         for (ep, mut e) in ports {
-            // Each port is bound again; one another program took while netd was
-            // down is not published any more (its traffic is that program's).
+            // Each port is bound again. One another program listens on now (it
+            // took it while netd was down) is not published any more: its traffic
+            // is that program's. One that cannot be bound for another reason (a
+            // connection using the port number, an address not up yet) stays
+            // published and is bound again at a later check.
             let mut reservation = Reservation::default();
             let mut kept = Vec::new();
             for p in e.ports {
@@ -232,12 +238,20 @@ impl Firewall {
                         reservation.extend(r);
                         kept.push(p);
                     }
-                    Err(err) => {
+                    Err(err) if ports::listened_on(&p) => {
                         started.problems.push(format!(
                             "endpoint {}: {p} is no longer published: {err}",
                             ep.get(..12).unwrap_or(&ep)
                         ));
                         started.dropped.entry(ep.clone()).or_default().push(p);
+                    }
+                    Err(err) => {
+                        started.problems.push(format!(
+                            "endpoint {}: {p} stays published, not held yet ({err}); bound again later",
+                            ep.get(..12).unwrap_or(&ep)
+                        ));
+                        state.unheld.push((ep.clone(), p.clone()));
+                        kept.push(p);
                     }
                 }
             }
@@ -248,13 +262,24 @@ impl Firewall {
             state.reservations.insert(ep.clone(), reservation);
             state.ports.insert(ep, e);
         }
+        let before = nft::generation().await.ok();
         nft::apply(&state.full(), "programming netd's table").await?;
-        state.rules_print = nft::rules_fingerprint().await.ok().flatten();
+        state.known_generation = own_generation(before).await;
+        write_proc("net/ipv4/ip_forward", "1")?;
+        // Only with the table in place (its protect chain drops what containers
+        // send to 127/8): route_localnet alone would open the host's loopback.
+        for n in state.networks.values() {
+            if let Err(e) = prepare_kernel(n) {
+                started.problems.push(format!("network {}: {e}", n.name));
+            }
+        }
+        state.rules_print = nft::inspect().await.ok().flatten().map(|(_, print)| print);
         let publishing = state.ports.keys().cloned().collect();
         let fw = Firewall {
             state: tokio::sync::Mutex::new(state),
             docker_user: tokio::sync::Mutex::default(),
             publishing: std::sync::Mutex::new(publishing),
+            quiet_rounds: std::sync::atomic::AtomicU32::new(0),
         };
         fw.sync_docker_user().await;
         started.firewall = Some(fw);
@@ -281,17 +306,26 @@ impl Firewall {
                 );
                 state.known_generation = None;
                 let full = nft::apply(&state.full(), doing).await;
-                state.rules_print = nft::rules_fingerprint().await.ok().flatten();
+                state.rules_print = nft::inspect().await.ok().flatten().map(|(_, p)| p);
                 return full;
             }
             Err(e) => Err(e),
         };
-        state.known_generation = own_generation(before).await;
+        // The generation is netd's own only if nothing else came before this
+        // transaction (since the last one netd knew) or during it.
+        state.known_generation = match (before, state.known_generation) {
+            (Some(b), Some(known)) if b == known => own_generation(before).await,
+            _ => None,
+        };
         if rules && result.is_ok() {
             state.rules_print = match state.known_generation {
-                // No one else's change came in between: the rules are netd's own.
-                Some(_) => nft::rules_fingerprint().await.ok().flatten(),
-                None => None,
+                Some(_) => nft::inspect().await.ok().flatten().map(|(_, p)| p),
+                // Someone else's change may be in the table: the next check
+                // programs it whole rather than take it as netd's.
+                None => {
+                    state.dirty = true;
+                    None
+                }
             };
         }
         result
@@ -300,12 +334,20 @@ impl Firewall {
     /// Add network `n`'s chains (its bridge exists).
     pub async fn add_network(&self, n: NetworkRules) -> Result<(), FirewallError> {
         let mut state = self.state.lock().await;
-        prepare_kernel(&n)?;
         let script = render::add_network(&n);
         let id = n.id.clone();
-        let old = state.networks.insert(id.clone(), n);
+        let old = state.networks.insert(id.clone(), n.clone());
         let doing = format!("adding network {}", id.get(..12).unwrap_or(&id));
-        if let Err(e) = Self::apply(&mut state, &script, &doing, true).await {
+        let mut result = Self::apply(&mut state, &script, &doing, true).await;
+        if result.is_ok() {
+            // After the table: route_localnet alone would open the host's loopback.
+            if let Err(e) = prepare_kernel(&n) {
+                let undo = render::delete_network(&n);
+                let _ = Self::apply(&mut state, &undo, &doing, true).await;
+                result = Err(e);
+            }
+        }
+        if let Err(e) = result {
             match old {
                 Some(o) => state.networks.insert(id, o),
                 None => state.networks.remove(&id),
@@ -493,9 +535,8 @@ impl Firewall {
     ) -> Result<(), FirewallError> {
         let reservation = ports::rebind(&ports)?;
         let mut state = self.state.lock().await;
-        let new: Vec<&PublishedPort> = ports.iter().collect();
-        let script = render::add_ports(&new);
-        Self::apply(&mut state, &script, "restoring ports", false).await?;
+        let script = render::add_ports(&ports.iter().collect::<Vec<_>>());
+        // In the state first: a refused script is followed by the whole table.
         state.ports.insert(
             endpoint.to_string(),
             EndpointPorts {
@@ -503,6 +544,11 @@ impl Firewall {
                 ports,
             },
         );
+        if let Err(e) = Self::apply(&mut state, &script, "restoring ports", false).await {
+            state.ports.remove(endpoint);
+            self.note(endpoint, &state);
+            return Err(e);
+        }
         state.reservations.insert(endpoint.to_string(), reservation);
         self.note(endpoint, &state);
         Ok(())
@@ -555,8 +601,7 @@ impl Firewall {
         let mut script = String::new();
         render::set_foreign_bridges(&state.foreign_bridges, &bridges, &mut script);
         let before = std::mem::replace(&mut state.foreign_bridges, bridges);
-        if let Err(e) =
-            Self::apply(&mut state, &script, "updating the foreign bridges", false).await
+        if let Err(e) = Self::apply(&mut state, &script, "updating the foreign bridges", true).await
         {
             state.foreign_bridges = before;
             return Err(e);
@@ -569,45 +614,71 @@ impl Firewall {
     /// back netd's DOCKER-USER accepts if dockerd's chain lost them.
     pub async fn check(&self) -> Result<Checked, FirewallError> {
         let generation = nft::generation().await.ok();
-        // The listing runs without the lock, so a check never holds up a change;
-        // a change made meanwhile makes this round's listing stale, and it is
-        // left to the next.
-        let (expected, version) = {
+        self.bind_unheld().await;
+        let (expected, version, skipped) = {
             let state = self.state.lock().await;
             let quiet = generation.is_some() && generation == state.known_generation;
             let recent = state
                 .last_full_check
                 .is_some_and(|t| t.elapsed() < FULL_CHECK_EVERY);
             if quiet && recent && !state.dirty {
+                drop(state);
+                // A legacy iptables flush of DOCKER-USER moves no generation.
+                let n = self
+                    .quiet_rounds
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n % 5 == 4 {
+                    self.sync_docker_user().await;
+                }
                 return Ok(Checked::Intact);
             }
             let networks: Vec<&NetworkRules> = state.networks.values().collect();
             let expected =
                 render::expected_counts(&networks, &state.all_ports(), state.foreign_bridges.len());
-            (expected, state.version)
+            (expected, state.version, state.skipped)
         };
-        let found = nft::counts().await?;
-        let print = nft::rules_fingerprint().await.ok().flatten();
-        let mut state = self.state.lock().await;
-        let checked = if state.version != version {
+        // The listing runs without the lock, so a check never holds up a change;
+        // a change made meanwhile makes it stale and the round is left to the
+        // next, which then lists holding the lock (so changes cannot starve it).
+        let (found, mut state) = if skipped {
+            let state = self.state.lock().await;
+            (nft::inspect().await?, state)
+        } else {
+            let found = nft::inspect().await?;
+            (found, self.state.lock().await)
+        };
+        if !skipped && state.version != version {
+            state.skipped = true;
             return Ok(Checked::Intact);
-        } else if found.as_ref() == Some(&expected)
+        }
+        state.skipped = false;
+        let (counts, print) = match found {
+            Some((c, p)) => (Some(c), Some(p)),
+            None => (None, None),
+        };
+        let checked = if counts.as_ref() == Some(&expected)
             && !state.dirty
-            && (state.rules_print.is_none() || state.rules_print == print)
+            && state.rules_print.is_some()
+            && state.rules_print == print
         {
             state.known_generation = generation;
-            state.rules_print = print;
             Checked::Intact
         } else {
-            tracing::warn!(
-                found = ?found,
-                "netd's firewall table was changed or removed by someone else; programming it whole"
-            );
+            if state.dirty {
+                tracing::info!(
+                    "programming netd's table whole after a change it could not confirm"
+                );
+            } else {
+                tracing::warn!(
+                    found = ?counts,
+                    "netd's firewall table was changed or removed by someone else; programming it whole"
+                );
+            }
             state.version += 1;
             let before = nft::generation().await.ok();
             nft::apply(&state.full(), "restoring netd's table").await?;
             state.known_generation = own_generation(before).await;
-            state.rules_print = nft::rules_fingerprint().await.ok().flatten();
+            state.rules_print = nft::inspect().await.ok().flatten().map(|(_, p)| p);
             state.dirty = false;
             // Datagrams that came while the table was gone made entries without
             // DNAT: forget them, as at a publish.
@@ -622,6 +693,25 @@ impl Firewall {
         // Something changed nftables (iptables-nft's DOCKER-USER lives there too).
         self.sync_docker_user().await;
         Ok(checked)
+    }
+
+    /// Bind again the published ports that could not be bound at start.
+    async fn bind_unheld(&self) {
+        let mut state = self.state.lock().await;
+        if state.unheld.is_empty() {
+            return;
+        }
+        let unheld = std::mem::take(&mut state.unheld);
+        for (ep, p) in unheld {
+            let still = state.ports.get(&ep).is_some_and(|e| e.ports.contains(&p));
+            if !still {
+                continue;
+            }
+            match ports::rebind(std::slice::from_ref(&p)) {
+                Ok(r) => state.reservations.entry(ep).or_default().extend(r),
+                Err(_) => state.unheld.push((ep, p)),
+            }
+        }
     }
 
     /// The whole table as netd would program it now.

@@ -117,11 +117,26 @@ async fn list(args: &[&str]) -> Result<Option<String>, FirewallError> {
     })
 }
 
-/// A fingerprint of netd's table without its set elements (`nft -j -t`): its
-/// chains, their rules and policies, its sets' definitions; `None` if the table is
-/// gone. Listing it costs as much as there are networks, not ports.
-pub async fn rules_fingerprint() -> Result<Option<u64>, FirewallError> {
-    let Some(text) = list(&["-j", "-t", "list", "table", "inet", "netd"]).await? else {
+/// The sets whose elements are published ports: they are counted, and left out
+/// of the fingerprint (they grow with ports; the rest grows with networks).
+const PORT_SETS: [&str; 8] = [
+    "ports4_any",
+    "ports4_ip",
+    "ports6_any",
+    "ports6_ip",
+    "local_only4",
+    "local_only6",
+    "open4",
+    "open6",
+];
+
+/// What the kernel has of netd's table (`None` if it is gone): rules per chain
+/// and elements per set, and a fingerprint of everything but the published
+/// ports' elements: chains, rules, policies, sets' definitions, and the
+/// elements of the dispatch maps and bridge sets (a jump replaced by an accept
+/// keeps every count).
+pub async fn inspect() -> Result<Option<(Counts, u64)>, FirewallError> {
+    let Some(text) = list(&["-j", "list", "table", "inet", "netd"]).await? else {
         return Ok(None);
     };
     let mut doc: serde_json::Value =
@@ -129,47 +144,9 @@ pub async fn rules_fingerprint() -> Result<Option<u64>, FirewallError> {
             doing: format!("reading the listing of table {TABLE}"),
             stderr: e.to_string(),
         })?;
-    strip(&mut doc);
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    doc.to_string().hash(&mut hasher);
-    Ok(Some(hasher.finish()))
-}
-
-/// Drop what changes without a change of meaning: handles, nft's own version.
-fn strip(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            map.remove("handle");
-            map.remove("metainfo");
-            for (_, x) in map.iter_mut() {
-                strip(x);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            items.retain(|x| x.get("metainfo").is_none());
-            for x in items {
-                strip(x);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// What the kernel has of netd's table, counted as [`Counts`]; `None` if the table
-/// is gone.
-pub async fn counts() -> Result<Option<Counts>, FirewallError> {
-    let Some(text) = list(&["-j", "list", "table", "inet", "netd"]).await? else {
-        return Ok(None);
-    };
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| FirewallError::Nft {
-        doing: format!("reading the listing of table {TABLE}"),
-        stderr: e.to_string(),
-    })?;
     let mut counts = Counts::default();
-    let items = doc["nftables"].as_array().cloned().unwrap_or_default();
     let mut chains = 0;
-    for item in items {
+    for item in doc["nftables"].as_array().into_iter().flatten() {
         if let Some(rule) = item.get("rule") {
             if let Some(chain) = rule["chain"].as_str() {
                 *counts.rules.entry(chain.to_string()).or_default() += 1;
@@ -183,11 +160,43 @@ pub async fn counts() -> Result<Option<Counts>, FirewallError> {
             }
         }
     }
-    // Base chains are part of the skeleton: an emptied one means a wiped table.
+    // Base chains are part of the skeleton: none means a wiped table.
     if chains == 0 {
         return Ok(None);
     }
-    Ok(Some(counts))
+    strip(&mut doc);
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    doc.to_string().hash(&mut hasher);
+    Ok(Some((counts, hasher.finish())))
+}
+
+/// Drop what changes without a change of meaning (handles, nft's own version),
+/// and the published ports' elements.
+fn strip(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.remove("handle");
+            map.remove("metainfo");
+            let port_set = map
+                .get("name")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| PORT_SETS.contains(&n));
+            if port_set {
+                map.remove("elem");
+            }
+            for (_, x) in map.iter_mut() {
+                strip(x);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.retain(|x| x.get("metainfo").is_none());
+            for x in items {
+                strip(x);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

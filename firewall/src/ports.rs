@@ -189,6 +189,28 @@ pub fn reserve(
     }
 }
 
+/// Whether a program listens on `p`'s host port (a TCP socket in LISTEN, or a
+/// bound UDP socket), from /proc/net: such a port was taken, not merely busy.
+pub fn listened_on(p: &PublishedPort) -> bool {
+    let (files, state) = match p.proto {
+        Proto::Udp => (["udp", "udp6"], "07"),
+        _ => (["tcp", "tcp6"], "0A"),
+    };
+    let port = format!("{:04X}", p.host_port);
+    files.iter().any(|f| {
+        std::fs::read_to_string(format!("/proc/net/{f}"))
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                cols.len() > 3
+                    && cols[1].rsplit(':').next() == Some(port.as_str())
+                    && cols[3] == state
+            })
+    })
+}
+
 /// Bind ports published before (at a restart).
 pub fn rebind(ports: &[PublishedPort]) -> Result<Reservation, FirewallError> {
     let mut sockets = Vec::new();

@@ -139,13 +139,20 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         tracing::warn!(error = %e, "reconcile");
     }
     let guard = if opts.firewall {
-        let problems = ctl.start_firewall().await.map_err(DaemonError::Firewall)?;
+        let problems = match ctl.start_firewall().await {
+            Ok(p) => p,
+            Err(e) => {
+                ctl.close_localnet();
+                return Err(DaemonError::Firewall(e));
+            }
+        };
         for p in &problems {
             tracing::warn!(problem = %p, "firewall");
         }
         Some(tokio::spawn(guard_firewall(Arc::clone(&ctl))))
     } else {
         // A table from an earlier run would keep DNATing to ports nobody holds.
+        ctl.close_localnet();
         if let Err(e) = firewall::Firewall::remove_all().await {
             tracing::warn!(error = %e, "firewall off: could not remove netd's table of an earlier run");
         }

@@ -1056,3 +1056,158 @@ fn snat_address_isolated_mode_trusted_interfaces_and_default_binding_are_honoure
     assert!(netd.host_fetches("http://127.0.0.1:18901/", "local by default"));
     assert!(!outside.fetches(&format!("http://{HOST_ADDR}:18901/"), "local by default"));
 }
+
+#[test]
+fn without_icc_hairpin_still_works_where_the_firewall_sees_bridged_traffic() {
+    // br_netfilter on (the default in a new namespace here, and wherever dockerd
+    // runs): the firewall enforces icc, and published ports stay reachable from
+    // the network's own containers.
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    let (web, other, web_ip) = rt.block_on(async {
+        c.create_network(&option(
+            network("n1", "10.142.0.0/24"),
+            "com.docker.network.bridge.enable_icc",
+            "false",
+        ))
+        .await
+        .unwrap();
+        c.create_sandbox(&sandbox("web")).await.unwrap();
+        c.create_sandbox(&sandbox("other")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![tcp(19000, 80)];
+        let ep = c.attach("web", &req).await.unwrap();
+        c.attach("other", &attach("n1")).await.unwrap();
+        (
+            c.sandbox("web").await.unwrap(),
+            c.sandbox("other").await.unwrap(),
+            common::ipv4(&ep),
+        )
+    });
+    let _httpd = netd.serve_http(&web, "icc off");
+    let published = "http://10.142.0.1:19000/";
+    assert!(
+        netd.sandbox_fetches(&other, published, "icc off"),
+        "not from the same network"
+    );
+    assert!(
+        netd.sandbox_fetches(&web, published, "icc off"),
+        "not from itself"
+    );
+    assert!(
+        !netd.sandbox_fetches(&other, &format!("http://{web_ip}/"), "icc off"),
+        "icc is off, yet other reaches web directly"
+    );
+}
+
+#[test]
+fn containers_reach_neither_the_hosts_loopback_nor_from_a_closed_network_other_ports() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    let (a, inside, web) = rt.block_on(async {
+        c.create_network(&network("n1", "10.143.1.0/24"))
+            .await
+            .unwrap();
+        c.create_network(&option(
+            network("closed", "10.143.2.0/24"),
+            "com.docker.network.internal",
+            "true",
+        ))
+        .await
+        .unwrap();
+        for sb in ["a", "inside", "web"] {
+            c.create_sandbox(&sandbox(sb)).await.unwrap();
+        }
+        c.attach("a", &attach("n1")).await.unwrap();
+        c.attach("inside", &attach("closed")).await.unwrap();
+        let mut req = attach("n1");
+        req.ports = vec![tcp(19100, 80)];
+        c.attach("web", &req).await.unwrap();
+        (
+            c.sandbox("a").await.unwrap(),
+            c.sandbox("inside").await.unwrap(),
+            c.sandbox("web").await.unwrap(),
+        )
+    });
+    let _httpd = netd.serve_http(&web, "published");
+    // A service only the host's loopback should reach.
+    let mut secret = netd
+        .host
+        .spawn(
+            "secret",
+            "sh",
+            &[
+                "-c",
+                "echo secret > /tmp/secret-$$ ; busybox httpd -f -p 127.0.0.1:19200 -h /etc",
+            ],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    secret.check_running().unwrap();
+    assert!(netd.host_fetches("http://127.0.0.1:19200/hostname", ""));
+    // The container routes 127.0.0.1 to its gateway, as an attacker with
+    // NET_ADMIN in its namespace could.
+    for args in [
+        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"][..],
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1"],
+        &[
+            "ip",
+            "rule",
+            "add",
+            "to",
+            "127.0.0.1",
+            "lookup",
+            "100",
+            "pref",
+            "10",
+        ],
+        &["ip", "rule", "del", "pref", "0"],
+        &["ip", "rule", "add", "lookup", "local", "pref", "20"],
+        &[
+            "ip",
+            "route",
+            "add",
+            "127.0.0.1/32",
+            "via",
+            "10.143.1.1",
+            "dev",
+            "eth0",
+            "table",
+            "100",
+        ],
+    ] {
+        let out = netd.in_sandbox(&a, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let mut cmd = netd.host.command("nsenter");
+    cmd.args([format!("--net={}", a.netns.display()).as_str(), "curl"]);
+    let out = cmd
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "3",
+        ])
+        .arg("http://127.0.0.1:19200/hostname")
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        code != "200",
+        "a container reached the host's loopback service ({code})"
+    );
+    // The published port itself is reachable from n1, and not from the internal
+    // network (not even through the gateway a closed network has).
+    assert!(netd.sandbox_fetches(&a, &format!("http://{HOST_ADDR_N1}:19100/"), "published"));
+    assert!(
+        !netd.sandbox_fetches(&inside, "http://10.143.2.1:19100/", "published"),
+        "an internal network reached another network's published port"
+    );
+}
+
+const HOST_ADDR_N1: &str = "10.143.1.1";

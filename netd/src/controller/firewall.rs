@@ -142,6 +142,20 @@ impl Controller {
         }
     }
 
+    /// With the firewall off: no bridge of netd's keeps `route_localnet` from an
+    /// earlier run (without the firewall's drop it would open the host's loopback
+    /// to containers).
+    pub fn close_localnet(&self) {
+        for rules in self.networks().iter().filter_map(network_rules) {
+            let key = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rules.bridge);
+            if let Err(e) = std::fs::write(&key, "0") {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(error = %e, bridge = %rules.bridge, "could not turn route_localnet off");
+                }
+            }
+        }
+    }
+
     /// Add `net`'s chains before its record is committed.
     pub(crate) async fn firewall_add_network(
         &self,
