@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 mod error;
+pub mod image;
 pub mod manager;
 pub mod model;
 pub mod mounts;

@@ -99,7 +99,7 @@ impl Manager {
             _ => (random_name()?, true),
         };
         options::check_name(&name)?;
-        options::parse(&options)?;
+        let backing = options::parse(&options)?;
         let vlock = self.volume_lock(&name);
         let _held = vlock.lock().await;
         if let Some(existing) = lock(&self.volumes).get(&name).cloned() {
@@ -112,6 +112,13 @@ impl Manager {
             )));
         }
         let data = self.root.make(&name)?;
+        if let Backing::Image { fstype, size, .. } = &backing {
+            let image = self.root.path().join(&name).join("image");
+            if let Err(e) = crate::image::make(&image, fstype, *size) {
+                let _ = self.root.remove(&name);
+                return Err(e);
+            }
+        }
         let record = VolumeRecord {
             name: name.clone(),
             driver: "local".into(),

@@ -19,6 +19,14 @@ pub fn attach(backing: &Backing, target: &Path) -> Result<(), VolumeError> {
             (!options.is_empty()).then_some(options.as_str()),
         )
         .map_err(|e| mount_error(doing, e)),
+        Backing::Image {
+            fstype, options, ..
+        } => {
+            let image = target.parent().map(|p| p.join("image")).ok_or_else(|| {
+                VolumeError::Invalid(format!("{} has no parent", target.display()))
+            })?;
+            crate::image::attach(&image, fstype, options, target)
+        }
         Backing::Bind { device, options } => {
             let mut flags = MsFlags::MS_BIND;
             if options.split(',').any(|o| o == "rbind") {

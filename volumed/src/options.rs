@@ -34,6 +34,17 @@ pub enum Backing {
         /// `o`, the tmpfs options (`size=64m,uid=1000,mode=0700`).
         options: String,
     },
+    /// A filesystem image of its own, `size` bytes, mounted on `_data` while in
+    /// use (`type=ext4 device=image size=1G`): a size that holds on any host
+    /// filesystem.
+    Image {
+        /// The filesystem made in it (`ext4` or `xfs`).
+        fstype: String,
+        /// Its size in bytes.
+        size: u64,
+        /// `o`, its mount options.
+        options: String,
+    },
     /// A host directory bound on `_data` while in use (`type=none o=bind device=/dir`).
     Bind {
         /// The host directory.
@@ -78,11 +89,13 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
     need("device", &["type"])?;
     need("type", &["device"])?;
     need("o", &["type", "device"])?;
+    let image = opts.get("device").map(String::as_str) == Some("image");
     if let Some(size) = opts.get("size") {
-        // Only where the size is enforced: a tmpfs takes it as its own size.
-        if opts.get("type").map(String::as_str) != Some("tmpfs") {
+        // Only where the size is enforced: a tmpfs takes it as its own size, an
+        // image is made that big.
+        if opts.get("type").map(String::as_str) != Some("tmpfs") && !image {
             return Err(invalid(format!(
-                "option size={size}: a size is enforced only for type=tmpfs on this host (no XFS project quota under the data root)"
+                "option size={size}: this host has no XFS project quota under the data root, so a size is enforced only for type=tmpfs or a volume of its own image (type=ext4 device=image size={size})"
             )));
         }
     }
@@ -127,10 +140,54 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
                 "type=nfs: NFS volumes are not served by this volumed yet".into(),
             ))
         }
+        Some(fstype @ ("ext4" | "xfs")) if image => {
+            let Some(size) = opts.get("size") else {
+                return Err(invalid(format!(
+                    "type={fstype} device=image needs size (size=1G)"
+                )));
+            };
+            let bytes = size_bytes(size)?;
+            if bytes < crate::image::MIN_SIZE {
+                return Err(invalid(format!("size={size}: an image volume needs at least 16m")));
+            }
+            check_mount_options(&o)?;
+            Ok(Backing::Image {
+                fstype: fstype.to_string(),
+                size: bytes,
+                options: o,
+            })
+        }
         Some(other) => Err(invalid(format!(
-            "type={other}: this volumed serves type=tmpfs and type=none (o=bind)"
+            "type={other}: this volumed serves type=tmpfs, type=none (o=bind) and type=ext4|xfs with device=image"
         ))),
     }
+}
+
+/// `size` in bytes: a number with an optional k, m or g (powers of 1024).
+fn size_bytes(size: &str) -> Result<u64, VolumeError> {
+    check_size(size)?;
+    let (digits, unit) = match size.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&size[..i], c.to_ascii_lowercase()),
+        _ => (size, 'b'),
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        invalid(format!(
+            "size={size}: expected a number with an optional k, m or g"
+        ))
+    })?;
+    let shift = match unit {
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        'b' => 0,
+        _ => {
+            return Err(invalid(format!(
+                "size={size}: a percentage is for tmpfs only"
+            )))
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| invalid(format!("size={size}: too large")))
 }
 
 fn check_size(size: &str) -> Result<(), VolumeError> {
@@ -200,7 +257,32 @@ mod tests {
             }
         );
         let err = parse(&opts(&[("size", "1g")])).unwrap_err().to_string();
-        assert!(err.contains("enforced only for type=tmpfs"), "{err}");
+        assert!(err.contains("device=image size=1g"), "{err}");
+        assert_eq!(
+            parse(&opts(&[
+                ("type", "ext4"),
+                ("device", "image"),
+                ("size", "32m")
+            ]))
+            .unwrap(),
+            Backing::Image {
+                fstype: "ext4".into(),
+                size: 32 << 20,
+                options: String::new()
+            }
+        );
+        let err = parse(&opts(&[("type", "ext4"), ("device", "image")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs size"), "{err}");
+        let err = parse(&opts(&[
+            ("type", "ext4"),
+            ("device", "image"),
+            ("size", "1m"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("at least 16m"), "{err}");
         let err = parse(&opts(&[("type", "none"), ("device", "rel"), ("o", "bind")]))
             .unwrap_err()
             .to_string();

@@ -227,3 +227,69 @@ fn fifty_concurrent_mounts_by_fifty_ids_then_unmounts_end_unmounted() {
         "still mounted"
     );
 }
+
+#[test]
+fn an_image_volume_has_its_size_on_any_filesystem_and_keeps_its_data() {
+    let v = Volumed::start();
+    let c = v.client.clone();
+    let vol = c
+        .create(
+            json!({"name": "sized", "options": {"type": "ext4", "device": "image", "size": "32m"}}),
+        )
+        .unwrap();
+    let data = std::path::PathBuf::from(&vol.mountpoint);
+    c.mount("sized", "a").unwrap();
+    assert!(v.mounted(&data), "not mounted at the first reference");
+    let fs = v
+        .host
+        .run("findmnt", &["-rn", "-o", "FSTYPE", &vol.mountpoint])
+        .unwrap();
+    assert_eq!(fs.trim(), "ext4");
+    // More than its size does not fit; the data root's filesystem is not touched.
+    let big = v
+        .host
+        .command("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}/big", vol.mountpoint),
+            "bs=1M",
+            "count=40",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&big.stderr);
+    assert!(
+        !big.status.success() && err.contains("No space left"),
+        "{err}"
+    );
+    v.host
+        .run("rm", &[&format!("{}/big", vol.mountpoint)])
+        .unwrap();
+    // Written inside the host's mount namespace, where the image is mounted.
+    v.host
+        .run(
+            "sh",
+            &["-c", &format!("echo still here > {}/kept", vol.mountpoint)],
+        )
+        .unwrap();
+    c.unmount("sized", "a").unwrap();
+    assert!(!v.mounted(&data), "still mounted after the last reference");
+    let image = v.data_root().join("volumes/sized/image");
+    let loops = v
+        .host
+        .run("losetup", &["-j", &image.display().to_string()])
+        .unwrap();
+    assert!(
+        loops.trim().is_empty(),
+        "the loop device was not freed: {loops}"
+    );
+    c.mount("sized", "b").unwrap();
+    let kept = v
+        .host
+        .run("cat", &[&format!("{}/kept", vol.mountpoint)])
+        .unwrap();
+    assert_eq!(kept.trim(), "still here");
+    c.unmount("sized", "b").unwrap();
+    c.remove("sized").unwrap();
+    assert!(!image.exists());
+}
