@@ -112,15 +112,67 @@ async fn body<T: serde::de::DeserializeOwned>(
     Ok(plugin_api::server::read_json(headers, b, BODY_LIMIT, what).await?)
 }
 
+/// `POST /v1/mounts/release`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// The caller whose references go.
+    pub id: String,
+}
+
+#[derive(Clone)]
+struct ApiState {
+    manager: Arc<Manager>,
+    policy: Arc<crate::resolve::Policy>,
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<Manager> {
+    fn from_ref(s: &ApiState) -> Self {
+        Arc::clone(&s.manager)
+    }
+}
+
 /// The router.
-pub fn router(manager: Arc<Manager>) -> Router {
+pub fn router(manager: Arc<Manager>, policy: crate::resolve::Policy) -> Router {
+    let state = ApiState {
+        manager,
+        policy: Arc::new(policy),
+    };
     Router::new()
+        .route("/v1/mounts/resolve", post(resolve))
+        .route("/v1/mounts/release", post(release))
         .route("/v1/volumes", get(list).post(create))
         .route("/v1/volumes/prune", post(prune))
         .route("/v1/volumes/{name}", get(inspect).delete(remove))
         .route("/v1/volumes/{name}/mount", post(mount))
         .route("/v1/volumes/{name}/unmount", post(unmount))
-        .with_state(manager)
+        .with_state(state)
+}
+
+async fn resolve(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: crate::resolve::ResolveRequest = body(&headers, b, "mounts resolve").await?;
+    if req.id.is_empty() {
+        return Err(VolumeError::Invalid(
+            "id: the caller's ID is needed (references are taken under it)".into(),
+        )
+        .into());
+    }
+    Ok(Json(
+        crate::resolve::resolve(&s.manager, &s.policy, &req).await?,
+    ))
+}
+
+async fn release(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: ReleaseBody = body(&headers, b, "mounts release").await?;
+    Ok(Json(s.manager.release(&req.id).await?))
 }
 
 async fn list(State(m): State<Arc<Manager>>) -> impl IntoResponse {

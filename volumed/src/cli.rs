@@ -51,6 +51,11 @@ pub struct DaemonArgs {
     /// The plugin's name, as given to `docker volume create -d` [default: volumed].
     #[arg(long)]
     pub plugin_name: Option<String>,
+    /// Refuse this bind source (and what is under it) in /v1/mounts/resolve, besides
+    /// the defaults: `/`, the state dir, the data root, /run/volumed, /run/netd,
+    /// /var/lib/netd and the plugin dir (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub deny_bind: Vec<PathBuf>,
 }
 
 /// Output format.

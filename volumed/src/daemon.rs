@@ -20,6 +20,9 @@ pub struct DaemonOptions {
     pub plugin_dir: Option<PathBuf>,
     /// The plugin's name (`docker volume create -d NAME`).
     pub plugin_name: String,
+    /// Bind sources `/v1/mounts/resolve` refuses (each and everything under it;
+    /// `/` only itself).
+    pub deny_bind: Vec<PathBuf>,
 }
 
 /// Run until a signal. The state is loaded before either socket is bound:
@@ -72,8 +75,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
     println!("volumed listening on {}", native.socket_path().display());
-    let native_task =
-        tokio::spawn(native.serve(api::router(Arc::clone(&manager)), stopped(stop_rx.clone())));
+    let policy = crate::resolve::Policy {
+        deny: opts.deny_bind.clone(),
+    };
+    let native_task = tokio::spawn(native.serve(
+        api::router(Arc::clone(&manager), policy),
+        stopped(stop_rx.clone()),
+    ));
     let docker_task = docker.map(|socket| {
         println!(
             "volumed plugin listening on {}",

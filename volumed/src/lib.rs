@@ -13,6 +13,7 @@ pub mod mounts;
 pub mod options;
 pub mod paths;
 pub mod plugin_face;
+pub mod resolve;
 pub mod store;
 
 pub use error::{ErrorKind, VolumeError};

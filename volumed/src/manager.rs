@@ -210,6 +210,24 @@ impl Manager {
         Ok(v)
     }
 
+    /// Drop every reference caller `id` holds (a container that ended);
+    /// the volumes it released, by name.
+    pub async fn release(&self, id: &str) -> Result<Vec<String>, VolumeError> {
+        let held: Vec<(String, u32)> = self
+            .list()
+            .into_iter()
+            .filter_map(|v| v.refs.get(id).map(|n| (v.name.clone(), *n)))
+            .collect();
+        let mut released = Vec::new();
+        for (name, n) in held {
+            for _ in 0..n {
+                self.unmount(&name, id).await?;
+            }
+            released.push(name);
+        }
+        Ok(released)
+    }
+
     /// Remove volumes nobody references: anonymous ones, or all with `all`.
     pub async fn prune(&self, all: bool) -> Vec<String> {
         let names: Vec<String> = self

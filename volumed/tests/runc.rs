@@ -1,0 +1,184 @@
+//! `/v1/mounts/resolve` proven with the real runtime: an OCI bundle whose mounts
+//! come from volumed, run with Debian's runc. Inside, the volume's file is there,
+//! the read-only bind refuses writes, the tmpfs has its size and mode; release
+//! drops the references. Bad specs are refused with nothing taken.
+
+mod common;
+
+use common::{Calls, Volumed};
+use hyper::Method;
+use serde_json::json;
+use volumed::resolve::Resolved;
+
+fn resolve(v: &Volumed, body: serde_json::Value) -> Result<Resolved, String> {
+    common::runtime()
+        .block_on(
+            v.client
+                .call(Method::POST, "/v1/mounts/resolve", Some(&body)),
+        )
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_runc_bundle_runs_with_the_mounts_volumed_resolves() {
+    let v = Volumed::start();
+    let bind_src = v.host.dir().join("bind-src");
+    std::fs::create_dir_all(&bind_src).unwrap();
+    std::fs::write(bind_src.join("b"), "bound").unwrap();
+    let resolved = resolve(
+        &v,
+        json!({"id": "ctr1", "mounts": [
+            {"Type": "volume", "Source": "appdata", "Target": "/data"},
+            {"Type": "bind", "Source": bind_src.display().to_string(), "Target": "/ro", "ReadOnly": true},
+            {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 8388608, "Mode": 448}}
+        ]}),
+    )
+    .unwrap();
+    let vol = v.client.volume("appdata").unwrap();
+    assert_eq!(vol.refs.get("ctr1"), Some(&1), "{:?}", vol.refs);
+    std::fs::write(
+        std::path::Path::new(&vol.mountpoint).join("f"),
+        "from the volume",
+    )
+    .unwrap();
+    let entry = |dest: &str| {
+        resolved
+            .mounts
+            .iter()
+            .find(|m| m.destination == dest)
+            .unwrap_or_else(|| panic!("no {dest} in {resolved:?}"))
+            .clone()
+    };
+    assert_eq!(entry("/data").options, ["rbind", "rprivate"]);
+    assert!(entry("/ro").options.iter().any(|o| o == "rro" || o == "ro"));
+    assert_eq!(
+        entry("/t").options,
+        ["nosuid", "nodev", "noexec", "mode=700", "size=8388608"]
+    );
+
+    // An OCI bundle: busybox, the default spec, and volumed's mounts.
+    let bundle = v.host.dir().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let tar = tests::busybox_rootfs_tar(v.host.dir()).unwrap();
+    v.host
+        .run(
+            "tar",
+            &[
+                "-C",
+                &rootfs.display().to_string(),
+                "-xf",
+                &tar.display().to_string(),
+            ],
+        )
+        .unwrap();
+    v.host
+        .run("runc", &["spec", "-b", &bundle.display().to_string()])
+        .unwrap();
+    let spec_path = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["process"]["terminal"] = json!(false);
+    spec["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "cat /data/f; echo; cat /ro/b; echo; (echo x > /ro/x) 2>/dev/null && echo WROTE || echo REFUSED; stat -c %a /t; df -k /t | tail -n 1"
+    ]);
+    let mounts = spec["mounts"].as_array_mut().unwrap();
+    for m in &resolved.mounts {
+        mounts.push(serde_json::to_value(m).unwrap());
+    }
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    let state = v.host.dir().join("runc-state");
+    let out = v
+        .host
+        .command("runc")
+        .args(["--root", &state.display().to_string(), "run", "-b"])
+        .arg(&bundle)
+        // A name of this test's own: runc names the container's cgroup after it.
+        .arg(v.host.name())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "runc failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first().copied(), Some("from the volume"), "{stdout}");
+    assert!(lines.contains(&"bound"), "{stdout}");
+    assert!(
+        lines.contains(&"REFUSED"),
+        "the read-only bind took a write: {stdout}"
+    );
+    assert!(lines.contains(&"700"), "tmpfs mode: {stdout}");
+    assert!(stdout.contains(" 8192 "), "tmpfs size: {stdout}");
+
+    // The container ended: its references go.
+    let released: Vec<String> = common::runtime()
+        .block_on(v.client.call(
+            Method::POST,
+            "/v1/mounts/release",
+            Some(&json!({"id": "ctr1"})),
+        ))
+        .unwrap();
+    assert_eq!(released, ["appdata"]);
+    assert_eq!(v.client.volume("appdata").unwrap().references(), 0);
+}
+
+#[test]
+fn bad_mount_specs_are_refused_and_take_nothing() {
+    let v = Volumed::start();
+    let missing = v.host.dir().join("missing-dir");
+    for (mounts, words) in [
+        (
+            json!([{"Type": "bind", "Source": "/", "Target": "/host"}]),
+            "deny list",
+        ),
+        (
+            json!([{"Type": "bind", "Source": v.data_root().display().to_string(), "Target": "/x"}]),
+            "deny list",
+        ),
+        (
+            json!([{"Type": "bind", "Source": "relative/dir", "Target": "/x"}]),
+            "absolute",
+        ),
+        (
+            json!([{"Type": "bind", "Source": missing.display().to_string(), "Target": "/x"}]),
+            "does not exist",
+        ),
+        (json!([{"Type": "tmpfs", "Target": "../x"}]), "absolute"),
+        (
+            json!([{"Type": "nfs", "Target": "/x"}]),
+            "expected volume, bind or tmpfs",
+        ),
+        (
+            json!([
+                {"Type": "volume", "Source": "first", "Target": "/a"},
+                {"Type": "bind", "Source": "/", "Target": "/b"}
+            ]),
+            "deny list",
+        ),
+        (
+            json!([{"Type": "bind", "Source": v.host.dir().display().to_string(), "Target": "/s",
+                    "BindOptions": {"Propagation": "rshared"}}]),
+            "needs a shared mount",
+        ),
+    ] {
+        let err = resolve(&v, json!({"id": "c", "mounts": mounts})).unwrap_err();
+        assert!(err.contains(words), "{mounts}: {err}");
+    }
+    assert!(!missing.exists(), "a refused bind made its source");
+    // The volume of the refused request holds no reference.
+    let first = v.client.volume("first").unwrap();
+    assert_eq!(first.references(), 0, "{:?}", first.refs);
+    // -v semantics: a missing source is made when asked.
+    let ok = resolve(
+        &v,
+        json!({"id": "c", "mounts": [{"Type": "bind", "Source": missing.display().to_string(),
+               "Target": "/x", "BindOptions": {"CreateMountpoint": true}}]}),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    assert!(missing.is_dir());
+}
