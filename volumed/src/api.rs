@@ -139,6 +139,7 @@ pub fn router(manager: Arc<Manager>, policy: crate::resolve::Policy) -> Router {
         policy: Arc::new(policy),
     };
     Router::new()
+        .route("/metrics", get(metrics))
         .route("/v1/mounts/resolve", post(resolve))
         .route("/v1/mounts/release", post(release))
         .route("/v1/volumes", get(list).post(create))
@@ -173,6 +174,26 @@ async fn release(
 ) -> Reply<impl IntoResponse> {
     let req: ReleaseBody = body(&headers, b, "mounts release").await?;
     Ok(Json(s.manager.release(&req.id).await?))
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(m): State<Arc<Manager>>) -> impl IntoResponse {
+    let volumes = m.list();
+    let referenced = volumes.iter().filter(|v| v.references() > 0).count();
+    let references: u64 = volumes.iter().map(|v| u64::from(v.references())).sum();
+    let body = format!(
+        "# HELP volumed_volumes Volumes volumed keeps.\n# TYPE volumed_volumes gauge\nvolumed_volumes {}\n\
+         # HELP volumed_volumes_in_use Volumes with at least one mount reference.\n# TYPE volumed_volumes_in_use gauge\nvolumed_volumes_in_use {referenced}\n\
+         # HELP volumed_references Mount references held, over all volumes.\n# TYPE volumed_references gauge\nvolumed_references {references}\n",
+        volumes.len()
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 async fn list(State(m): State<Arc<Manager>>) -> impl IntoResponse {

@@ -33,6 +33,9 @@ pub enum Command {
 /// `volumed daemon`.
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
+    /// TOML config file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Where the store lives [default: /var/lib/volumed].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod daemon;
 mod error;
 pub mod image;

@@ -182,3 +182,56 @@ fn bad_mount_specs_are_refused_and_take_nothing() {
     assert!(ok.is_ok(), "{ok:?}");
     assert!(missing.is_dir());
 }
+
+#[test]
+fn the_config_file_adds_to_the_deny_list_and_metrics_count_references() {
+    let v = Volumed::start_with_args(false, |dir| {
+        let secret = dir.join("secrets");
+        std::fs::create_dir_all(&secret).unwrap();
+        let config = dir.join("volumed.toml");
+        std::fs::write(
+            &config,
+            format!("deny_bind = [{:?}]\n", secret.display().to_string()),
+        )
+        .unwrap();
+        vec!["--config".into(), config.display().to_string()]
+    });
+    let secret = v.host.dir().join("secrets/inner");
+    std::fs::create_dir_all(&secret).unwrap();
+    let err = resolve(
+        &v,
+        json!({"id": "c", "mounts": [{"Type": "bind", "Source": secret.display().to_string(), "Target": "/s"}]}),
+    )
+    .unwrap_err();
+    assert!(err.contains("deny list"), "{err}");
+    resolve(
+        &v,
+        json!({"id": "c", "mounts": [{"Type": "volume", "Source": "m1", "Target": "/m"}]}),
+    )
+    .unwrap();
+    let out = v
+        .host
+        .run(
+            "curl",
+            &[
+                "-s",
+                "--unix-socket",
+                &v.host.dir().join("volumed.sock").display().to_string(),
+                "http://volumed/metrics",
+            ],
+        )
+        .unwrap();
+    assert!(out.contains("volumed_volumes 1"), "{out}");
+    assert!(out.contains("volumed_references 1"), "{out}");
+
+    // A config file with an unknown key is an error that names it.
+    let bad = v.host.dir().join("bad.toml");
+    std::fs::write(&bad, "data_rot = \"/x\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_volumed"))
+        .args(["daemon", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("data_rot"), "{err}");
+}

@@ -16,6 +16,8 @@ pub struct Volumed {
     pub daemon: Option<Daemon>,
     pub client: Client,
     docker: bool,
+    /// More `volumed daemon` arguments.
+    extra: Vec<String>,
 }
 
 impl Volumed {
@@ -30,13 +32,23 @@ impl Volumed {
     }
 
     fn start_with(docker: bool) -> Volumed {
+        Self::start_with_args(docker, |_| Vec::new())
+    }
+
+    /// volumed with more daemon arguments, made from the host's directory.
+    pub fn start_with_args(
+        docker: bool,
+        extra: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> Volumed {
         let host = TestHost::new().expect("test host");
         let client = Client::new(host.dir().join("volumed.sock"));
+        let extra = extra(host.dir());
         let mut v = Volumed {
             host,
             daemon: None,
             client,
             docker,
+            extra,
         };
         v.launch();
         v
@@ -72,6 +84,7 @@ impl Volumed {
         if !self.docker {
             args.push("--no-docker");
         }
+        args.extend(self.extra.iter().map(String::as_str));
         let ready = if self.docker {
             self.host.plugin_dir().join("volumed.sock")
         } else {
