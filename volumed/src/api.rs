@@ -24,7 +24,10 @@ pub struct VolumeCreate {
     /// Name; generated (an anonymous volume) if absent.
     #[serde(default)]
     pub name: Option<String>,
-    /// The `local` driver's options (`type`, `device`, `o`, `size`).
+    /// `local` (default), or a plugin volumed fronts (`--remote-driver`).
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// The driver's options (`local`: `type`, `device`, `o`, `size`).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     /// Labels.
@@ -207,7 +210,12 @@ async fn create(
 ) -> Reply<impl IntoResponse> {
     let req: VolumeCreate = body(&headers, b, "volume create").await?;
     let v = m
-        .create(req.name.as_deref(), req.options, req.labels)
+        .create_with(
+            req.name.as_deref(),
+            req.driver.as_deref(),
+            req.options,
+            req.labels,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }

@@ -59,6 +59,10 @@ pub struct DaemonArgs {
     /// /var/lib/netd and the plugin dir (repeatable).
     #[arg(long, value_name = "PATH")]
     pub deny_bind: Vec<PathBuf>,
+    /// Front this volume plugin (found as dockerd finds plugins): volumes made
+    /// with `driver` NAME go to it (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub remote_driver: Vec<String>,
 }
 
 /// Output format.
@@ -84,6 +88,9 @@ pub enum VolumeCmd {
         /// Label KEY=VALUE.
         #[arg(long, value_parser = parse_kv)]
         label: Vec<(String, String)>,
+        /// `local` (default) or a plugin volumed fronts.
+        #[arg(long, short = 'd')]
+        driver: Option<String>,
     },
     /// List volumes.
     #[command(alias = "list")]
@@ -141,9 +148,15 @@ fn rows(volumes: &[VolumeRecord]) -> String {
 pub async fn run_client(socket: Option<PathBuf>, cmd: VolumeCmd) -> anyhow::Result<()> {
     let client = Client::new(socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)));
     match cmd {
-        VolumeCmd::Create { name, opt, label } => {
+        VolumeCmd::Create {
+            name,
+            opt,
+            label,
+            driver,
+        } => {
             let req = VolumeCreate {
                 name,
+                driver,
                 options: opt.into_iter().collect(),
                 labels: label.into_iter().collect(),
             };

@@ -20,6 +20,10 @@ pub struct DaemonOptions {
     pub plugin_dir: Option<PathBuf>,
     /// The plugin's name (`docker volume create -d NAME`).
     pub plugin_name: String,
+    /// Other volume plugins volumed fronts, by name.
+    pub remote_drivers: Vec<String>,
+    /// Where those are looked for (dockerd's plugin socket dir).
+    pub remote_socket_dir: PathBuf,
     /// Bind sources `/v1/mounts/resolve` refuses (each and everything under it;
     /// `/` only itself).
     pub deny_bind: Vec<PathBuf>,
@@ -29,7 +33,9 @@ pub struct DaemonOptions {
 /// dockerd asks for every volume it knows at its start and forgets the labels of
 /// those a plugin does not know.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
-    let manager = Arc::new(Manager::open(&opts.state_dir, &opts.data_root)?);
+    let remotes =
+        crate::manager::Remotes::new(opts.remote_drivers.clone(), opts.remote_socket_dir.clone());
+    let manager = Arc::new(Manager::open(&opts.state_dir, &opts.data_root, remotes)?);
     let report = manager.reconcile();
     tracing::info!(
         volumes = manager.list().len(),

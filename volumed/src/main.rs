@@ -48,7 +48,9 @@ fn daemon_options(
         socket: socket
             .or(file.socket)
             .unwrap_or_else(|| run_dir.join("volumed.sock")),
-        plugin_dir: docker.then_some(plugin_dir),
+        plugin_dir: docker.then(|| plugin_dir.clone()),
+        remote_drivers: args.remote_driver,
+        remote_socket_dir: plugin_dir,
         plugin_name: args
             .plugin_name
             .or(file.plugin_name)

@@ -26,10 +26,68 @@ pub struct Reconciled {
     pub errors: Vec<String>,
 }
 
+/// Other volume plugins volumed fronts, by name, found the way dockerd finds
+/// plugins at their first use (so they may start after volumed).
+pub struct Remotes {
+    names: Vec<String>,
+    socket_dir: PathBuf,
+    found: Mutex<BTreeMap<String, Arc<dyn plugin_api::VolumeDriver>>>,
+}
+
+impl Remotes {
+    /// The plugins `names`, looked for in `socket_dir` and dockerd's spec dirs.
+    pub fn new(names: Vec<String>, socket_dir: PathBuf) -> Remotes {
+        Remotes {
+            names,
+            socket_dir,
+            found: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// None.
+    pub fn none() -> Remotes {
+        Remotes::new(Vec::new(), PathBuf::new())
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    fn driver(&self, name: &str) -> Result<Arc<dyn plugin_api::VolumeDriver>, VolumeError> {
+        if let Some(d) = lock(&self.found).get(name) {
+            return Ok(Arc::clone(d));
+        }
+        let specs = [
+            Path::new("/etc/docker/plugins"),
+            Path::new("/usr/lib/docker/plugins"),
+        ];
+        let addr = plugin_api::client::discover(name, &self.socket_dir, &specs).map_err(|e| {
+            VolumeError::Invalid(format!(
+                "volume driver {name}: {e} (is the plugin running?)"
+            ))
+        })?;
+        let driver: Arc<dyn plugin_api::VolumeDriver> = Arc::new(plugin_api::RemoteDriver::new(
+            plugin_api::PluginClient::new(addr),
+        ));
+        lock(&self.found).insert(name.to_string(), Arc::clone(&driver));
+        Ok(driver)
+    }
+}
+
+fn remote_error(driver: &str, e: plugin_api::PluginError) -> VolumeError {
+    let message = format!("volume driver {driver}: {}", e.message());
+    if e.status().is_client_error() {
+        VolumeError::Invalid(message)
+    } else {
+        VolumeError::Conflict(message)
+    }
+}
+
 /// The manager. Share it in an `Arc`.
 pub struct Manager {
     root: DataRoot,
     store: Store,
+    remotes: Remotes,
     volumes: Mutex<BTreeMap<String, VolumeRecord>>,
     /// One lock per volume: its operations run one at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -48,7 +106,11 @@ fn now() -> String {
 impl Manager {
     /// Open the store under `state_dir` and the data root `data_root`, and load
     /// every volume (before any socket serves: dockerd asks for each at its start).
-    pub fn open(state_dir: &Path, data_root: &Path) -> Result<Manager, VolumeError> {
+    pub fn open(
+        state_dir: &Path,
+        data_root: &Path,
+        remotes: Remotes,
+    ) -> Result<Manager, VolumeError> {
         let store = Store::open(&state_dir.join("volumed.redb"))?;
         let root = DataRoot::open(data_root)?;
         let volumes = store
@@ -59,6 +121,7 @@ impl Manager {
         Ok(Manager {
             root,
             store,
+            remotes,
             volumes: Mutex::new(volumes),
             locks: Mutex::new(HashMap::new()),
         })
@@ -94,11 +157,35 @@ impl Manager {
         options: BTreeMap<String, String>,
         labels: BTreeMap<String, String>,
     ) -> Result<VolumeRecord, VolumeError> {
+        self.create_with(name, None, options, labels).await
+    }
+
+    /// [`Manager::create`] with a driver: `local` (or none), or a plugin volumed
+    /// fronts (`--remote-driver`), which makes the volume and is asked for it
+    /// at every mount.
+    pub async fn create_with(
+        &self,
+        name: Option<&str>,
+        driver: Option<&str>,
+        options: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<VolumeRecord, VolumeError> {
         let (name, anonymous) = match name {
             Some(n) if !n.is_empty() => (n.to_string(), false),
             _ => (random_name()?, true),
         };
         options::check_name(&name)?;
+        let driver = driver.filter(|d| !d.is_empty() && *d != "local");
+        if let Some(d) = driver {
+            if !self.remotes.knows(d) {
+                return Err(VolumeError::Invalid(format!(
+                    "driver {d:?}: volumed serves local volumes and fronts only the plugins named with --remote-driver"
+                )));
+            }
+            return self
+                .create_remote(name, d, options, labels, anonymous)
+                .await;
+        }
         let backing = options::parse(&options)?;
         let vlock = self.volume_lock(&name);
         let _held = vlock.lock().await;
@@ -137,12 +224,80 @@ impl Manager {
         Ok(record)
     }
 
+    async fn create_remote(
+        &self,
+        name: String,
+        driver: &str,
+        options: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<VolumeRecord, VolumeError> {
+        let vlock = self.volume_lock(&name);
+        let _held = vlock.lock().await;
+        if let Some(existing) = lock(&self.volumes).get(&name).cloned() {
+            if existing.driver == driver && existing.options == options {
+                return Ok(existing);
+            }
+            return Err(VolumeError::Conflict(format!(
+                "volume {name} exists with driver {} and options {:?}",
+                existing.driver, existing.options
+            )));
+        }
+        let remote = self.remotes.driver(driver)?;
+        remote
+            .create(plugin_api::protocol::volume::CreateVolumeRequest {
+                name: name.clone(),
+                opts: options.clone(),
+            })
+            .await
+            .map_err(|e| remote_error(driver, e))?;
+        let record = VolumeRecord {
+            name: name.clone(),
+            driver: driver.to_string(),
+            labels,
+            options,
+            created: now(),
+            anonymous,
+            refs: BTreeMap::new(),
+            mountpoint: String::new(),
+        };
+        if let Err(e) = self.store.put(&record) {
+            let _ = remote
+                .remove(plugin_api::protocol::volume::VolumeRequest { name })
+                .await;
+            return Err(e);
+        }
+        lock(&self.volumes).insert(record.name.clone(), record.clone());
+        Ok(record)
+    }
+
+    fn remote_of(
+        &self,
+        v: &VolumeRecord,
+    ) -> Option<Result<Arc<dyn plugin_api::VolumeDriver>, VolumeError>> {
+        (v.driver != "local").then(|| self.remotes.driver(&v.driver))
+    }
+
     /// Take a reference for caller `id` (empty for callers that send none);
     /// mount the backing at the first. Returns the data path.
     pub async fn mount(&self, name: &str, id: &str) -> Result<PathBuf, VolumeError> {
         let vlock = self.volume_lock(name);
         let _held = vlock.lock().await;
         let mut v = self.get(name)?;
+        if let Some(remote) = self.remote_of(&v) {
+            let answer = remote?
+                .mount(plugin_api::protocol::volume::MountRequest {
+                    name: name.to_string(),
+                    id: id.to_string(),
+                })
+                .await
+                .map_err(|e| remote_error(&v.driver, e))?;
+            *v.refs.entry(id.to_string()).or_default() += 1;
+            v.mountpoint = answer.mountpoint.clone();
+            self.store.put(&v)?;
+            lock(&self.volumes).insert(name.to_string(), v);
+            return Ok(PathBuf::from(answer.mountpoint));
+        }
         let data = self.root.check(name)?;
         let backing = Self::backing(&v);
         let first = v.references() == 0;
@@ -167,6 +322,18 @@ impl Manager {
         let vlock = self.volume_lock(name);
         let _held = vlock.lock().await;
         let mut v = self.get(name)?;
+        if !v.refs.contains_key(id) {
+            return Ok(());
+        }
+        if let Some(remote) = self.remote_of(&v) {
+            remote?
+                .unmount(plugin_api::protocol::volume::MountRequest {
+                    name: name.to_string(),
+                    id: id.to_string(),
+                })
+                .await
+                .map_err(|e| remote_error(&v.driver, e))?;
+        }
         let Some(n) = v.refs.get_mut(id) else {
             return Ok(());
         };
@@ -175,7 +342,7 @@ impl Manager {
             v.refs.remove(id);
         }
         self.store.put(&v)?;
-        let last = v.references() == 0;
+        let last = v.references() == 0 && v.driver == "local";
         let backing = Self::backing(&v);
         lock(&self.volumes).insert(name.to_string(), v);
         if last && backing.mounted() {
@@ -195,6 +362,17 @@ impl Manager {
                 "volume {name} is in use by {}: unmount it first",
                 v.holders()
             )));
+        }
+        if let Some(remote) = self.remote_of(&v) {
+            remote?
+                .remove(plugin_api::protocol::volume::VolumeRequest {
+                    name: name.to_string(),
+                })
+                .await
+                .map_err(|e| remote_error(&v.driver, e))?;
+            self.store.delete(name)?;
+            lock(&self.volumes).remove(name);
+            return Ok(v);
         }
         let data = self.root.data_path(name);
         if mounts::is_mounted(&data) {
@@ -252,7 +430,7 @@ impl Manager {
         let mut out = Reconciled::default();
         for v in self.list() {
             let backing = Self::backing(&v);
-            if !backing.mounted() {
+            if v.driver != "local" || !backing.mounted() {
                 continue;
             }
             let data = self.root.data_path(&v.name);

@@ -277,15 +277,14 @@ async fn resolve_one(
             if manager.get(name).is_err() {
                 let vo = m.volume.clone().unwrap_or_default();
                 let dc = vo.driver_config.unwrap_or_default();
-                if !dc.name.is_empty() && dc.name != "local" {
-                    return Err(invalid(format!(
-                        "mount {destination}: driver {:?}: volumed makes local volumes",
-                        dc.name
-                    )));
-                }
                 let anonymous = name.is_empty();
                 manager
-                    .create((!anonymous).then_some(name), dc.options, vo.labels)
+                    .create_with(
+                        (!anonymous).then_some(name),
+                        Some(&dc.name),
+                        dc.options,
+                        vo.labels,
+                    )
                     .await?;
             }
             let path = manager.mount(name, id).await?;

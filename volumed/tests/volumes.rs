@@ -293,3 +293,58 @@ fn an_image_volume_has_its_size_on_any_filesystem_and_keeps_its_data() {
     c.remove("sized").unwrap();
     assert!(!image.exists());
 }
+
+#[test]
+fn volumes_of_a_fronted_plugin_are_made_mounted_and_removed_through_it() {
+    let v = Volumed::start_with_args(false, |_| vec!["--remote-driver".into(), "dirvol".into()]);
+    // The third party: plugin-api's example volume plugin, in the same host.
+    let root = v.host.dir().join("dirvol-root");
+    let bin = tests::example_binary("volume_driver").unwrap();
+    let root_arg = root.display().to_string();
+    let _plugin = v
+        .host
+        .spawn_plugin_at(
+            "dirvol",
+            &v.host.plugin_dir().join("dirvol.sock"),
+            bin,
+            &[
+                "--name",
+                "dirvol",
+                "--root",
+                &root_arg,
+                "--socket-dir",
+                "/run/docker/plugins",
+            ],
+        )
+        .unwrap();
+    let c = v.client.clone();
+    let vol = c.create(json!({"name": "r1", "driver": "dirvol"})).unwrap();
+    assert_eq!(vol.driver, "dirvol");
+    assert!(root.join("r1").is_dir(), "the plugin did not make it");
+    let mounted = c.mount("r1", "a").unwrap();
+    assert_eq!(mounted.mountpoint, root.join("r1").display().to_string());
+    let err = c.remove("r1").unwrap_err().to_string();
+    assert!(err.contains("in use"), "{err}");
+    let listed = v.cli(&["volume", "ls"]).unwrap();
+    assert!(
+        listed.contains("dirvol") && listed.contains("r1"),
+        "{listed}"
+    );
+    c.unmount("r1", "a").unwrap();
+    c.remove("r1").unwrap();
+    assert!(!root.join("r1").exists(), "the plugin did not remove it");
+    // The plugin's own refusal comes back in its words.
+    let err = c
+        .create(json!({"name": "r2", "driver": "dirvol", "options": {"x": "1"}}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("volume driver dirvol") && err.contains("unknown option"),
+        "{err}"
+    );
+    let err = c
+        .create(json!({"name": "r3", "driver": "nosuch"}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--remote-driver"), "{err}");
+}
