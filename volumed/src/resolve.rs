@@ -215,6 +215,18 @@ impl Policy {
     }
 }
 
+/// A size as Docker writes it for tmpfs: in the largest of k, m, g that divides
+/// it evenly, else in bytes.
+fn size_text(bytes: u64) -> String {
+    for (shift, unit) in [(30, 'g'), (20, 'm'), (10, 'k')] {
+        let div = 1u64 << shift;
+        if bytes % div == 0 {
+            return format!("{}{unit}", bytes / div);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Resolve `req`'s mounts. Volumes are mounted under `req.id`; if any mount is
 /// refused, the references taken for this request are dropped again.
 pub async fn resolve(
@@ -361,16 +373,19 @@ async fn resolve_one(
             if !exec {
                 options.push("noexec".into());
             }
-            let mode = t.mode.unwrap_or(0o1777);
-            if mode > 0o7777 {
-                return Err(invalid(format!(
-                    "mount {destination}: tmpfs mode {mode:o} is not a permission mode"
-                )));
+            // No mode given: none written, as Docker does (tmpfs makes 1777).
+            if let Some(mode) = t.mode {
+                if mode > 0o7777 {
+                    return Err(invalid(format!(
+                        "mount {destination}: tmpfs mode {mode:o} is not a permission mode"
+                    )));
+                }
+                options.push(format!("mode={mode:o}"));
             }
-            options.push(format!("mode={mode:o}"));
             if t.size_bytes > 0 {
-                options.push(format!("size={}", t.size_bytes));
+                options.push(format!("size={}", size_text(t.size_bytes)));
             }
+            options.push("rprivate".into());
             if m.read_only {
                 options.push("ro".into());
             }

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Calls, Volumed};
+use serde_json::json;
 use tests::Dockerd;
 
 #[test]
@@ -167,4 +168,91 @@ fn docker_volumes_on_volumed() {
     assert_eq!(read.trim(), "hello");
     docker.run(&["volume", "rm", "v1"]).unwrap();
     assert!(v.client.volume("v1").is_err());
+}
+
+/// The OCI mounts dockerd's own engine makes for a container (from the bundle
+/// containerd runs it from).
+fn docker_oci_mounts(host: &tests::TestHost, id: &str) -> Vec<serde_json::Value> {
+    let found = host
+        .run(
+            "find",
+            &[
+                &host.dir().join("docker").display().to_string(),
+                "-path",
+                &format!("*{id}*/config.json"),
+            ],
+        )
+        .unwrap();
+    let path = found
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no bundle for {id}"));
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    spec["mounts"].as_array().cloned().unwrap_or_default()
+}
+
+fn options_of(mounts: &[serde_json::Value], dest: &str) -> std::collections::BTreeSet<String> {
+    mounts
+        .iter()
+        .find(|m| m["destination"] == dest)
+        .unwrap_or_else(|| panic!("no {dest} in {mounts:?}"))["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn resolve_answers_what_docker_makes_for_the_same_mounts() {
+    let v = Volumed::start();
+    let docker = Dockerd::start(&v.host).unwrap();
+    let src = v.host.dir().join("cmp-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let src = src.display().to_string();
+    let id = docker
+        .run(&[
+            "run",
+            "-d",
+            "--mount",
+            &format!("type=bind,src={src},dst=/b"),
+            "--mount",
+            &format!("type=bind,src={src},dst=/bro,readonly"),
+            "--mount",
+            "type=tmpfs,dst=/t,tmpfs-size=8388608,tmpfs-mode=0700",
+            "--mount",
+            "type=tmpfs,dst=/t2",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .unwrap();
+    let theirs = docker_oci_mounts(&v.host, id.trim());
+    let body = json!({"id": "cmp", "mounts": [
+        {"Type": "bind", "Source": src, "Target": "/b"},
+        {"Type": "bind", "Source": src, "Target": "/bro", "ReadOnly": true},
+        {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 8388608, "Mode": 448}},
+        {"Type": "tmpfs", "Target": "/t2"}
+    ]});
+    let ours: volumed::resolve::Resolved = common::runtime()
+        .block_on(
+            v.client
+                .call(hyper::Method::POST, "/v1/mounts/resolve", Some(&body)),
+        )
+        .unwrap();
+    let ours: Vec<serde_json::Value> = ours
+        .mounts
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap())
+        .collect();
+    for dest in ["/b", "/bro", "/t", "/t2"] {
+        let mut mine = options_of(&ours, dest);
+        let theirs = options_of(&theirs, dest);
+        // Docker 20.10 predates recursive read-only (Docker 25 makes it `rro`).
+        if mine.remove("rro") {
+            mine.insert("ro".into());
+        }
+        assert_eq!(mine, theirs, "{dest}: volumed {mine:?}, dockerd {theirs:?}");
+    }
 }

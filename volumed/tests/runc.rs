@@ -53,7 +53,7 @@ fn a_runc_bundle_runs_with_the_mounts_volumed_resolves() {
     assert!(entry("/ro").options.iter().any(|o| o == "rro" || o == "ro"));
     assert_eq!(
         entry("/t").options,
-        ["nosuid", "nodev", "noexec", "mode=700", "size=8388608"]
+        ["nosuid", "nodev", "noexec", "mode=700", "size=8m", "rprivate"]
     );
 
     // An OCI bundle: busybox, the default spec, and volumed's mounts.
