@@ -220,7 +220,7 @@ impl Policy {
 fn size_text(bytes: u64) -> String {
     for (shift, unit) in [(30, 'g'), (20, 'm'), (10, 'k')] {
         let div = 1u64 << shift;
-        if bytes % div == 0 {
+        if bytes.is_multiple_of(div) {
             return format!("{}{unit}", bytes / div);
         }
     }
