@@ -348,3 +348,66 @@ fn volumes_of_a_fronted_plugin_are_made_mounted_and_removed_through_it() {
         .to_string();
     assert!(err.contains("--remote-driver"), "{err}");
 }
+
+#[test]
+fn a_kill_9_in_the_middle_of_mounts_keeps_every_acknowledged_reference() {
+    let mut v = Volumed::start();
+    let c = v.client.clone();
+    let vol = c
+        .create(json!({"name": "busy", "options": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}))
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acked: Vec<String> = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let c = c.clone();
+            set.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(i)).await;
+                let id = format!("c{i}");
+                let body = json!({ "id": id });
+                c.call::<volumed::model::VolumeRecord>(
+                    hyper::Method::POST,
+                    "/v1/volumes/busy/mount",
+                    Some(&body),
+                )
+                .await
+                .ok()
+                .map(|_| id)
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let mut daemon = v.daemon.take().unwrap();
+        daemon.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+        let mut acked = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Some(id) = r.unwrap() {
+                acked.push(id);
+            }
+        }
+        daemon.wait_exit(std::time::Duration::from_secs(5)).unwrap();
+        acked
+    });
+    v.launch();
+    let after = v.client.volume("busy").unwrap();
+    for id in &acked {
+        assert_eq!(
+            after.refs.get(id),
+            Some(&1),
+            "acknowledged {id} was lost: {:?}",
+            after.refs
+        );
+    }
+    assert!(after.references() <= 50);
+    let data = std::path::PathBuf::from(&vol.mountpoint);
+    assert_eq!(
+        v.mounted(&data),
+        after.references() > 0,
+        "mounted does not follow the references ({} of them)",
+        after.references()
+    );
+    let ids: Vec<String> = after.refs.keys().cloned().collect();
+    for id in ids {
+        v.client.unmount("busy", &id).unwrap();
+    }
+    assert!(!v.mounted(&data));
+}
