@@ -9,6 +9,46 @@ mod common;
 use common::{attach, network, runtime, sandbox, tcp, Netd, Outside, HOST_ADDR, OUTSIDE_ADDR};
 use std::time::Duration;
 
+/// The commands that make a namespace send what it addresses to 127.0.0.1 out of
+/// `dev` to `via` (its own loopback route moved behind, route_localnet on): what
+/// an attacker next to the host, or in a container with NET_ADMIN, can do.
+fn loopback_routed(dev: &str, via: &str) -> Vec<Vec<String>> {
+    let all = "net.ipv4.conf.all.route_localnet=1".to_string();
+    let this = format!("net.ipv4.conf.{dev}.route_localnet=1");
+    [
+        vec!["sysctl", "-qw", all.as_str()],
+        vec!["sysctl", "-qw", this.as_str()],
+        vec![
+            "ip",
+            "rule",
+            "add",
+            "to",
+            "127.0.0.1",
+            "lookup",
+            "100",
+            "pref",
+            "10",
+        ],
+        vec!["ip", "rule", "del", "pref", "0"],
+        vec!["ip", "rule", "add", "lookup", "local", "pref", "20"],
+        vec![
+            "ip",
+            "route",
+            "add",
+            "127.0.0.1/32",
+            "via",
+            via,
+            "dev",
+            dev,
+            "table",
+            "100",
+        ],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(str::to_string).collect())
+    .collect()
+}
+
 fn option(
     mut net: netd::controller::NetworkCreate,
     key: &str,
@@ -612,35 +652,8 @@ fn a_port_published_on_loopback_is_not_reachable_from_other_hosts() {
     assert!(!outside.fetches(&format!("http://{HOST_ADDR}:18500/"), "local only"));
     // An attacker next to the host sends packets for 127.0.0.1 to the host's MAC
     // (their own loopback routes moved aside, route_localnet on).
-    for args in [
-        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"][..],
-        &["sysctl", "-qw", "net.ipv4.conf.o0.route_localnet=1"],
-        &[
-            "ip",
-            "rule",
-            "add",
-            "to",
-            "127.0.0.1",
-            "lookup",
-            "100",
-            "pref",
-            "10",
-        ],
-        &["ip", "rule", "del", "pref", "0"],
-        &["ip", "rule", "add", "lookup", "local", "pref", "20"],
-        &[
-            "ip",
-            "route",
-            "add",
-            "127.0.0.1/32",
-            "via",
-            HOST_ADDR,
-            "dev",
-            "o0",
-            "table",
-            "100",
-        ],
-    ] {
+    for args in loopback_routed("o0", HOST_ADDR) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         outside.host.run(args[0], &args[1..]).unwrap();
     }
     // The path works (a port published on all addresses answers it)...
@@ -1149,36 +1162,9 @@ fn containers_reach_neither_the_hosts_loopback_nor_from_a_closed_network_other_p
     assert!(netd.host_fetches("http://127.0.0.1:19200/hostname", ""));
     // The container routes 127.0.0.1 to its gateway, as an attacker with
     // NET_ADMIN in its namespace could.
-    for args in [
-        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"][..],
-        &["sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1"],
-        &[
-            "ip",
-            "rule",
-            "add",
-            "to",
-            "127.0.0.1",
-            "lookup",
-            "100",
-            "pref",
-            "10",
-        ],
-        &["ip", "rule", "del", "pref", "0"],
-        &["ip", "rule", "add", "lookup", "local", "pref", "20"],
-        &[
-            "ip",
-            "route",
-            "add",
-            "127.0.0.1/32",
-            "via",
-            "10.143.1.1",
-            "dev",
-            "eth0",
-            "table",
-            "100",
-        ],
-    ] {
-        let out = netd.in_sandbox(&a, args);
+    for args in loopback_routed("eth0", "10.143.1.1") {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = netd.in_sandbox(&a, &args);
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
     let mut cmd = netd.host.command("nsenter");
