@@ -111,8 +111,8 @@ impl Manager {
         data_root: &Path,
         remotes: Remotes,
     ) -> Result<Manager, VolumeError> {
-        let store = Store::open(&state_dir.join("volumed.redb"))?;
         let root = DataRoot::open(data_root)?;
+        let store = Store::open(&state_dir.join("volumed.redb"))?;
         let volumes = store
             .load()?
             .into_iter()

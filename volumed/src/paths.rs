@@ -47,11 +47,19 @@ impl DataRoot {
             Mode::empty(),
         )
         .map_err(VolumeError::errno(format!("opening {}", path.display())))?;
-        Ok(DataRoot {
-            // SAFETY: a new descriptor nothing else owns.
-            dir: unsafe { OwnedFd::from_raw_fd(fd) },
-            path,
-        })
+        // SAFETY: a new descriptor nothing else owns.
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        // One volumed per data root: held for as long as the descriptor lives.
+        // SAFETY: flock on a descriptor this function owns.
+        let locked =
+            unsafe { nix::libc::flock(dir.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+        if locked != 0 {
+            return Err(VolumeError::Conflict(format!(
+                "another volumed uses the data root {}; stop it first (this one changed nothing)",
+                root.display()
+            )));
+        }
+        Ok(DataRoot { dir, path })
     }
 
     /// `ROOT/volumes`.

@@ -24,7 +24,13 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(VolumeError::io(format!("making {}", dir.display())))?;
         }
-        let db = Database::create(path).map_err(store_error)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => VolumeError::Conflict(format!(
+                "another volumed uses the store {}; stop it first (this one changed nothing)",
+                path.display()
+            )),
+            other => store_error(other),
+        })?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
             VolumeError::io(format!("making {} private", path.display())),

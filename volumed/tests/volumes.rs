@@ -411,3 +411,27 @@ fn a_kill_9_in_the_middle_of_mounts_keeps_every_acknowledged_reference() {
     }
     assert!(!v.mounted(&data));
 }
+
+#[test]
+fn a_second_volumed_on_the_same_data_root_stops_before_touching_anything() {
+    let v = Volumed::start();
+    let c = v.client.clone();
+    c.create(json!({"name": "mine"})).unwrap();
+    let other = v.host.dir().join("other");
+    let out = v
+        .host
+        .command(env!("CARGO_BIN_EXE_volumed"))
+        .arg("--socket")
+        .arg(other.join("volumed.sock"))
+        .args(["daemon", "--no-docker", "--state-dir"])
+        .arg(other.join("state"))
+        .arg("--data-root")
+        .arg(v.data_root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second volumed started");
+    assert!(err.contains("another volumed uses the data root"), "{err}");
+    assert!(!other.join("volumed.sock").exists());
+    assert!(c.volume("mine").is_ok());
+}
