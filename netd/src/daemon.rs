@@ -234,8 +234,7 @@ pub async fn cleanup(state_dir: &Path) -> Result<Vec<String>, DaemonError> {
     if !store_file.exists() {
         return Ok(removed);
     }
-    let store =
-        crate::store::Store::open(&store_file).map_err(|e| DaemonError::Controller(e.into()))?;
+    let store = crate::store::open(&store_file).map_err(|e| DaemonError::Controller(e.into()))?;
     let mark = drivers::Mark::of_instance(store.instance());
     drop(store);
     let nl = Netlink::current()?;

@@ -1,7 +1,7 @@
 //! The store keeps records across a reopen, writes a batch all or nothing, replays
 //! its log after a crash, and keeps its files private.
 
-use netd::store::{Kind, Store};
+use netd::store::Kind;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 
@@ -20,7 +20,7 @@ fn records_survive_a_reopen_and_a_dropped_batch_leaves_nothing() {
         subnet: "172.24.0.0/24".into(),
     };
     let instance = {
-        let store = Store::open(&path).unwrap();
+        let store = netd::store::open(&path).unwrap();
         let mut batch = store.batch().unwrap();
         batch.put(Kind::Network, "id1", &n1).unwrap();
         batch
@@ -35,7 +35,7 @@ fn records_survive_a_reopen_and_a_dropped_batch_leaves_nothing() {
         store.instance().to_string()
     };
 
-    let store = Store::open(&path).unwrap();
+    let store = netd::store::open(&path).unwrap();
     assert_eq!(store.instance(), instance, "the instance id changed");
     assert_eq!(instance.len(), 16);
     assert_eq!(
@@ -58,21 +58,21 @@ fn records_survive_a_reopen_and_a_dropped_batch_leaves_nothing() {
 fn the_store_files_are_readable_by_root_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("netd.redb");
-    drop(Store::open(&path).unwrap());
+    drop(netd::store::open(&path).unwrap());
     for file in [path.clone(), dir.path().join("netd.redb.wal")] {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
     }
     // Also when an earlier version left them readable.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    drop(Store::open(&path).unwrap());
+    drop(netd::store::open(&path).unwrap());
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
 
 #[test]
 fn a_store_that_cannot_be_opened_says_where() {
-    let err = Store::open(std::path::Path::new("/nonexistent-dir/netd.redb")).unwrap_err();
+    let err = netd::store::open(std::path::Path::new("/nonexistent-dir/netd.redb")).unwrap_err();
     assert!(
         err.to_string().contains("/nonexistent-dir/netd.redb"),
         "{err}"
@@ -95,7 +95,7 @@ fn crash_child() {
     let Some(dir) = std::env::var_os(CRASH_DIR) else {
         return;
     };
-    let store = Store::open(&std::path::Path::new(&dir).join("netd.redb")).unwrap();
+    let store = netd::store::open(&std::path::Path::new(&dir).join("netd.redb")).unwrap();
     for i in 0..CRASH_BATCHES {
         let mut batch = store.batch().unwrap();
         let net = Net {
@@ -126,7 +126,7 @@ fn batches_survive_a_crash_of_the_writer() {
         .unwrap();
     assert!(status.success(), "the writer failed: {status}");
 
-    let store = Store::open(&dir.path().join("netd.redb")).unwrap();
+    let store = netd::store::open(&dir.path().join("netd.redb")).unwrap();
     // Each batch put one network and deleted the one before: only the last is left.
     let nets = store.list::<Net>(Kind::Network).unwrap();
     let ids: Vec<_> = nets.iter().map(|(id, _)| id.as_str()).collect();

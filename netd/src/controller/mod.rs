@@ -182,7 +182,7 @@ impl Controller {
                 source,
             })?;
         }
-        let store = Store::open(&settings.state_dir.join("netd.redb"))?;
+        let store = crate::store::open(&settings.state_dir.join("netd.redb"))?;
         let records = Records::load(&store)?;
         let (ipam, ipam_problems) = allocation::derive(settings.ipam.clone(), &records)
             .map_err(ControllerError::ipam("building the address allocator"))?;

@@ -1,5 +1,5 @@
-//! netd's embedded store: one redb file under the state dir, with a write-ahead
-//! log beside it (`netd.redb.wal`).
+//! The daemons' embedded store: one redb file under the state dir, with a
+//! write-ahead log beside it (`FILE.wal`).
 //!
 //! Records are JSON values keyed by id in one table per kind. A batch is durable
 //! before [`Batch::commit`] returns: its changes are written to the log and
@@ -8,9 +8,8 @@
 //! takes in everything logged so far and the log starts again; on open, records
 //! redb does not hold durably yet are replayed.
 //!
-//! Only records are stored. The address allocator keeps no state of its own here:
-//! the controller derives it from the records at every start, so it can never
-//! disagree with them.
+//! The record kinds are the daemon's ([`Kind`]): netd's networks, endpoints,
+//! sandboxes; volumed's volumes.
 
 mod wal;
 
@@ -22,40 +21,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use wal::{LogOp, Wal};
 
-/// The kinds of record netd keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// Networks by id.
-    Network,
-    /// Endpoints by id.
-    Endpoint,
-    /// Sandboxes by id.
-    Sandbox,
-    /// Pools dockerd holds through the IpamDriver, by pool id.
-    EnginePool,
-    /// Addresses dockerd holds through the IpamDriver, by pool id and address.
-    EngineAddress,
+/// A kind of record: one table, and a code the log writes for it.
+pub trait Kind: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// The table's name.
+    fn table_name(self) -> &'static str;
+    /// Its code in the log (stable across versions).
+    fn code(self) -> u8;
+    /// The kind a code stands for.
+    fn from_code(code: u8) -> Option<Self>;
 }
 
-impl Kind {
-    /// Every kind, in the order the controller loads them.
-    pub const ALL: [Kind; 5] = [
-        Kind::Network,
-        Kind::Endpoint,
-        Kind::Sandbox,
-        Kind::EnginePool,
-        Kind::EngineAddress,
-    ];
-
-    fn table(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
-        match self {
-            Kind::Network => TableDefinition::new("networks"),
-            Kind::Endpoint => TableDefinition::new("endpoints"),
-            Kind::Sandbox => TableDefinition::new("sandboxes"),
-            Kind::EnginePool => TableDefinition::new("engine_pools"),
-            Kind::EngineAddress => TableDefinition::new("engine_addresses"),
-        }
-    }
+fn table<K: Kind>(kind: K) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(kind.table_name())
 }
 
 /// redb's page cache. The controller keeps every record in memory and reads the
@@ -63,13 +40,11 @@ impl Kind {
 /// lets it grow with every page ever written).
 const CACHE_BYTES: usize = 16 << 20;
 
-/// Tables of earlier versions, which kept the allocator's own state; dropped at open.
-const LEGACY_TABLES: [&str; 2] = ["ipam_journal", "ipam_snapshot"];
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The number of the last log record that redb holds durably.
 const LOG_APPLIED: &str = "log_applied";
 const IDENTITY: TableDefinition<&str, &str> = TableDefinition::new("identity");
-/// This store's instance id: the mark netd puts on what it makes in the kernel.
+/// This store's instance id (netd marks what it makes in the kernel with it).
 const INSTANCE: &str = "instance";
 
 /// Why the store failed.
@@ -115,7 +90,7 @@ pub enum StoreError {
     },
     /// A logged batch could not be applied nor taken back out of the log: the
     /// next start would replay a batch the caller was told failed.
-    #[error("the store refuses writes until netd restarts: {0}")]
+    #[error("the store refuses writes until the daemon restarts: {0}")]
     Stopped(String),
     /// The thread writing a batch died.
     #[error("the store's writer thread failed")]
@@ -143,25 +118,25 @@ fn dbe<E: Into<redb::Error>>(doing: &str) -> impl FnOnce(E) -> StoreError + '_ {
 
 /// The store.
 #[derive(Debug)]
-pub struct Store {
+pub struct Store<K: Kind> {
     db: Database,
-    log: Mutex<Log>,
+    log: Mutex<Log<K>>,
     instance: String,
 }
 
 /// The log and the number its next record takes.
 #[derive(Debug)]
-struct Log {
-    wal: Wal,
+struct Log<K: Kind> {
+    wal: Wal<K>,
     next: u64,
     stopped: Option<String>,
 }
 
 /// A write transaction: several changes made durable together, or not at all.
-pub struct Batch<'a> {
+pub struct Batch<'a, K: Kind> {
     tx: redb::WriteTransaction,
-    store: &'a Store,
-    ops: Vec<LogOp>,
+    store: &'a Store<K>,
+    ops: Vec<LogOp<K>>,
 }
 
 /// Make `path` readable and writable by its owner only: the store holds every
@@ -175,10 +150,15 @@ fn private(path: &Path) -> Result<(), StoreError> {
     })
 }
 
-impl Store {
+impl<K: Kind> Store<K> {
     /// Open (or create) the store at `path`, and bring back what its log holds
     /// that redb does not.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<Store<K>, StoreError> {
+        Self::open_dropping(path, &[])
+    }
+
+    /// [`Store::open`], dropping the tables of earlier versions named `legacy`.
+    pub fn open_dropping(path: &Path, legacy: &[&str]) -> Result<Store<K>, StoreError> {
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)
@@ -210,7 +190,7 @@ impl Store {
         }
         // Everything logged is in redb durably now.
         wal.restart();
-        let instance = settle(&db)?;
+        let instance = settle(&db, legacy)?;
         Ok(Store {
             db,
             log: Mutex::new(Log {
@@ -236,12 +216,12 @@ impl Store {
             .get_or_insert_with(|| why.to_string());
     }
 
-    fn lock_log(&self) -> MutexGuard<'_, Log> {
+    fn lock_log(&self) -> MutexGuard<'_, Log<K>> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Start a batch of writes; nothing is visible or durable until [`Batch::commit`].
-    pub fn batch(&self) -> Result<Batch<'_>, StoreError> {
+    pub fn batch(&self) -> Result<Batch<'_, K>, StoreError> {
         let tx = self.db.begin_write().map_err(dbe("starting a write"))?;
         Ok(Batch {
             tx,
@@ -251,9 +231,9 @@ impl Store {
     }
 
     /// One record.
-    pub fn get<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<Option<T>, StoreError> {
+    pub fn get<T: DeserializeOwned>(&self, kind: K, id: &str) -> Result<Option<T>, StoreError> {
         let tx = self.db.begin_read().map_err(dbe("starting a read"))?;
-        let table = match tx.open_table(kind.table()) {
+        let table = match tx.open_table(table(kind)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(dbe("opening a table")(e)),
@@ -265,7 +245,7 @@ impl Store {
     }
 
     /// Every record of a kind, by id.
-    pub fn list<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<(String, T)>, StoreError> {
+    pub fn list<T: DeserializeOwned>(&self, kind: K) -> Result<Vec<(String, T)>, StoreError> {
         self.list_raw(kind)?
             .into_iter()
             .map(|(key, bytes)| decode(&key, &bytes).map(|r| (key, r)))
@@ -273,9 +253,9 @@ impl Store {
     }
 
     /// Every record of a kind, by id, as stored (JSON).
-    pub fn list_raw(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub fn list_raw(&self, kind: K) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let tx = self.db.begin_read().map_err(dbe("starting a read"))?;
-        let table = match tx.open_table(kind.table()) {
+        let table = match tx.open_table(table(kind)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(dbe("opening a table")(e)),
@@ -289,18 +269,18 @@ impl Store {
     }
 }
 
-impl Batch<'_> {
+impl<K: Kind> Batch<'_, K> {
     /// Write `record` under `id`; its JSON, as stored.
     pub fn put<T: Serialize>(
         &mut self,
-        kind: Kind,
+        kind: K,
         id: &str,
         record: &T,
     ) -> Result<std::sync::Arc<[u8]>, StoreError> {
         let bytes = encode(id, record)?;
         let mut table = self
             .tx
-            .open_table(kind.table())
+            .open_table(table(kind))
             .map_err(dbe("opening a table"))?;
         table.insert(id, bytes.as_slice()).map_err(dbe("writing"))?;
         let stored = std::sync::Arc::from(bytes.as_slice());
@@ -309,10 +289,10 @@ impl Batch<'_> {
     }
 
     /// Delete the record `id`; whether there was one.
-    pub fn delete(&mut self, kind: Kind, id: &str) -> Result<bool, StoreError> {
+    pub fn delete(&mut self, kind: K, id: &str) -> Result<bool, StoreError> {
         let mut table = self
             .tx
-            .open_table(kind.table())
+            .open_table(table(kind))
             .map_err(dbe("opening a table"))?;
         let existed = table.remove(id).map_err(dbe("deleting"))?.is_some();
         self.ops.push(LogOp::Delete(kind, id.to_string()));
@@ -386,10 +366,10 @@ fn applied(db: &Database) -> Result<u64, StoreError> {
 }
 
 /// Drop the tables of earlier versions and read (or make, durably) the instance id.
-fn settle(db: &Database) -> Result<String, StoreError> {
+fn settle(db: &Database, legacy: &[&str]) -> Result<String, StoreError> {
     let tx = db.begin_write().map_err(dbe("starting a write"))?;
     let mut changed = false;
-    for name in LEGACY_TABLES {
+    for name in legacy {
         let table: TableDefinition<&str, &[u8]> = TableDefinition::new(name);
         match tx.delete_table(table) {
             Ok(dropped) => changed |= dropped,
@@ -414,7 +394,7 @@ fn settle(db: &Database) -> Result<String, StoreError> {
         match existing {
             Some(id) => id,
             None => {
-                let id = crate::model::new_id()
+                let id = new_id()
                     .map_err(|source| StoreError::Log {
                         doing: "making an instance id for",
                         path: PathBuf::from("/dev/urandom"),
@@ -439,6 +419,13 @@ fn settle(db: &Database) -> Result<String, StoreError> {
     Ok(instance)
 }
 
+/// A new random 64-hex id.
+fn new_id() -> Result<String, std::io::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::from)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn set_applied(tx: &redb::WriteTransaction, seq: u64) -> Result<(), StoreError> {
     let mut table = tx.open_table(META).map_err(dbe("opening the meta table"))?;
     table
@@ -448,12 +435,12 @@ fn set_applied(tx: &redb::WriteTransaction, seq: u64) -> Result<(), StoreError> 
 }
 
 /// Redo a logged batch.
-fn apply(tx: &redb::WriteTransaction, ops: &[LogOp]) -> Result<(), StoreError> {
+fn apply<K: Kind>(tx: &redb::WriteTransaction, ops: &[LogOp<K>]) -> Result<(), StoreError> {
     for op in ops {
         match op {
             LogOp::Put(kind, id, value) => {
                 let mut table = tx
-                    .open_table(kind.table())
+                    .open_table(table(*kind))
                     .map_err(dbe("opening a table"))?;
                 table
                     .insert(id.as_str(), value.as_slice())
@@ -461,7 +448,7 @@ fn apply(tx: &redb::WriteTransaction, ops: &[LogOp]) -> Result<(), StoreError> {
             }
             LogOp::Delete(kind, id) => {
                 let mut table = tx
-                    .open_table(kind.table())
+                    .open_table(table(*kind))
                     .map_err(dbe("opening a table"))?;
                 table
                     .remove(id.as_str())

@@ -16,6 +16,7 @@
 use super::Kind;
 use std::fs::File;
 use std::io;
+use std::marker::PhantomData;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -27,30 +28,31 @@ const MAGIC: u32 = u32::from_le_bytes(*b"ndwl");
 
 /// One change of a batch, as redb is told it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogOp {
+pub enum LogOp<K: Kind> {
     /// A record written.
-    Put(Kind, String, Vec<u8>),
+    Put(K, String, Vec<u8>),
     /// A record deleted.
-    Delete(Kind, String),
+    Delete(K, String),
 }
 
 /// A record read back: its number and its batch's changes.
-pub type Record = (u64, Vec<LogOp>);
+pub type Record<K> = (u64, Vec<LogOp<K>>);
 
 /// The open log and where the next record goes.
 #[derive(Debug)]
-pub struct Wal {
+pub struct Wal<K: Kind> {
     file: File,
     path: PathBuf,
     offset: u64,
     /// The length of the last record appended (0: none since the last restart).
     last_len: u64,
+    kinds: PhantomData<K>,
 }
 
-impl Wal {
+impl<K: Kind> Wal<K> {
     /// Open the log at `path`, creating it (full size, zero-filled, synced with its
     /// directory) if it is missing or short; with every record in it, oldest first.
-    pub fn open(path: &Path) -> io::Result<(Wal, Vec<Record>)> {
+    pub fn open(path: &Path) -> io::Result<(Wal<K>, Vec<Record<K>>)> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -72,7 +74,7 @@ impl Wal {
         while let Some((seq, ops, len)) = read_record(&file, offset)? {
             if records
                 .last()
-                .is_some_and(|(last, _): &Record| seq != last + 1)
+                .is_some_and(|(last, _): &Record<K>| seq != last + 1)
             {
                 break;
             }
@@ -84,6 +86,7 @@ impl Wal {
             path: path.to_path_buf(),
             offset,
             last_len: 0,
+            kinds: PhantomData,
         };
         Ok((wal, records))
     }
@@ -95,7 +98,7 @@ impl Wal {
 
     /// Write record `seq` and flush it. `Ok(false)`: it does not fit in what is left
     /// of the log (start it again, or commit the batch durably without it).
-    pub fn append(&mut self, seq: u64, ops: &[LogOp]) -> io::Result<bool> {
+    pub fn append(&mut self, seq: u64, ops: &[LogOp<K>]) -> io::Result<bool> {
         let bytes = encode_record(seq, ops);
         if self.offset + bytes.len() as u64 > LOG_BYTES {
             return Ok(false);
@@ -128,19 +131,19 @@ impl Wal {
     }
 }
 
-fn encode_record(seq: u64, ops: &[LogOp]) -> Vec<u8> {
+fn encode_record<K: Kind>(seq: u64, ops: &[LogOp<K>]) -> Vec<u8> {
     let mut payload = Vec::new();
     for op in ops {
         match op {
             LogOp::Put(kind, id, value) => {
                 payload.push(0);
-                payload.push(kind_code(*kind));
+                payload.push(kind.code());
                 put_bytes(&mut payload, id.as_bytes());
                 put_bytes(&mut payload, value);
             }
             LogOp::Delete(kind, id) => {
                 payload.push(1);
-                payload.push(kind_code(*kind));
+                payload.push(kind.code());
                 put_bytes(&mut payload, id.as_bytes());
             }
         }
@@ -159,7 +162,10 @@ fn encode_record(seq: u64, ops: &[LogOp]) -> Vec<u8> {
 
 /// The record at `offset`, if a whole one is there: sequence number, changes and
 /// its length on disk.
-fn read_record(file: &File, offset: u64) -> io::Result<Option<(u64, Vec<LogOp>, u64)>> {
+/// A record read at an offset: its number, its changes, and its length.
+type ReadRecord<K> = (u64, Vec<LogOp<K>>, u64);
+
+fn read_record<K: Kind>(file: &File, offset: u64) -> io::Result<Option<ReadRecord<K>>> {
     if offset + HEADER as u64 > LOG_BYTES {
         return Ok(None);
     }
@@ -188,7 +194,7 @@ fn read_record(file: &File, offset: u64) -> io::Result<Option<(u64, Vec<LogOp>, 
     Ok(Some((seq, ops, on_disk)))
 }
 
-fn decode_payload(mut p: &[u8]) -> Option<Vec<LogOp>> {
+fn decode_payload<K: Kind>(mut p: &[u8]) -> Option<Vec<LogOp<K>>> {
     let mut ops = Vec::new();
     while let Some((&tag, rest)) = p.split_first() {
         p = rest;
@@ -196,7 +202,7 @@ fn decode_payload(mut p: &[u8]) -> Option<Vec<LogOp>> {
             0 | 1 => {
                 let (&code, rest) = p.split_first()?;
                 p = rest;
-                let kind = kind_from(code)?;
+                let kind = K::from_code(code)?;
                 let id = String::from_utf8(take_bytes(&mut p)?.to_vec()).ok()?;
                 if tag == 0 {
                     LogOp::Put(kind, id, take_bytes(&mut p)?.to_vec())
@@ -231,32 +237,39 @@ fn checksum(seq: u64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn kind_code(kind: Kind) -> u8 {
-    match kind {
-        Kind::Network => 0,
-        Kind::Endpoint => 1,
-        Kind::Sandbox => 2,
-        Kind::EnginePool => 3,
-        Kind::EngineAddress => 4,
-    }
-}
-
-fn kind_from(code: u8) -> Option<Kind> {
-    match code {
-        0 => Some(Kind::Network),
-        1 => Some(Kind::Endpoint),
-        2 => Some(Kind::Sandbox),
-        3 => Some(Kind::EnginePool),
-        4 => Some(Kind::EngineAddress),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ops(n: u8) -> Vec<LogOp> {
+    /// Kinds for the tests.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        Network,
+        Endpoint,
+        Sandbox,
+        EngineAddress,
+    }
+
+    impl super::Kind for Kind {
+        fn table_name(self) -> &'static str {
+            "t"
+        }
+        fn code(self) -> u8 {
+            self as u8
+        }
+        fn from_code(code: u8) -> Option<Self> {
+            [
+                Kind::Network,
+                Kind::Endpoint,
+                Kind::Sandbox,
+                Kind::EngineAddress,
+            ]
+            .into_iter()
+            .find(|k| *k as u8 == code)
+        }
+    }
+
+    fn ops(n: u8) -> Vec<LogOp<Kind>> {
         vec![
             LogOp::Put(Kind::Endpoint, format!("ep{n}"), vec![n; 300]),
             LogOp::Delete(Kind::Sandbox, "gone".into()),
@@ -268,13 +281,13 @@ mod tests {
     fn records_come_back_in_order_after_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let (mut wal, old) = Wal::open(&path).unwrap();
+        let (mut wal, old) = Wal::<Kind>::open(&path).unwrap();
         assert!(old.is_empty());
         for n in 1..=3 {
             assert!(wal.append(u64::from(n), &ops(n)).unwrap());
         }
         drop(wal);
-        let (_, back) = Wal::open(&path).unwrap();
+        let (_, back) = Wal::<Kind>::open(&path).unwrap();
         let want: Vec<_> = (1..=3).map(|n| (u64::from(n), ops(n))).collect();
         assert_eq!(back, want);
     }
@@ -283,14 +296,14 @@ mod tests {
     fn a_torn_record_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let (mut wal, _) = Wal::open(&path).unwrap();
+        let (mut wal, _) = Wal::<Kind>::open(&path).unwrap();
         for n in 1..=3 {
             wal.append(u64::from(n), &ops(n)).unwrap();
         }
         // One byte of the second record's payload changed: it and what follows go.
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.write_all_at(b"X", PAGE + HEADER as u64 + 10).unwrap();
-        let (_, back) = Wal::open(&path).unwrap();
+        let (_, back) = Wal::<Kind>::open(&path).unwrap();
         assert_eq!(back, vec![(1, ops(1))]);
     }
 
@@ -298,13 +311,13 @@ mod tests {
     fn after_a_restart_the_previous_rounds_records_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let (mut wal, _) = Wal::open(&path).unwrap();
+        let (mut wal, _) = Wal::<Kind>::open(&path).unwrap();
         for n in 1..=3 {
             wal.append(u64::from(n), &ops(n)).unwrap();
         }
         wal.restart();
         wal.append(4, &ops(4)).unwrap();
-        let (_, back) = Wal::open(&path).unwrap();
+        let (_, back) = Wal::<Kind>::open(&path).unwrap();
         assert_eq!(back, vec![(4, ops(4))]);
     }
 
@@ -312,13 +325,16 @@ mod tests {
     fn a_retracted_record_is_not_read_and_its_place_is_reused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let (mut wal, _) = Wal::open(&path).unwrap();
+        let (mut wal, _) = Wal::<Kind>::open(&path).unwrap();
         wal.append(1, &ops(1)).unwrap();
         wal.append(2, &ops(2)).unwrap();
         wal.retract().unwrap();
-        assert_eq!(Wal::open(&path).unwrap().1, vec![(1, ops(1))]);
+        assert_eq!(Wal::<Kind>::open(&path).unwrap().1, vec![(1, ops(1))]);
         wal.append(2, &ops(5)).unwrap();
-        assert_eq!(Wal::open(&path).unwrap().1, vec![(1, ops(1)), (2, ops(5))]);
+        assert_eq!(
+            Wal::<Kind>::open(&path).unwrap().1,
+            vec![(1, ops(1)), (2, ops(5))]
+        );
     }
 
     #[test]
