@@ -1,81 +1,89 @@
-//! The store: one redb file under the state dir, one JSON record per volume,
-//! each change committed durably before it is acknowledged.
+//! volumed's store: the shared `store` crate (redb records made durable by a
+//! write-ahead log of one page per change: `volumed.redb` and `volumed.redb.wal`
+//! under the state dir), one JSON record per volume, each change durable before it
+//! is acknowledged.
 
 use crate::model::VolumeRecord;
 use crate::VolumeError;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
-const VOLUMES: TableDefinition<&str, &[u8]> = TableDefinition::new("volumes");
+/// volumed's one kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Volumes;
 
-fn store_error(e: impl std::fmt::Display) -> VolumeError {
-    VolumeError::Store(e.to_string())
+impl store::Kind for Volumes {
+    fn table_name(self) -> &'static str {
+        "volumes"
+    }
+
+    fn code(self) -> u8 {
+        0
+    }
+
+    fn from_code(code: u8) -> Option<Volumes> {
+        (code == 0).then_some(Volumes)
+    }
+}
+
+fn store_error(path: &Path) -> impl FnOnce(store::StoreError) -> VolumeError + '_ {
+    move |e| match e {
+        store::StoreError::Open {
+            source: redb::DatabaseError::DatabaseAlreadyOpen,
+            ..
+        } => VolumeError::Conflict(format!(
+            "another volumed uses the store {}; stop it first (this one changed nothing)",
+            path.display()
+        )),
+        other => VolumeError::Store(
+            plugin_api::PluginError::from_error(&other)
+                .message()
+                .to_string(),
+        ),
+    }
 }
 
 /// The store.
 pub struct Store {
-    db: Database,
+    inner: store::Store<Volumes>,
+    path: std::path::PathBuf,
 }
 
 impl Store {
-    /// Open (or make) `path`, mode 0600.
+    /// Open (or make) `path`; its directory is made if missing.
     pub fn open(path: &Path) -> Result<Store, VolumeError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(VolumeError::io(format!("making {}", dir.display())))?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => VolumeError::Conflict(format!(
-                "another volumed uses the store {}; stop it first (this one changed nothing)",
-                path.display()
-            )),
-            other => store_error(other),
-        })?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
-            VolumeError::io(format!("making {} private", path.display())),
-        )?;
-        let tx = db.begin_write().map_err(store_error)?;
-        tx.open_table(VOLUMES).map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
-        Ok(Store { db })
+        let inner = store::Store::open(path).map_err(store_error(path))?;
+        Ok(Store {
+            inner,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Every stored volume.
     pub fn load(&self) -> Result<Vec<VolumeRecord>, VolumeError> {
-        let tx = self.db.begin_read().map_err(store_error)?;
-        let table = tx.open_table(VOLUMES).map_err(store_error)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(store_error)? {
-            let (key, value) = row.map_err(store_error)?;
-            let record: VolumeRecord = serde_json::from_slice(value.value()).map_err(|e| {
-                VolumeError::Store(format!("volume {}: unreadable record: {e}", key.value()))
-            })?;
-            out.push(record);
-        }
-        Ok(out)
+        let all: Vec<(String, VolumeRecord)> =
+            self.inner.list(Volumes).map_err(store_error(&self.path))?;
+        Ok(all.into_iter().map(|(_, v)| v).collect())
     }
 
     /// Write `record` durably.
     pub fn put(&self, record: &VolumeRecord) -> Result<(), VolumeError> {
-        let json = serde_json::to_vec(record).map_err(store_error)?;
-        let tx = self.db.begin_write().map_err(store_error)?;
-        {
-            let mut table = tx.open_table(VOLUMES).map_err(store_error)?;
-            table
-                .insert(record.name.as_str(), json.as_slice())
-                .map_err(store_error)?;
-        }
-        tx.commit().map_err(store_error)
+        let mut batch = self.inner.batch().map_err(store_error(&self.path))?;
+        batch
+            .put(Volumes, &record.name, record)
+            .map_err(store_error(&self.path))?;
+        batch.commit().map_err(store_error(&self.path))
     }
 
     /// Delete volume `name` durably.
     pub fn delete(&self, name: &str) -> Result<(), VolumeError> {
-        let tx = self.db.begin_write().map_err(store_error)?;
-        {
-            let mut table = tx.open_table(VOLUMES).map_err(store_error)?;
-            table.remove(name).map_err(store_error)?;
-        }
-        tx.commit().map_err(store_error)
+        let mut batch = self.inner.batch().map_err(store_error(&self.path))?;
+        batch
+            .delete(Volumes, name)
+            .map_err(store_error(&self.path))?;
+        batch.commit().map_err(store_error(&self.path))
     }
 }
