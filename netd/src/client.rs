@@ -14,7 +14,6 @@ use std::future::{poll_fn, Future};
 use std::path::{Path, PathBuf};
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 type Connection =
@@ -35,15 +34,13 @@ struct Conn {
 async fn drive<F: Future>(io: &mut Option<Pin<Box<Connection>>>, f: F) -> F::Output {
     let mut f = pin!(f);
     poll_fn(|cx| {
-        if let Poll::Ready(out) = f.as_mut().poll(cx) {
-            return Poll::Ready(out);
-        }
+        // The connection first: an end the daemon sent (it was killed, say) is
+        // read before `f` (a readiness check) could take the connection as open.
         if let Some(conn) = io.as_mut() {
             if conn.as_mut().poll(cx).is_ready() {
                 *io = None;
             }
         }
-        // What the connection just read or wrote may have finished `f`.
         f.as_mut().poll(cx)
     })
     .await
