@@ -256,3 +256,32 @@ fn resolve_answers_what_docker_makes_for_the_same_mounts() {
         assert_eq!(mine, theirs, "{dest}: volumed {mine:?}, dockerd {theirs:?}");
     }
 }
+
+#[test]
+fn docker_create_copies_image_content_in_and_leaves_no_reference() {
+    let v = Volumed::start_with_docker();
+    let docker = Dockerd::start(&v.host).unwrap();
+    // A new volume at a path the image has files in: dockerd mounts it at create
+    // to copy them in, and unmounts it again.
+    let id = docker
+        .run(&[
+            "create",
+            "--volume-driver",
+            "volumed",
+            "-v",
+            "copied:/etc",
+            "busybox",
+            "true",
+        ])
+        .unwrap();
+    let vol = v.client.volume("copied").unwrap();
+    assert_eq!(vol.references(), 0, "after docker create: {:?}", vol.refs);
+    assert!(
+        std::path::Path::new(&vol.mountpoint)
+            .join("passwd")
+            .exists(),
+        "the image's /etc was not copied in"
+    );
+    docker.run(&["rm", id.trim()]).unwrap();
+    docker.run(&["volume", "rm", "copied"]).unwrap();
+}

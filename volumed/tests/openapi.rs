@@ -5,7 +5,6 @@
 mod common;
 
 use common::Volumed;
-use hyper::Method;
 use serde_json::{json, Value};
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/volumed-api.json");
