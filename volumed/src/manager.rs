@@ -375,7 +375,9 @@ impl Manager {
             return Ok(v);
         }
         let data = self.root.data_path(name);
-        if mounts::is_mounted(&data) {
+        // Only a backing is ever mounted there (a plain volume's directory is
+        // not): the mount table is read for those alone.
+        if Self::backing(&v).mounted() && mounts::is_mounted(&data) {
             mounts::detach(&data)?;
         }
         self.store.delete(name)?;
