@@ -311,3 +311,23 @@ fn raise_open_file_limit() {
         Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The socket unit listens where `netd daemon` serves by default, so the two
+    /// match without flags.
+    #[test]
+    fn the_socket_unit_listens_on_the_default_paths() {
+        let unit = include_str!("../../dist/systemd/netd.socket");
+        let listens: Vec<&str> = unit
+            .lines()
+            .filter_map(|l| l.strip_prefix("ListenStream="))
+            .collect();
+        let plugin = format!("{}/netd.sock", plugin_api::server::DEFAULT_SOCKET_DIR);
+        assert_eq!(listens, [crate::client::DEFAULT_SOCKET, plugin.as_str()]);
+        let service = include_str!("../../dist/systemd/netd.service");
+        assert!(service.contains("Requires=netd.socket"));
+        assert!(service.contains("Before=docker.service"));
+        assert!(unit.contains("Before=docker.service"));
+    }
+}

@@ -2,7 +2,7 @@
 //! the allocator, the drivers and the store, with three thin faces onto it: the
 //! native API, the Docker plugin protocol and the CLI (see ARCHITECTURE.md).
 
-pub mod activation;
+pub use plugin_api::server::activation;
 pub mod api;
 pub mod cli;
 pub mod client;

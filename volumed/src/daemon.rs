@@ -32,7 +32,15 @@ pub struct DaemonOptions {
 /// Run until a signal. The state is loaded before either socket is bound:
 /// dockerd asks for every volume it knows at its start and forgets the labels of
 /// those a plugin does not know.
-pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+///
+/// `passed`: sockets a service manager holds across volumed's restarts (systemd's
+/// socket activation), taken before the runtime started: requests that come while
+/// volumed is away wait in their backlog.
+pub async fn run(
+    opts: DaemonOptions,
+    passed: plugin_api::server::activation::Passed,
+) -> anyhow::Result<()> {
+    let mut passed = passed;
     let remotes =
         crate::manager::Remotes::new(opts.remote_drivers.clone(), opts.remote_socket_dir.clone());
     let manager = Arc::new(Manager::open(&opts.state_dir, &opts.data_root, remotes)?);
@@ -63,19 +71,29 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             )
         })?
         .to_string();
-    let native = PluginSocket::bind(
-        &name,
-        &Registration::SocketIn(dir),
-        SocketPermissions::default(),
-    )?;
-    let docker = match &opts.plugin_dir {
-        Some(dir) => Some(PluginSocket::bind(
-            &opts.plugin_name,
-            &Registration::SocketIn(dir.clone()),
+    let native = match passed.take(&opts.socket) {
+        Some(l) => PluginSocket::inherited(l, opts.socket.clone())?,
+        None => PluginSocket::bind(
+            &name,
+            &Registration::SocketIn(dir),
             SocketPermissions::default(),
-        )?),
+        )?,
+    };
+    let docker = match &opts.plugin_dir {
+        Some(dir) => {
+            let path = dir.join(format!("{}.sock", opts.plugin_name));
+            Some(match passed.take(&path) {
+                Some(l) => PluginSocket::inherited(l, path)?,
+                None => PluginSocket::bind(
+                    &opts.plugin_name,
+                    &Registration::SocketIn(dir.clone()),
+                    SocketPermissions::default(),
+                )?,
+            })
+        }
         None => None,
     };
+    passed.refuse_leftovers()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

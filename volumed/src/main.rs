@@ -61,6 +61,17 @@ fn daemon_options(
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Before any other thread exists: taking them clears their variables.
+    let passed = match &cli.command {
+        Command::Daemon(_) => match plugin_api::server::activation::listeners() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        _ => Default::default(),
+    };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,7 +88,7 @@ fn main() -> std::process::ExitCode {
                             .with_writer(std::io::stderr)
                             .init();
                         let opts = daemon_options(cli.socket, args)?;
-                        volumed::daemon::run(opts).await
+                        volumed::daemon::run(opts, passed).await
                     }
                     Command::Volume(cmd) => volumed::cli::run_client(cli.socket, cmd).await,
                 }

@@ -435,3 +435,71 @@ fn a_second_volumed_on_the_same_data_root_stops_before_touching_anything() {
     assert!(!other.join("volumed.sock").exists());
     assert!(c.volume("mine").is_ok());
 }
+
+/// volumed started as systemd starts it with socket activation: `listener` (the
+/// API socket, held by the test) as descriptor 3, LISTEN_PID and LISTEN_FDS set.
+fn spawn_activated(
+    v: &Volumed,
+    listener: &std::os::unix::net::UnixListener,
+    socket: &std::path::Path,
+) -> tests::Daemon {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let mut cmd = v.host.command("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_volumed"))
+        .arg("--socket")
+        .arg(socket)
+        .args(["daemon", "--no-docker", "--state-dir"])
+        .arg(v.host.dir().join("activated-state"))
+        .arg("--data-root")
+        .arg(v.host.dir().join("activated-data"));
+    // SAFETY: only fcntl/dup2, which are async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let high = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD(100))?;
+            nix::unistd::dup2(high, 3)?;
+            Ok(())
+        });
+    }
+    tests::Daemon::spawn(
+        "volumed-activated",
+        cmd,
+        &v.host.log_path("volumed-activated"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn requests_made_while_volumed_is_away_are_answered_when_it_is_back() {
+    let v = Volumed::start();
+    let socket = v.host.dir().join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let client = volumed::client::Client::new(&socket);
+    let mut daemon = spawn_activated(&v, &listener, &socket);
+    let made = tests::wait_for(
+        "volumed on the passed socket",
+        std::time::Duration::from_secs(20),
+        || {
+            daemon.check_running()?;
+            Ok(client.create(json!({"name": "before"})).ok())
+        },
+    );
+    assert!(made.is_ok(), "{}", daemon.log());
+    daemon.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    daemon.wait_exit(std::time::Duration::from_secs(5)).unwrap();
+    let waiting = {
+        let client = client.clone();
+        std::thread::spawn(move || client.create(json!({"name": "while-away"})))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    if waiting.is_finished() {
+        panic!("answered while volumed was away: {:?}", waiting.join());
+    }
+    let _back = spawn_activated(&v, &listener, &socket);
+    let answered = waiting.join().unwrap();
+    assert!(answered.is_ok(), "{answered:?}");
+    assert!(client.volume("before").is_ok());
+}

@@ -1,6 +1,7 @@
 //! The plugin side: driver traits, the router that serves them, and the unix-socket
 //! listener that registers the plugin where the engine looks.
 
+pub mod activation;
 mod body;
 mod router;
 mod serve;

@@ -1,9 +1,9 @@
 //! Sockets handed over by a service manager (systemd's socket activation): the
-//! `LISTEN_PID`, `LISTEN_FDS` protocol (sd_listen_fds(3)). With them, the sockets
-//! outlive netd: while it restarts or is upgraded, the manager keeps listening and
-//! requests queue in the backlog instead of failing, so dockerd never finds the
-//! plugin gone. Each passed socket is matched to the native or the plugin socket by
-//! the path it is bound to.
+//! `LISTEN_PID`, `LISTEN_FDS` protocol (sd_listen_fds(3)). With them, a daemon's
+//! sockets outlive it: while it restarts or is upgraded, the manager keeps listening
+//! and requests queue in the backlog instead of failing, so dockerd never finds the
+//! plugin gone. Each passed socket is matched to the socket the daemon serves by the
+//! path it is bound to (netd and volumed use it).
 
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixListener;
@@ -26,7 +26,7 @@ pub enum ActivationError {
         /// What is wrong with it.
         why: String,
     },
-    /// A socket netd would not serve.
+    /// A socket the daemon would not serve.
     #[error("a socket was passed for {0}, which is neither the API socket nor the plugin socket; check the socket unit's ListenStream= paths")]
     Unused(PathBuf),
 }
@@ -42,8 +42,8 @@ impl Passed {
         Some(self.0.remove(i).1)
     }
 
-    /// Fail if a passed socket is left over: a unit listening on a path netd does
-    /// not serve would take requests nobody answers.
+    /// Fail if a passed socket is left over: a unit listening on a path the daemon
+    /// does not serve would take requests nobody answers.
     pub fn refuse_leftovers(self) -> Result<(), ActivationError> {
         match self.0.into_iter().next() {
             Some((path, _)) => Err(ActivationError::Unused(path)),
@@ -53,7 +53,7 @@ impl Passed {
 }
 
 /// The sockets passed to this process, if any; the variables are cleared so
-/// that nothing netd starts inherits them.
+/// that nothing the daemon starts inherits them.
 pub fn listeners() -> Result<Passed, ActivationError> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();
@@ -69,11 +69,14 @@ pub fn listeners() -> Result<Passed, ActivationError> {
         // Meant for another process (a parent that did not clear them).
         return Ok(Passed::default());
     }
-    let n: RawFd = count
-        .parse()
-        .map_err(|_| ActivationError::Count(count.clone()))?;
+    // A count, not a descriptor: unsigned, and small enough to add to 3.
+    let last = count
+        .parse::<u16>()
+        .ok()
+        .and_then(|n| FIRST_FD.checked_add(RawFd::from(n)))
+        .ok_or_else(|| ActivationError::Count(count.clone()))?;
     let mut out = Vec::new();
-    for fd in FIRST_FD..FIRST_FD + n {
+    for fd in FIRST_FD..last {
         out.push(listener(fd)?);
     }
     Ok(Passed(out))
@@ -107,24 +110,4 @@ fn listener(fd: RawFd) -> Result<(PathBuf, UnixListener), ActivationError> {
     nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).map_err(|e| bad(&e.to_string()))?;
     // SAFETY: checked above to be a listening unix stream socket; owned from here.
     Ok((path, unsafe { UnixListener::from_raw_fd(fd) }))
-}
-
-#[cfg(test)]
-mod tests {
-    /// The socket unit listens where `netd daemon` serves by default, so the two
-    /// match without flags.
-    #[test]
-    fn the_socket_unit_listens_on_the_default_paths() {
-        let unit = include_str!("../../dist/systemd/netd.socket");
-        let listens: Vec<&str> = unit
-            .lines()
-            .filter_map(|l| l.strip_prefix("ListenStream="))
-            .collect();
-        let plugin = format!("{}/netd.sock", plugin_api::server::DEFAULT_SOCKET_DIR);
-        assert_eq!(listens, [crate::client::DEFAULT_SOCKET, plugin.as_str()]);
-        let service = include_str!("../../dist/systemd/netd.service");
-        assert!(service.contains("Requires=netd.socket"));
-        assert!(service.contains("Before=docker.service"));
-        assert!(unit.contains("Before=docker.service"));
-    }
 }
