@@ -198,14 +198,3 @@ fn strip(v: &mut serde_json::Value) {
         _ => {}
     }
 }
-
-#[cfg(test)]
-mod probe {
-    #[tokio::test]
-    #[ignore]
-    async fn print_generation() {
-        for _ in 0..3 {
-            println!("gen {:?}", super::generation().await);
-        }
-    }
-}
