@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(iproute2 nftables iptables docker.io runc busybox-static util-linux e2fsprogs tar procps curl)
+packages=(iproute2 nftables iptables docker.io runc busybox-static util-linux e2fsprogs xfsprogs docker-compose tar procps curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -135,7 +135,16 @@ impl<'h> Dockerd<'h> {
     /// A `docker` client command aimed at this daemon (no arguments yet). It runs
     /// outside the host: it only needs the API socket.
     pub fn docker(&self) -> Command {
-        let mut cmd = Command::new(&self.cli);
+        self.client(&self.cli)
+    }
+
+    /// A `docker-compose` command aimed at this daemon (no arguments yet).
+    pub fn compose(&self) -> Command {
+        self.client(Path::new("docker-compose"))
+    }
+
+    fn client(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
             .env("DOCKER_CONFIG", self.dir.join("client"))
             .env_remove("DOCKER_CONTEXT")

@@ -24,7 +24,7 @@ mod process;
 mod reap;
 
 pub use dockerd::Dockerd;
-pub use examples::example_binary;
+pub use examples::{example_binary, workspace_binary};
 pub use host::TestHost;
 pub use image::busybox_rootfs_tar;
 pub use names::unique_name;

@@ -44,8 +44,15 @@ struct LoopConfig {
     reserved: [u64; 8],
 }
 
-/// The smallest image size accepted (mkfs needs room for its own metadata).
-pub const MIN_SIZE: u64 = 16 << 20;
+/// The smallest image size accepted for `fstype` (mkfs needs room for its own
+/// metadata; mkfs.xfs refuses less than 300 MiB).
+pub fn min_size(fstype: &str) -> u64 {
+    if fstype == "xfs" {
+        300 << 20
+    } else {
+        16 << 20
+    }
+}
 
 /// Make `image`, `size` bytes (sparse), and a `fstype` filesystem in it.
 pub fn make(image: &Path, fstype: &str, size: u64) -> Result<(), VolumeError> {
@@ -59,7 +66,8 @@ pub fn make(image: &Path, fstype: &str, size: u64) -> Result<(), VolumeError> {
     drop(file);
     let mkfs = format!("mkfs.{fstype}");
     let out = std::process::Command::new(&mkfs)
-        .args(["-q", "-F"])
+        // Both: quiet, and make it in a regular file without asking.
+        .args(["-q", if fstype == "xfs" { "-f" } else { "-F" }])
         .arg(image)
         .output();
     let refused = |why: String| {

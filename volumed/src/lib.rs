@@ -14,6 +14,7 @@ pub mod mounts;
 pub mod options;
 pub mod paths;
 pub mod plugin_face;
+pub mod quota;
 pub mod resolve;
 pub mod store;
 

@@ -88,6 +88,8 @@ pub struct Manager {
     root: DataRoot,
     store: Store,
     remotes: Remotes,
+    /// Project quota under the data root, or what it lacks.
+    quota: Result<crate::quota::ProjectQuota, String>,
     volumes: Mutex<BTreeMap<String, VolumeRecord>>,
     /// One lock per volume: its operations run one at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -118,10 +120,12 @@ impl Manager {
             .into_iter()
             .map(|v| (v.name.clone(), v))
             .collect();
+        let quota = crate::quota::ProjectQuota::probe(&root);
         Ok(Manager {
             root,
             store,
             remotes,
+            quota,
             volumes: Mutex::new(volumes),
             locks: Mutex::new(HashMap::new()),
         })
@@ -187,6 +191,16 @@ impl Manager {
                 .await;
         }
         let backing = options::parse(&options)?;
+        let quota = match (&backing, &self.quota) {
+            (Backing::Quota { .. }, Err(missing)) => {
+                let size = options.get("size").map(String::as_str).unwrap_or("");
+                return Err(VolumeError::Invalid(format!(
+                    "option size={size}: a size on a plain volume needs a project quota under the data root, and {missing}; a tmpfs (type=tmpfs device=tmpfs o=size={size}) or a volume of its own image (type=ext4 device=image size={size}) holds a size on any host"
+                )));
+            }
+            (Backing::Quota { size }, Ok(q)) => Some((q, *size)),
+            _ => None,
+        };
         let vlock = self.volume_lock(&name);
         let _held = vlock.lock().await;
         if let Some(existing) = lock(&self.volumes).get(&name).cloned() {
@@ -199,6 +213,12 @@ impl Manager {
             )));
         }
         let data = self.root.make(&name)?;
+        if let Some((q, size)) = quota {
+            if let Err(e) = q.limit(&self.root, &name, size) {
+                let _ = self.root.remove(&name);
+                return Err(e);
+            }
+        }
         if let Backing::Image { fstype, size, .. } = &backing {
             let image = self.root.path().join(&name).join("image");
             if let Err(e) = crate::image::make(&image, fstype, *size) {
@@ -382,6 +402,9 @@ impl Manager {
         }
         self.store.delete(name)?;
         lock(&self.volumes).remove(name);
+        if let (Backing::Quota { .. }, Ok(q)) = (Self::backing(&v), &self.quota) {
+            q.clear(&self.root, name);
+        }
         // The record is gone: a crash now leaves only a directory, which the next
         // create of the name takes as it is.
         if let Err(e) = self.root.remove(name) {

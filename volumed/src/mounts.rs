@@ -10,7 +10,27 @@ use std::path::Path;
 pub fn attach(backing: &Backing, target: &Path) -> Result<(), VolumeError> {
     let doing = format!("mounting {}", target.display());
     match backing {
-        Backing::Plain => Ok(()),
+        Backing::Plain | Backing::Quota { .. } => Ok(()),
+        Backing::Nfs {
+            fstype,
+            device,
+            options,
+        } => {
+            let options = resolve_addr(options)?;
+            mount(
+                Some(device.as_str()),
+                target,
+                Some(fstype.as_str()),
+                MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .map_err(|e| match e {
+                nix::errno::Errno::ENODEV => VolumeError::Invalid(format!(
+                    "{doing}: this kernel has no {fstype} filesystem (not in /proc/filesystems): load the nfs module or use a host that has it"
+                )),
+                other => mount_error(format!("{doing} from {device}"), other),
+            })
+        }
         Backing::Tmpfs { options } => mount(
             Some("tmpfs"),
             target,
@@ -53,6 +73,32 @@ pub fn attach(backing: &Backing, target: &Path) -> Result<(), VolumeError> {
             Ok(())
         }
     }
+}
+
+/// `o` with a server name in `addr=` replaced by its address: the kernel takes
+/// addresses only (Docker resolves it the same way, at mount).
+fn resolve_addr(options: &str) -> Result<String, VolumeError> {
+    let mut out = Vec::new();
+    for o in options.split(',') {
+        match o.strip_prefix("addr=") {
+            Some(host) if host.parse::<std::net::IpAddr>().is_err() => {
+                use std::net::ToSocketAddrs;
+                let ip = (host, 0)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        VolumeError::Invalid(format!(
+                            "addr={host}: the NFS server's name does not resolve"
+                        ))
+                    })?
+                    .ip();
+                out.push(format!("addr={ip}"));
+            }
+            _ => out.push(o.to_string()),
+        }
+    }
+    Ok(out.join(","))
 }
 
 fn mount_error(doing: String, e: nix::errno::Errno) -> VolumeError {

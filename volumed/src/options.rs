@@ -45,6 +45,24 @@ pub enum Backing {
         /// `o`, its mount options.
         options: String,
     },
+    /// A directory under the data root held to `size` bytes by a project quota
+    /// (`size=10G` alone, as Docker: the data root must be on XFS mounted with
+    /// prjquota).
+    Quota {
+        /// The limit in bytes.
+        size: u64,
+    },
+    /// An NFS export mounted on `_data` while in use (`type=nfs o=addr=SERVER
+    /// device=:/export`, as Docker: a server name in `addr` is resolved at
+    /// mount).
+    Nfs {
+        /// `nfs` or `nfs4`.
+        fstype: String,
+        /// The export (`:/path` or `server:/path`).
+        device: String,
+        /// `o`, with `addr=`.
+        options: String,
+    },
     /// A host directory bound on `_data` while in use (`type=none o=bind device=/dir`).
     Bind {
         /// The host directory.
@@ -57,7 +75,7 @@ pub enum Backing {
 impl Backing {
     /// Whether it is mounted on `_data` while referenced.
     pub fn mounted(&self) -> bool {
-        !matches!(self, Backing::Plain)
+        !matches!(self, Backing::Plain | Backing::Quota { .. })
     }
 }
 
@@ -90,19 +108,28 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
     need("type", &["device"])?;
     need("o", &["type", "device"])?;
     let image = opts.get("device").map(String::as_str) == Some("image");
-    if let Some(size) = opts.get("size") {
-        // Only where the size is enforced: a tmpfs takes it as its own size, an
-        // image is made that big.
-        if opts.get("type").map(String::as_str) != Some("tmpfs") && !image {
+    let kind = opts.get("type").map(String::as_str);
+    if let (Some(size), Some(kind)) = (opts.get("size"), kind) {
+        // Only where it is enforced: a tmpfs takes it as its own size, an image
+        // is made that big, a plain volume gets a project quota.
+        if kind != "tmpfs" && !image {
             return Err(invalid(format!(
-                "option size={size}: this host has no XFS project quota under the data root, so a size is enforced only for type=tmpfs or a volume of its own image (type=ext4 device=image size={size})"
+                "option size={size} does not apply to type={kind}: a size holds for a plain volume (project quota), type=tmpfs, or a volume of its own image (type=ext4 device=image size={size})"
             )));
         }
     }
-    let kind = opts.get("type").map(String::as_str);
     let o = opts.get("o").cloned().unwrap_or_default();
     match kind {
-        None => Ok(Backing::Plain),
+        None => match opts.get("size") {
+            None => Ok(Backing::Plain),
+            Some(size) => {
+                let size = size_bytes(size)?;
+                if size == 0 {
+                    return Err(invalid("size=0: a quota needs a size above zero".into()));
+                }
+                Ok(Backing::Quota { size })
+            }
+        },
         Some("tmpfs") => {
             let mut options = o;
             if let Some(size) = opts.get("size") {
@@ -136,9 +163,18 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
                     "type=nfs needs the server in o (o=addr=SERVER,...) and the export as device (:/path)".into(),
                 ));
             }
-            Err(invalid(
-                "type=nfs: NFS volumes are not served by this volumed yet".into(),
-            ))
+            let device = opts.get("device").cloned().unwrap_or_default();
+            if !device.contains(":/") {
+                return Err(invalid(format!(
+                    "device {device:?}: an nfs volume needs the export as :/path (or server:/path)"
+                )));
+            }
+            check_mount_options(&o)?;
+            Ok(Backing::Nfs {
+                fstype: kind.unwrap_or("nfs").to_string(),
+                device,
+                options: o,
+            })
         }
         Some(fstype @ ("ext4" | "xfs")) if image => {
             let Some(size) = opts.get("size") else {
@@ -147,8 +183,12 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
                 )));
             };
             let bytes = size_bytes(size)?;
-            if bytes < crate::image::MIN_SIZE {
-                return Err(invalid(format!("size={size}: an image volume needs at least 16m")));
+            let min = crate::image::min_size(fstype);
+            if bytes < min {
+                return Err(invalid(format!(
+                    "size={size}: a type={fstype} image volume needs at least {}m",
+                    min >> 20
+                )));
             }
             check_mount_options(&o)?;
             Ok(Backing::Image {
@@ -158,7 +198,7 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
             })
         }
         Some(other) => Err(invalid(format!(
-            "type={other}: this volumed serves type=tmpfs, type=none (o=bind) and type=ext4|xfs with device=image"
+            "type={other}: this volumed serves type=tmpfs, type=none (o=bind), type=nfs|nfs4 and type=ext4|xfs with device=image"
         ))),
     }
 }
@@ -256,8 +296,19 @@ mod tests {
                 options: "size=64m".into()
             }
         );
-        let err = parse(&opts(&[("size", "1g")])).unwrap_err().to_string();
-        assert!(err.contains("device=image size=1g"), "{err}");
+        assert_eq!(
+            parse(&opts(&[("size", "1g")])).unwrap(),
+            Backing::Quota { size: 1 << 30 }
+        );
+        let err = parse(&opts(&[
+            ("type", "none"),
+            ("device", "/d"),
+            ("o", "bind"),
+            ("size", "1g"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("does not apply to type=none"), "{err}");
         assert_eq!(
             parse(&opts(&[
                 ("type", "ext4"),
@@ -283,6 +334,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("at least 16m"), "{err}");
+        let err = parse(&opts(&[
+            ("type", "xfs"),
+            ("device", "image"),
+            ("size", "100m"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("at least 300m"), "{err}");
         let err = parse(&opts(&[("type", "none"), ("device", "rel"), ("o", "bind")]))
             .unwrap_err()
             .to_string();
@@ -295,5 +354,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("needs the server"), "{err}");
+        assert_eq!(
+            parse(&opts(&[
+                ("type", "nfs"),
+                ("device", ":/export"),
+                ("o", "addr=nas.lan,vers=4")
+            ]))
+            .unwrap(),
+            Backing::Nfs {
+                fstype: "nfs".into(),
+                device: ":/export".into(),
+                options: "addr=nas.lan,vers=4".into()
+            }
+        );
     }
 }

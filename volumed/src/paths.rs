@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// `ROOT/volumes`, held open.
@@ -99,9 +99,31 @@ impl DataRoot {
     /// `NAME/_data` if it is a real directory beneath the root (no symlink on
     /// the way), or why not.
     pub fn check(&self, name: &str) -> Result<PathBuf, VolumeError> {
-        let rel = format!("{name}/_data");
-        open_dir_at(&self.dir, &rel).map_err(|e| self.refused(&rel, e))?;
+        self.open_data(name)?;
         Ok(self.data_path(name))
+    }
+
+    /// `NAME/_data`, opened without following a symlink on the way.
+    pub fn open_data(&self, name: &str) -> Result<OwnedFd, VolumeError> {
+        let rel = format!("{name}/_data");
+        open_dir_at(&self.dir, &rel).map_err(|e| self.refused(&rel, e))
+    }
+
+    /// `ROOT/volumes` itself.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    /// The names of the directories under the root.
+    pub fn names(&self) -> Vec<String> {
+        std::fs::read_dir(&self.path)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn refused(&self, rel: &str, e: Errno) -> VolumeError {

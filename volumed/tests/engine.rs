@@ -285,3 +285,112 @@ fn docker_create_copies_image_content_in_and_leaves_no_reference() {
     docker.run(&["rm", id.trim()]).unwrap();
     docker.run(&["volume", "rm", "copied"]).unwrap();
 }
+
+/// The README's compose file, as a user runs it: a netd network with netd's
+/// IPAM, a volumed tmpfs volume with labels, a published port; then `down -v`
+/// removes what it made from both daemons.
+#[test]
+fn the_readme_compose_file_runs_on_netd_and_volumed() {
+    let v = Volumed::start_with_docker();
+    let dir = v.host.dir();
+    let netd_socket = dir.join("netd.sock").display().to_string();
+    let netd = tests::workspace_binary("netd").unwrap();
+    let (state, run) = (dir.join("netd-state"), dir.join("netd-run"));
+    let _netd = v
+        .host
+        .spawn_plugin_at(
+            "netd",
+            &v.host.plugin_dir().join("netd.sock"),
+            &netd,
+            &[
+                "--socket",
+                &netd_socket,
+                "daemon",
+                "--state-dir",
+                &state.display().to_string(),
+                "--run-dir",
+                &run.display().to_string(),
+            ],
+        )
+        .unwrap();
+    let docker = Dockerd::start(&v.host).unwrap();
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/compose/compose.yml"
+    );
+    let compose = |args: &[&str]| {
+        let out = docker
+            .compose()
+            .args(["-f", file, "-p", "demo"])
+            .args(args)
+            .output()
+            .expect("docker-compose (Debian's docker-compose package) runs");
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    compose(&["up", "-d"]);
+
+    let page = tests::wait_for(
+        "the web service",
+        std::time::Duration::from_secs(20),
+        || {
+            Ok(v.host
+                .run(
+                    "curl",
+                    &["-s", "--max-time", "2", "http://127.0.0.1:18081/"],
+                )
+                .ok()
+                .filter(|body| !body.is_empty()))
+        },
+    )
+    .unwrap();
+    assert_eq!(page.trim(), "hello from volumed");
+    let site = v.client.volume("demo_site").unwrap();
+    assert_eq!(site.references(), 1, "{:?}", site.refs);
+    // Labels are dockerd's to keep (the plugin protocol carries none).
+    let inspect = docker.json(&["volume", "inspect", "demo_site"]).unwrap();
+    assert_eq!(inspect[0]["Driver"], "volumed", "{inspect}");
+    assert_eq!(inspect[0]["Labels"]["app"], "web", "{inspect}");
+    assert!(
+        v.mounted(std::path::Path::new(&site.mountpoint)),
+        "not a tmpfs"
+    );
+    let nets = std::process::Command::new(&netd)
+        .args([
+            "--socket",
+            &netd_socket,
+            "network",
+            "ls",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let nets = String::from_utf8_lossy(&nets.stdout);
+    assert!(nets.contains("10.82.0.0/24"), "{nets}");
+
+    compose(&["down", "-v"]);
+    assert!(
+        v.client.volume("demo_site").is_err(),
+        "the volume outlived down -v"
+    );
+    let nets = std::process::Command::new(&netd)
+        .args([
+            "--socket",
+            &netd_socket,
+            "network",
+            "ls",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let nets = String::from_utf8_lossy(&nets.stdout);
+    assert!(
+        !nets.contains("10.82.0.0/24"),
+        "the network outlived down: {nets}"
+    );
+}

@@ -116,8 +116,12 @@ fn bad_input_is_refused_and_nothing_is_made() {
             "missing required option: \"type\"",
         ),
         (
-            json!({"name": "v2", "options": {"size": "1g"}}),
-            "enforced only for type=tmpfs",
+            json!({"name": "v2", "options": {"type": "none", "device": "/srv", "o": "bind", "size": "1g"}}),
+            "does not apply to type=none",
+        ),
+        (
+            json!({"name": "v2", "options": {"type": "ext4", "device": "image", "size": "1m"}}),
+            "at least 16m",
         ),
         (
             json!({"name": "v2", "options": {"type": "nfs", "device": ":/x", "o": "vers=4"}}),
