@@ -358,18 +358,21 @@ fn the_readme_compose_file_runs_on_netd_and_volumed() {
         v.mounted(std::path::Path::new(&site.mountpoint)),
         "not a tmpfs"
     );
-    let nets = std::process::Command::new(&netd)
-        .args([
-            "--socket",
-            &netd_socket,
-            "network",
-            "ls",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let nets = String::from_utf8_lossy(&nets.stdout);
+    let netd_networks = || {
+        let out = std::process::Command::new(&netd)
+            .args([
+                "--socket",
+                &netd_socket,
+                "network",
+                "ls",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let nets = netd_networks();
     assert!(nets.contains("10.82.0.0/24"), "{nets}");
 
     compose(&["down", "-v"]);
@@ -377,18 +380,7 @@ fn the_readme_compose_file_runs_on_netd_and_volumed() {
         v.client.volume("demo_site").is_err(),
         "the volume outlived down -v"
     );
-    let nets = std::process::Command::new(&netd)
-        .args([
-            "--socket",
-            &netd_socket,
-            "network",
-            "ls",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let nets = String::from_utf8_lossy(&nets.stdout);
+    let nets = netd_networks();
     assert!(
         !nets.contains("10.82.0.0/24"),
         "the network outlived down: {nets}"
