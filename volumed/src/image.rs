@@ -8,7 +8,7 @@
 //! `linux/loop.h` has them.
 
 use crate::VolumeError;
-use nix::mount::{mount, MsFlags};
+use nix::mount::mount;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -160,13 +160,13 @@ pub fn attach(image: &Path, fstype: &str, options: &str, target: &Path) -> Resul
                 source: e,
             });
         }
-        let data = (!options.is_empty()).then_some(options);
+        let (flags, data) = crate::mounts::split_options(options);
         let mounted = mount(
             Some(path.as_str()),
             target,
             Some(fstype),
-            MsFlags::empty(),
-            data,
+            flags,
+            (!data.is_empty()).then_some(data.as_str()),
         );
         // The device stays attached while mounted (autoclear frees it after the
         // last unmount, or now if the mount failed and this descriptor closes).

@@ -115,12 +115,23 @@ impl Manager {
     ) -> Result<Manager, VolumeError> {
         let root = DataRoot::open(data_root)?;
         let store = Store::open(&state_dir.join("volumed.redb"))?;
-        let volumes = store
+        let volumes: BTreeMap<String, VolumeRecord> = store
             .load()?
             .into_iter()
             .map(|v| (v.name.clone(), v))
             .collect();
-        let quota = crate::quota::ProjectQuota::probe(&root);
+        let sized: Vec<String> = volumes
+            .values()
+            .filter(|v| matches!(Self::backing(v), Backing::Quota { .. }))
+            .map(|v| v.name.clone())
+            .collect();
+        let quota = crate::quota::ProjectQuota::probe(&root, &sized);
+        if let (Err(missing), false) = (&quota, sized.is_empty()) {
+            tracing::warn!(
+                volumes = sized.len(),
+                "volumes with a size were made on project quota, and now {missing}: their sizes are not enforced"
+            );
+        }
         Ok(Manager {
             root,
             store,
@@ -191,16 +202,6 @@ impl Manager {
                 .await;
         }
         let backing = options::parse(&options)?;
-        let quota = match (&backing, &self.quota) {
-            (Backing::Quota { .. }, Err(missing)) => {
-                let size = options.get("size").map(String::as_str).unwrap_or("");
-                return Err(VolumeError::Invalid(format!(
-                    "option size={size}: a size on a plain volume needs a project quota under the data root, and {missing}; a tmpfs (type=tmpfs device=tmpfs o=size={size}) or a volume of its own image (type=ext4 device=image size={size}) holds a size on any host"
-                )));
-            }
-            (Backing::Quota { size }, Ok(q)) => Some((q, *size)),
-            _ => None,
-        };
         let vlock = self.volume_lock(&name);
         let _held = vlock.lock().await;
         if let Some(existing) = lock(&self.volumes).get(&name).cloned() {
@@ -212,12 +213,31 @@ impl Manager {
                 existing.options, existing.labels
             )));
         }
-        let data = self.root.make(&name)?;
-        if let Some((q, size)) = quota {
-            if let Err(e) = q.limit(&self.root, &name, size) {
-                let _ = self.root.remove(&name);
-                return Err(e);
+        let quota = match (&backing, &self.quota) {
+            (Backing::Quota { .. }, Err(missing)) => {
+                let size = options.get("size").map(String::as_str).unwrap_or("");
+                return Err(VolumeError::Invalid(format!(
+                    "option size={size}: a size on a plain volume needs a project quota under the data root, and {missing}; a tmpfs (type=tmpfs device=tmpfs o=size={size}) or a volume of its own image (type=ext4 device=image size={size}) holds a size on any host"
+                )));
             }
+            (Backing::Quota { size }, Ok(q)) => Some((q, *size)),
+            _ => None,
+        };
+        let data = self.root.make(&name)?;
+        let limited = match quota {
+            Some((q, size)) => q.limit(&self.root, &name, size),
+            // A directory a crash left, taken by a volume with no size, keeps
+            // no project of the old one.
+            None => {
+                if let Ok(q) = &self.quota {
+                    q.clear(&self.root, &name);
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = limited {
+            let _ = self.root.remove(&name);
+            return Err(e);
         }
         if let Backing::Image { fstype, size, .. } = &backing {
             let image = self.root.path().join(&name).join("image");
@@ -320,13 +340,27 @@ impl Manager {
         }
         let data = self.root.check(name)?;
         let backing = Self::backing(&v);
-        let first = v.references() == 0;
-        if first && backing.mounted() && !mounts::is_mounted(&data) {
-            mounts::attach(&backing, &data)?;
+        if let (Backing::Quota { size }, Ok(q)) = (&backing, &self.quota) {
+            // Set again at each mount, as Docker does: another program on the
+            // filesystem may have reset it.
+            q.limit(&self.root, name, *size)?;
         }
+        // Mounted when it is not (the first reference, or a backing reconcile
+        // left for its next use), off the async threads: an NFS server may be
+        // slow to answer.
+        let attached = backing.mounted() && !mounts::is_mounted(&data) && {
+            let (b, d) = (backing.clone(), data.clone());
+            tokio::task::spawn_blocking(move || mounts::attach(&b, &d))
+                .await
+                .map_err(|e| VolumeError::Io {
+                    doing: format!("mounting {}", data.display()),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
+            true
+        };
         *v.refs.entry(id.to_string()).or_default() += 1;
         if let Err(e) = self.store.put(&v) {
-            if first && backing.mounted() {
+            if attached {
                 let _ = mounts::detach(&data);
             }
             return Err(e);
@@ -400,11 +434,11 @@ impl Manager {
         if Self::backing(&v).mounted() && mounts::is_mounted(&data) {
             mounts::detach(&data)?;
         }
-        self.store.delete(name)?;
-        lock(&self.volumes).remove(name);
         if let (Backing::Quota { .. }, Ok(q)) = (Self::backing(&v), &self.quota) {
             q.clear(&self.root, name);
         }
+        self.store.delete(name)?;
+        lock(&self.volumes).remove(name);
         // The record is gone: a crash now leaves only a directory, which the next
         // create of the name takes as it is.
         if let Err(e) = self.root.remove(name) {
@@ -461,6 +495,12 @@ impl Manager {
             let data = self.root.data_path(&v.name);
             let mounted = mounts::is_mounted(&data);
             let result = match (v.references() > 0, mounted) {
+                // Not at start: a server that is down (the network not up yet
+                // at boot) would hold every socket closed. Its next mount does it.
+                (true, false) if matches!(backing, Backing::Nfs { .. }) => {
+                    tracing::info!(volume = %v.name, "an NFS volume is mounted again at its next use");
+                    Ok(())
+                }
                 (true, false) => {
                     mounts::attach(&backing, &data).map(|_| out.remounted.push(v.name.clone()))
                 }

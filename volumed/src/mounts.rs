@@ -16,13 +16,13 @@ pub fn attach(backing: &Backing, target: &Path) -> Result<(), VolumeError> {
             device,
             options,
         } => {
-            let options = resolve_addr(options)?;
+            let (flags, data) = split_options(&resolve_addr(options)?);
             mount(
                 Some(device.as_str()),
                 target,
                 Some(fstype.as_str()),
-                MsFlags::empty(),
-                Some(options.as_str()),
+                flags,
+                Some(data.as_str()),
             )
             .map_err(|e| match e {
                 nix::errno::Errno::ENODEV => VolumeError::Invalid(format!(
@@ -31,14 +31,17 @@ pub fn attach(backing: &Backing, target: &Path) -> Result<(), VolumeError> {
                 other => mount_error(format!("{doing} from {device}"), other),
             })
         }
-        Backing::Tmpfs { options } => mount(
-            Some("tmpfs"),
-            target,
-            Some("tmpfs"),
-            MsFlags::empty(),
-            (!options.is_empty()).then_some(options.as_str()),
-        )
-        .map_err(|e| mount_error(doing, e)),
+        Backing::Tmpfs { options } => {
+            let (flags, data) = split_options(options);
+            mount(
+                Some("tmpfs"),
+                target,
+                Some("tmpfs"),
+                flags,
+                (!data.is_empty()).then_some(data.as_str()),
+            )
+            .map_err(|e| mount_error(doing, e))
+        }
         Backing::Image {
             fstype, options, ..
         } => {
@@ -75,24 +78,67 @@ pub fn attach(backing: &Backing, target: &Path) -> Result<(), VolumeError> {
     }
 }
 
+/// `o` split as mount(8) and Docker split it: the generic options (`ro`,
+/// `noatime`, `nosuid`, ...) become mount flags, which the kernel refuses as
+/// text; the rest is the filesystem's own data.
+pub fn split_options(o: &str) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for opt in o.split(',').filter(|x| !x.is_empty()) {
+        let (set, flag) = match opt {
+            "defaults" => continue,
+            "ro" => (true, MsFlags::MS_RDONLY),
+            "rw" => (false, MsFlags::MS_RDONLY),
+            "nosuid" => (true, MsFlags::MS_NOSUID),
+            "suid" => (false, MsFlags::MS_NOSUID),
+            "nodev" => (true, MsFlags::MS_NODEV),
+            "dev" => (false, MsFlags::MS_NODEV),
+            "noexec" => (true, MsFlags::MS_NOEXEC),
+            "exec" => (false, MsFlags::MS_NOEXEC),
+            "sync" => (true, MsFlags::MS_SYNCHRONOUS),
+            "async" => (false, MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (true, MsFlags::MS_DIRSYNC),
+            "mand" => (true, MsFlags::MS_MANDLOCK),
+            "nomand" => (false, MsFlags::MS_MANDLOCK),
+            "noatime" => (true, MsFlags::MS_NOATIME),
+            "atime" => (false, MsFlags::MS_NOATIME),
+            "nodiratime" => (true, MsFlags::MS_NODIRATIME),
+            "diratime" => (false, MsFlags::MS_NODIRATIME),
+            "relatime" => (true, MsFlags::MS_RELATIME),
+            "norelatime" => (false, MsFlags::MS_RELATIME),
+            "strictatime" => (true, MsFlags::MS_STRICTATIME),
+            "nostrictatime" => (false, MsFlags::MS_STRICTATIME),
+            other => {
+                data.push(other);
+                continue;
+            }
+        };
+        flags.set(flag, set);
+    }
+    (flags, data.join(","))
+}
+
 /// `o` with a server name in `addr=` replaced by its address: the kernel takes
-/// addresses only (Docker resolves it the same way, at mount).
+/// addresses only (Docker resolves it the same way, at mount, preferring IPv4).
 fn resolve_addr(options: &str) -> Result<String, VolumeError> {
     let mut out = Vec::new();
     for o in options.split(',') {
         match o.strip_prefix("addr=") {
             Some(host) if host.parse::<std::net::IpAddr>().is_err() => {
                 use std::net::ToSocketAddrs;
-                let ip = (host, 0)
+                let found: Vec<std::net::IpAddr> = (host, 0)
                     .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next())
+                    .map(|a| a.map(|a| a.ip()).collect())
+                    .unwrap_or_default();
+                let ip = found
+                    .iter()
+                    .find(|ip| ip.is_ipv4())
+                    .or(found.first())
                     .ok_or_else(|| {
                         VolumeError::Invalid(format!(
                             "addr={host}: the NFS server's name does not resolve"
                         ))
-                    })?
-                    .ip();
+                    })?;
                 out.push(format!("addr={ip}"));
             }
             _ => out.push(o.to_string()),
@@ -155,4 +201,22 @@ fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_options_become_flags_and_the_rest_stays_data() {
+        let (flags, data) = split_options("addr=10.0.0.1,rw,noatime,nosuid,vers=4,ro");
+        assert_eq!(
+            flags,
+            MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_RDONLY
+        );
+        assert_eq!(data, "addr=10.0.0.1,vers=4");
+        let (flags, data) = split_options("size=64m,mode=0700,noexec,exec");
+        assert_eq!(flags, MsFlags::empty());
+        assert_eq!(data, "size=64m,mode=0700");
+    }
 }

@@ -16,6 +16,11 @@ pub fn check_name(name: &str) -> Result<(), VolumeError> {
     if first_ok && rest_ok {
         return Ok(());
     }
+    if first_ok && name.len() == 1 {
+        return Err(VolumeError::Invalid(format!(
+            "{name:?} is too short: a local volume name has at least two characters ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
+        )));
+    }
     Err(VolumeError::Invalid(format!(
         "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed (at least two)"
     )))
@@ -122,18 +127,22 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
     match kind {
         None => match opts.get("size") {
             None => Ok(Backing::Plain),
-            Some(size) => {
-                let size = size_bytes(size)?;
-                if size == 0 {
-                    return Err(invalid("size=0: a quota needs a size above zero".into()));
-                }
-                Ok(Backing::Quota { size })
-            }
+            // As with Docker, size=0 is no limit.
+            Some(size) => Ok(match size_bytes(size)? {
+                0 => Backing::Plain,
+                size => Backing::Quota { size },
+            }),
         },
         Some("tmpfs") => {
             let mut options = o;
             if let Some(size) = opts.get("size") {
-                check_size(size)?;
+                // A percentage of memory is tmpfs's own; other sizes in bytes.
+                let size = match size.strip_suffix('%') {
+                    Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                        size.clone()
+                    }
+                    _ => size_bytes(size)?.to_string(),
+                };
                 if !options.is_empty() {
                     options.push(',');
                 }
@@ -203,41 +212,40 @@ pub fn parse(opts: &BTreeMap<String, String>) -> Result<Backing, VolumeError> {
     }
 }
 
-/// `size` in bytes: a number with an optional k, m or g (powers of 1024).
+/// `size` in bytes, with Docker's spelling (`units.RAMInBytes`): a number,
+/// maybe with a fraction, then maybe a space, then maybe k, m, g, t or p (powers
+/// of 1024), maybe with `i` and `b` (`10g`, `1.5G`, `512MiB`, `100kb`).
 fn size_bytes(size: &str) -> Result<u64, VolumeError> {
-    check_size(size)?;
-    let (digits, unit) = match size.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&size[..i], c.to_ascii_lowercase()),
-        _ => (size, 'b'),
-    };
-    let n: u64 = digits.parse().map_err(|_| {
+    let bad = || {
         invalid(format!(
-            "size={size}: expected a number with an optional k, m or g"
+            "size={size}: expected a number with an optional unit (k, m, g, t or p, as in 10g or 1.5GiB)"
         ))
-    })?;
-    let shift = match unit {
-        'k' => 10,
-        'm' => 20,
-        'g' => 30,
-        'b' => 0,
-        _ => {
-            return Err(invalid(format!(
-                "size={size}: a percentage is for tmpfs only"
-            )))
-        }
     };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| invalid(format!("size={size}: too large")))
-}
-
-fn check_size(size: &str) -> Result<(), VolumeError> {
-    let digits = size.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(format!(
-            "size={size}: expected a number with an optional k, m or g"
-        )));
+    let number_end = size
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(size.len());
+    let (number, unit) = size.split_at(number_end);
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
+        return Err(bad());
     }
-    Ok(())
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(bad()),
+    };
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(invalid(format!("size={size}: too large")));
+    }
+    Ok(bytes as u64)
 }
 
 /// Mount options are passed to the kernel as text: keep them to what mount(8)
@@ -260,6 +268,25 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn sizes_are_spelled_as_docker_spells_them() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("100", 100),
+            ("10k", 10 << 10),
+            ("10g", 10 << 30),
+            ("1.5G", 3 << 29),
+            ("512MiB", 512 << 20),
+            ("100kb", 100 << 10),
+            ("2 t", 2 << 40),
+        ] {
+            assert_eq!(size_bytes(text).unwrap(), bytes, "{text}");
+        }
+        for bad in ["", "g", "1x", "1.", ".5g", "1..2m", "-1", "1gg", "10%"] {
+            assert!(size_bytes(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

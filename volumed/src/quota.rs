@@ -139,9 +139,9 @@ fn filesystem_of(root: &DataRoot) -> Option<(String, String)> {
 }
 
 impl ProjectQuota {
-    /// Project quota under `root`, or what is missing for it (a sentence to go
-    /// into an error).
-    pub fn probe(root: &DataRoot) -> Result<ProjectQuota, String> {
+    /// Project quota under `root`, where the volumes named `sized` already hold
+    /// project IDs, or what is missing for it (a sentence to go into an error).
+    pub fn probe(root: &DataRoot, sized: &[String]) -> Result<ProjectQuota, String> {
         let where_ = root.path().display();
         let Some((fstype, options)) = filesystem_of(root) else {
             return Err(format!(
@@ -150,13 +150,16 @@ impl ProjectQuota {
         };
         if fstype != "xfs" && fstype != "ext4" {
             return Err(format!(
-                "{where_} is on {fstype}, not on XFS mounted with prjquota"
+                "{where_} is on {fstype}: project quota needs XFS (or ext4) mounted with prjquota"
             ));
         }
-        let enforced = options
-            .split(',')
-            .any(|o| matches!(o, "prjquota" | "pquota" | "prjjquota"));
-        if !enforced {
+        let options: Vec<&str> = options.split(',').collect();
+        if options.contains(&"pqnoenforce") {
+            return Err(format!(
+                "{where_} is on {fstype} mounted with pqnoenforce (project quota counted, not enforced): mount it with prjquota"
+            ));
+        }
+        if !options.contains(&"prjquota") {
             let kernel = if fstype == "xfs" && !std::path::Path::new("/proc/fs/xfs/xqm").exists() {
                 " (and this kernel has no XFS quota support: CONFIG_XFS_QUOTA is off, /proc/fs/xfs/xqm is missing)"
             } else {
@@ -175,12 +178,11 @@ impl ProjectQuota {
             }
             Err(e) => return Err(format!("project quota under {where_} does not answer: {e}")),
         }
-        // The root's own project ID is the floor (as with Docker, an operator
-        // can reserve the IDs below by setting it); volumes already made keep
-        // theirs.
+        // The project ID of `ROOT/volumes` is the floor (an operator can
+        // reserve the IDs below by setting it); sized volumes keep theirs. Only
+        // their directories are read: never a mounted volume's.
         let floor = get_xattr(root.fd()).map(|x| x.projid).unwrap_or(0);
-        let highest = root
-            .names()
+        let highest = sized
             .iter()
             .filter_map(|name| root.open_data(name).ok())
             .filter_map(|fd| get_xattr(fd.as_fd()).ok())
@@ -188,36 +190,70 @@ impl ProjectQuota {
             .max()
             .unwrap_or(0);
         Ok(ProjectQuota {
-            next: Mutex::new(floor.max(highest) + 1),
+            next: Mutex::new(floor.max(highest)),
         })
     }
 
-    /// Give volume `name`'s `_data` a project of its own limited to `bytes`.
-    pub fn limit(&self, root: &DataRoot, name: &str, bytes: u64) -> Result<(), VolumeError> {
-        let data = root.open_data(name)?;
-        let id = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let id = *next;
-            *next = next.saturating_add(1);
-            id
-        };
-        let doing = |what: &str| format!("{what} of volume {name} (project {id})");
-        let mut x =
-            get_xattr(data.as_fd()).map_err(VolumeError::io(doing("reading the project")))?;
-        x.projid = id;
-        x.xflags |= FS_XFLAG_PROJINHERIT;
-        set_xattr(data.as_fd(), &x).map_err(VolumeError::io(doing("setting the project")))?;
-        set_limit(data.as_fd(), id, bytes).map_err(VolumeError::io(doing("setting the quota")))
+    /// A project ID nobody on the filesystem uses: no limit and no usage
+    /// recorded for it (dockerd or an operator may hold IDs on the same
+    /// filesystem).
+    fn free_id(&self, fd: BorrowedFd<'_>) -> Result<u32, VolumeError> {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..10_000 {
+            let id = next.checked_add(1).ok_or_else(|| {
+                VolumeError::Conflict("no project ID is left above the data root's".into())
+            })?;
+            *next = id;
+            let mut dq = FsDiskQuota::default();
+            let free = match quotactl_fd(fd, Q_XGETQUOTA, id, &mut dq) {
+                Err(e) => e.raw_os_error() == Some(nix::libc::ENOENT),
+                Ok(()) => {
+                    dq.blk_hardlimit == 0
+                        && dq.blk_softlimit == 0
+                        && dq.ino_hardlimit == 0
+                        && dq.bcount == 0
+                        && dq.icount == 0
+                }
+            };
+            if free {
+                return Ok(id);
+            }
+        }
+        Err(VolumeError::Conflict(
+            "10,000 project IDs in a row are in use on the data root's filesystem".into(),
+        ))
     }
 
-    /// Lift the limit of volume `name`'s project (before its data goes).
+    /// Hold volume `name`'s `_data` to `bytes`: a project of its own (given at
+    /// the first call, kept after), PROJINHERIT, and the limit, set again at
+    /// each call (as Docker does at each mount: another program may have reset
+    /// it).
+    pub fn limit(&self, root: &DataRoot, name: &str, bytes: u64) -> Result<(), VolumeError> {
+        let data = root.open_data(name)?;
+        let io = |what: &str| VolumeError::io(format!("{what} of volume {name}"));
+        let mut x = get_xattr(data.as_fd()).map_err(io("reading the project"))?;
+        if x.projid == 0 || x.xflags & FS_XFLAG_PROJINHERIT == 0 {
+            x.projid = self.free_id(data.as_fd())?;
+            x.xflags |= FS_XFLAG_PROJINHERIT;
+            set_xattr(data.as_fd(), &x).map_err(io("setting the project"))?;
+        }
+        set_limit(data.as_fd(), x.projid, bytes).map_err(io("setting the quota"))
+    }
+
+    /// Lift the limit of volume `name`'s project and take the project off its
+    /// `_data` (before its record and data go).
     pub fn clear(&self, root: &DataRoot, name: &str) {
         let Ok(data) = root.open_data(name) else {
             return;
         };
-        if let Ok(x) = get_xattr(data.as_fd()) {
+        if let Ok(mut x) = get_xattr(data.as_fd()) {
             if x.projid != 0 {
                 let _ = set_limit(data.as_fd(), x.projid, 0);
+                // A directory left by a crash and taken again by a new volume
+                // of the name carries no project.
+                x.projid = 0;
+                x.xflags &= !FS_XFLAG_PROJINHERIT;
+                let _ = set_xattr(data.as_fd(), &x);
             }
         }
     }

@@ -67,6 +67,24 @@ fn a_tmpfs_volume_is_mounted_while_referenced_and_has_its_size() {
     assert!(v.mounted(&data), "unmounted while b still uses it");
     c.unmount("scratch", "b").unwrap();
     assert!(!v.mounted(&data), "still mounted after the last reference");
+
+    // Generic options in o are mount flags (the kernel refuses them as a
+    // tmpfs's own options), as with mount(8) and Docker.
+    let flagged = c
+        .create(json!({"name": "flagged", "options": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m,noexec,nosuid,noatime"}}))
+        .unwrap();
+    c.mount("flagged", "a").unwrap();
+    let options = v
+        .host
+        .run("findmnt", &["-rn", "-o", "OPTIONS", &flagged.mountpoint])
+        .unwrap();
+    for flag in ["noexec", "nosuid", "noatime"] {
+        assert!(
+            options.split(',').any(|o| o.trim() == flag),
+            "{flag}: {options}"
+        );
+    }
+    c.unmount("flagged", "a").unwrap();
 }
 
 #[test]
