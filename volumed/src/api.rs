@@ -3,7 +3,7 @@
 //! `POST /v1/volumes/prune`. Errors are `{"message", "kind"}`.
 
 use crate::manager::Manager;
-use crate::{ErrorKind, VolumeError};
+use crate::VolumeError;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -53,25 +53,13 @@ pub struct PruneBody {
     pub all: bool,
 }
 
-/// An error answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ApiErrorBody {
-    /// For a person.
-    pub message: String,
-    /// `invalid`, `not_found`, `conflict`, `too_large` or `internal`.
-    pub kind: String,
-}
+pub use native_api::ApiErrorBody;
 
 struct ApiError(StatusCode, ApiErrorBody);
 
 impl From<VolumeError> for ApiError {
     fn from(e: VolumeError) -> Self {
-        let (status, kind) = match e.kind() {
-            ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
-            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
+        let (status, kind) = e.kind().status();
         ApiError(
             status,
             ApiErrorBody {

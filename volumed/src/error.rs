@@ -1,17 +1,6 @@
 //! volumed's errors, each saying what was being done to which volume.
 
-/// How a caller should read an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The request is wrong; nothing was changed.
-    Invalid,
-    /// No such volume.
-    NotFound,
-    /// The request clashes with current state (in use, exists with other options).
-    Conflict,
-    /// The daemon or the kernel failed.
-    Internal,
-}
+pub use native_api::ErrorKind;
 
 /// Why an operation failed. Nothing it made is left behind.
 #[derive(Debug, thiserror::Error)]

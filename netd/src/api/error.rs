@@ -1,20 +1,12 @@
 //! The native API's error answer: `{"message": ..., "kind": ...}` with a status
 //! that says whose fault it is.
 
-use crate::controller::{ControllerError, ErrorKind};
+use crate::controller::ControllerError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
-/// The body of every error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiErrorBody {
-    /// What went wrong, for a person.
-    pub message: String,
-    /// `invalid`, `not_found`, `conflict`, `too_large` or `internal`.
-    pub kind: String,
-}
+pub use native_api::ApiErrorBody;
 
 /// An error answer.
 #[derive(Debug)]
@@ -38,12 +30,7 @@ impl ApiError {
 
 impl From<ControllerError> for ApiError {
     fn from(e: ControllerError) -> Self {
-        let (status, kind) = match e.kind() {
-            ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
-            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
+        let (status, kind) = e.kind().status();
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e.full_message(), "request failed");
         }

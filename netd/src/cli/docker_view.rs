@@ -54,7 +54,7 @@ struct Container {
 async fn get<T: serde::de::DeserializeOwned>(docker: &Client, path: &str) -> anyhow::Result<T> {
     let (status, body) = match docker.raw(Method::GET, path, None).await {
         Ok(answer) => answer,
-        Err(ClientError::Connect { socket, source }) => anyhow::bail!(
+        Err(ClientError::Connect { socket, source, .. }) => anyhow::bail!(
             "cannot reach dockerd at {}: {source}; give its API socket with --docker-socket",
             socket.display()
         ),

@@ -5,18 +5,7 @@ use crate::store::StoreError;
 use drivers::netns::NetnsError;
 use drivers::DriverError;
 
-/// How a caller should read an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The request is wrong; nothing was changed.
-    Invalid,
-    /// A named object does not exist.
-    NotFound,
-    /// The request clashes with current state (a name taken, a network in use).
-    Conflict,
-    /// The daemon or the kernel failed; nothing was changed.
-    Internal,
-}
+pub use native_api::ErrorKind;
 
 /// Why a controller operation failed. Whatever it made before failing is undone.
 #[derive(Debug, thiserror::Error)]
