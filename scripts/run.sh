@@ -18,6 +18,7 @@ if ! command -v nft >/dev/null; then
   echo "scripts/run.sh: netd's firewall needs nft: apt-get install nftables (or pass --firewall off)" >&2
   case " $* " in *" --firewall off "*) ;; *) exit 1 ;; esac
 fi
+scripts/deps.sh build
 cargo build --release --locked -p netd -p volumed --bins
 target/release/volumed daemon &
 trap 'kill $(jobs -p) 2>/dev/null || true' INT TERM EXIT

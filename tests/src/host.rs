@@ -138,6 +138,31 @@ impl TestHost {
         cmd
     }
 
+    /// Run the future `make` returns on a thread of its own inside the host's
+    /// network namespace, on a current-thread runtime: every socket it opens
+    /// lives in the host (the test's own threads never change namespace).
+    pub fn block_on_inside<T, F>(&self, make: impl FnOnce() -> F + Send) -> Result<T>
+    where
+        T: Send,
+        F: std::future::Future<Output = T>,
+    {
+        let netns = std::fs::File::open(self.netns_path())
+            .with_context(|| format!("opening {}", self.netns_path().display()))?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || -> Result<T> {
+                    nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .context("entering the host's network namespace")?;
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    Ok(rt.block_on(make()))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread inside the host panicked"))?
+        })
+    }
+
     /// Run `program args...` inside the host and return its stdout.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<String> {
         output(self.command(program).args(args))

@@ -16,6 +16,7 @@
 //! ```
 
 mod dockerd;
+mod etcd;
 mod examples;
 mod host;
 mod image;
@@ -24,6 +25,7 @@ mod process;
 mod reap;
 
 pub use dockerd::Dockerd;
+pub use etcd::Etcd;
 pub use examples::{example_binary, workspace_binary};
 pub use host::TestHost;
 pub use image::busybox_rootfs_tar;

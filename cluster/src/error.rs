@@ -1,0 +1,42 @@
+//! The cluster's errors: what was being done, and whether etcd was away.
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// etcd did not answer (down, or this host cut off): running containers are
+    /// unaffected; the change goes through once etcd is back.
+    #[error("{doing}: the cluster store (etcd) is unreachable: {source}")]
+    Unreachable {
+        /// What was being done.
+        doing: String,
+        /// Why.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// The request clashes with what the cluster holds.
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// A record in etcd that is not what netd writes.
+    #[error("cluster key {key}: {why}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+impl ClusterError {
+    pub(crate) fn etcd(doing: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> Self {
+        let doing = doing.into();
+        move |source| ClusterError::Unreachable { doing, source }
+    }
+
+    /// Whether etcd was away (the operation may be tried again).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClusterError::Unreachable { .. })
+    }
+}
