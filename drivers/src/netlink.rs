@@ -13,6 +13,7 @@
 
 mod direct;
 mod routes;
+mod vxlan;
 
 use direct::{Request, Sockets};
 use nix::errno::Errno;
@@ -28,6 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+pub use vxlan::{mac_text, Entry, VxlanSpec, FLOOD_MAC};
 
 /// The interface index of `lo`: the kernel gives it 1 in every namespace.
 pub const LOOPBACK_INDEX: u32 = 1;
