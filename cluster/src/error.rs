@@ -13,6 +13,9 @@ pub enum ClusterError {
         #[source]
         source: etcd_client::Error,
     },
+    /// This host has not joined the cluster (etcd was unreachable when it tried).
+    #[error("{0}")]
+    NotJoined(String),
     /// The request clashes with what the cluster holds.
     #[error("{0}")]
     Conflict(String),
@@ -37,6 +40,9 @@ impl ClusterError {
 
     /// Whether etcd was away (the operation may be tried again).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, ClusterError::Unreachable { .. })
+        matches!(
+            self,
+            ClusterError::Unreachable { .. } | ClusterError::NotJoined(_)
+        )
     }
 }

@@ -119,7 +119,18 @@ impl Membership {
             let mut lease = lease;
             loop {
                 tokio::time::sleep(every).await;
-                let next = match renew(&keeper, lease).await {
+                // A renewal that fails may mean etcd is away, or that the lease
+                // is gone (etcd answers a keep-alive of an expired lease with an
+                // error on some versions): ask which.
+                let left = match renew(&keeper, lease).await {
+                    Ok(left) => Ok(left),
+                    Err(e) => match lease_alive(&keeper, lease).await {
+                        Ok(true) => Ok(1),
+                        Ok(false) => Ok(0),
+                        Err(_) => Err(e),
+                    },
+                };
+                let next = match left {
                     Ok(left) if left > 0 => MembershipState::Joined { lease },
                     Ok(_) => {
                         tracing::warn!(lease, "this host's lease lapsed: joining again");
@@ -133,6 +144,14 @@ impl Membership {
                     }
                     Err(_) => MembershipState::Unreachable { lease },
                 };
+                if let (MembershipState::Unreachable { .. }, MembershipState::Joined { .. }) =
+                    (next, *tx.borrow())
+                {
+                    tracing::warn!(
+                        lease,
+                        "the cluster store does not answer: this host's lease may lapse"
+                    );
+                }
                 tx.send_if_modified(|s| {
                     let changed = *s != next;
                     *s = next;

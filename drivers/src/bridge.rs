@@ -169,7 +169,7 @@ fn added_addresses(data: &DriverData) -> Vec<IpNet> {
 /// A fixed, locally administered MAC for the bridge, from the network id: without
 /// one the bridge takes its lowest port's MAC, which changes as containers come and
 /// go and leaves neighbours with stale ARP entries.
-fn bridge_mac(id: &str) -> Mac {
+pub fn bridge_mac(id: &str) -> Mac {
     let mut mac = [0x02, 0, 0, 0, 0, 0];
     for (i, byte) in mac.iter_mut().enumerate().skip(1) {
         *byte = id
@@ -225,6 +225,8 @@ impl Driver for BridgeDriver {
                         ),
                     ));
                 }
+            } else if key.starts_with(crate::overlay::OPTION_OVERLAY) {
+                // Checked together below.
             } else if key == OPTION_DEFAULT_BRIDGE {
                 firewall::spec::parse_bool(key, value).map_err(firewall_option)?;
             } else if key.starts_with("com.docker.network.bridge.")
@@ -238,6 +240,20 @@ impl Driver for BridgeDriver {
         }
         // The firewall's options (masquerade, icc, gateway modes, ...).
         firewall::Policy::from_options(&net.options).map_err(firewall_option)?;
+        if crate::overlay::overlay_of(net)?.is_some() {
+            if net.options.contains_key(OPTION_BRIDGE_NAME) {
+                return Err(DriverError::invalid(
+                    format!("option {OPTION_BRIDGE_NAME}"),
+                    "an overlay network makes its own bridge",
+                ));
+            }
+            if net.subnets.len() > 1 {
+                return Err(DriverError::invalid(
+                    "subnets",
+                    "an overlay network has exactly one subnet",
+                ));
+            }
+        }
         mtu(net)?;
         for s in &net.subnets {
             if let Some(gw) = s.gateway {
@@ -257,7 +273,11 @@ impl Driver for BridgeDriver {
     }
 
     fn network_links(&self, net: &NetworkSpec) -> Vec<String> {
-        vec![bridge_name(net)]
+        let mut links = vec![bridge_name(net)];
+        if let Ok(Some(_)) = crate::overlay::overlay_of(net) {
+            links.push(crate::overlay::vxlan_name(net));
+        }
+        links
     }
 
     async fn create_network(&self, net: &NetworkSpec) -> Result<DriverData, DriverError> {
@@ -345,7 +365,12 @@ impl Driver for BridgeDriver {
             self.nl
                 .set_up(index)
                 .await
-                .map_err(DriverError::kernel(doing("bringing up")))
+                .map_err(DriverError::kernel(doing("bringing up")))?;
+            if let Some(overlay) = crate::overlay::overlay_of(net)? {
+                crate::overlay::ensure_vxlan(&self.nl, self.mark, net, &overlay, index, mtu(net)?)
+                    .await?;
+            }
+            Ok(())
         }
         .await;
         match (result, guard) {
@@ -363,6 +388,9 @@ impl Driver for BridgeDriver {
     }
 
     async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        if let Ok(Some(_)) = crate::overlay::overlay_of(net) {
+            crate::overlay::delete_vxlan(&self.nl, self.mark, net).await?;
+        }
         let name = bridge_name(net);
         self.bridges().remove(&name);
         let doing = |what: &str| format!("network {}: {what} bridge {name}", short(&net.id));
@@ -585,7 +613,10 @@ impl Driver for BridgeDriver {
 
     async fn sweep(&self, networks: &[NetworkSpec], host_links: &HashSet<String>) -> Swept {
         let mut out = Swept::default();
-        let bridges: HashSet<String> = networks.iter().map(bridge_name).collect();
+        let bridges: HashSet<String> = networks
+            .iter()
+            .flat_map(|n| self.network_links(n))
+            .collect();
         let links = match self.nl.links().await {
             Ok(l) => l,
             Err(e) => {

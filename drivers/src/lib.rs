@@ -8,6 +8,7 @@ pub mod bridge;
 mod driver;
 pub mod netlink;
 pub mod netns;
+pub mod overlay;
 mod simple;
 
 pub use bridge::BridgeDriver;

@@ -12,6 +12,11 @@
 //! default_address_pools_v6 = [{ base = "fd00:1::/48", size = 64 }]
 //! idle_timeout = 30                    # seconds; idle connections and slow bodies
 //! firewall = true                      # netd's nftables firewall (false: no rules, no ports)
+//! cluster_store = "etcd://10.0.0.1:2379"   # overlay networks across hosts (docs/overlay.md)
+//! advertise_addr = "10.0.0.11"         # this host's underlay address (its VTEP)
+//! vxlan_port = 4789
+//! cluster_lease_ttl = 15               # seconds before a silent host is dropped
+//! etcd_ca = "/etc/netd/etcd-ca.pem"    # TLS to etcd (with etcd_cert and etcd_key)
 //! ```
 
 use ipam::DefaultPool;
@@ -45,6 +50,20 @@ pub struct FileConfig {
     pub idle_timeout: Option<u64>,
     /// Run the firewall.
     pub firewall: Option<bool>,
+    /// etcd endpoints (`etcd://HOST:PORT[,...]`).
+    pub cluster_store: Option<String>,
+    /// This host's underlay address.
+    pub advertise_addr: Option<IpAddr>,
+    /// The VXLAN port.
+    pub vxlan_port: Option<u16>,
+    /// Seconds before a silent host is dropped.
+    pub cluster_lease_ttl: Option<u64>,
+    /// etcd's CA.
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd.
+    pub etcd_cert: Option<PathBuf>,
+    /// Its key.
+    pub etcd_key: Option<PathBuf>,
 }
 
 /// Why the configuration could not be used.

@@ -25,6 +25,8 @@ pub struct DaemonOptions {
     pub limits: ServeLimits,
     /// Run the nftables firewall.
     pub firewall: bool,
+    /// Join a cluster (overlay networks); the MTU is filled in at start.
+    pub cluster: Option<crate::overlay::ClusterSettings>,
 }
 
 /// Why the daemon stopped.
@@ -57,6 +59,9 @@ pub enum DaemonError {
     /// `netd cleanup` could not remove netd's rules.
     #[error("cleanup: {0}")]
     Cleanup(String),
+    /// The cluster settings do not fit this host.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Sockets passed by the service manager are not usable.
     #[error("sockets passed by the service manager")]
     Activation(#[from] activation::ActivationError),
@@ -159,6 +164,30 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         tracing::info!("firewall off: no rules are programmed and no ports published");
         None
     };
+    let agent = match opts.cluster.clone() {
+        Some(mut settings) => {
+            let nl = Netlink::current()?;
+            let Some(link) = nl.link_with_address(settings.advertise).await? else {
+                return Err(DaemonError::Cluster(format!(
+                    "--advertise-addr {} is not an address of this host",
+                    settings.advertise
+                )));
+            };
+            // VXLAN's headers: 50 bytes over IPv4, 70 over IPv6.
+            let overhead = if settings.advertise.is_ipv4() { 50 } else { 70 };
+            settings.mtu = link.mtu.unwrap_or(1500).saturating_sub(overhead).max(1280);
+            let agent = crate::overlay::Agent::new(
+                settings,
+                ctl.instance().to_string(),
+                &opts.settings.state_dir,
+                nl,
+            );
+            ctl.set_overlay(Arc::clone(&agent));
+            agent.try_join(std::time::Duration::from_secs(5)).await;
+            Some(tokio::spawn(Arc::clone(&agent).run(Arc::clone(&ctl))))
+        }
+        None => None,
+    };
     let reaper = tokio::spawn(reap_engine_joins(Arc::clone(&ctl)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -192,6 +221,9 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         } => Some(("the plugin socket", result)),
     };
     reaper.abort();
+    if let Some(a) = agent {
+        a.abort();
+    }
     if let Some(g) = guard {
         g.abort();
     }

@@ -11,5 +11,6 @@ pub mod controller;
 pub mod daemon;
 pub mod files;
 pub mod model;
+pub mod overlay;
 pub mod plugin_face;
 pub mod store;

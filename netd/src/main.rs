@@ -12,6 +12,7 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
+    let cluster = cluster_settings(&args, &file)?;
     let run_dir = args
         .run_dir
         .or(file.run_dir.clone())
@@ -40,6 +41,7 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
         )
     };
     Ok(DaemonOptions {
+        cluster,
         settings,
         socket: socket
             .or(file.socket.clone())
@@ -62,6 +64,44 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
             }
         },
     })
+}
+
+fn cluster_settings(
+    args: &DaemonArgs,
+    file: &FileConfig,
+) -> anyhow::Result<Option<netd::overlay::ClusterSettings>> {
+    let store = args.cluster_store.clone().or(file.cluster_store.clone());
+    let advertise = args.advertise_addr.or(file.advertise_addr);
+    let Some(store) = store else {
+        if advertise.is_some() || args.vxlan_port.is_some() || args.etcd_ca.is_some() {
+            anyhow::bail!(
+                "--advertise-addr, --vxlan-port and the etcd TLS options need --cluster-store"
+            );
+        }
+        return Ok(None);
+    };
+    let Some(advertise) = advertise else {
+        anyhow::bail!("--cluster-store needs --advertise-addr: this host's underlay address, which other hosts send VXLAN to");
+    };
+    let ca = args.etcd_ca.clone().or(file.etcd_ca.clone());
+    let cert = args.etcd_cert.clone().or(file.etcd_cert.clone());
+    let key = args.etcd_key.clone().or(file.etcd_key.clone());
+    let tls = (ca.is_some() || cert.is_some()).then_some(cluster::Tls { ca, cert, key });
+    let endpoints =
+        netd::overlay::parse_cluster_store(&store, tls.is_some()).map_err(anyhow::Error::msg)?;
+    Ok(Some(netd::overlay::ClusterSettings {
+        endpoints,
+        tls,
+        prefix: "/netd/v1".into(),
+        advertise,
+        vxlan_port: args.vxlan_port.or(file.vxlan_port).unwrap_or(4789),
+        lease_ttl: std::time::Duration::from_secs(
+            args.cluster_lease_ttl
+                .or(file.cluster_lease_ttl)
+                .unwrap_or(15),
+        ),
+        mtu: 1450,
+    }))
 }
 
 fn main() -> std::process::ExitCode {

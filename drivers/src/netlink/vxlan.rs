@@ -142,6 +142,29 @@ impl Netlink {
         self.index(spec.name).await
     }
 
+    /// The link that has address `addr` (the underlay interface of a VTEP).
+    pub async fn link_with_address(
+        &self,
+        addr: IpAddr,
+    ) -> Result<Option<super::Link>, NetlinkError> {
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+        let replies = self.direct.exchange(vec![Request::new(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+            "listing addresses",
+        )])?;
+        let index = replies.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) => a
+                .attributes
+                .iter()
+                .any(|attr| matches!(attr, AddressAttribute::Address(x) if *x == addr))
+                .then_some(a.header.index),
+            _ => None,
+        });
+        let Some(index) = index else { return Ok(None) };
+        Ok(self.links().await?.into_iter().find(|l| l.index == index))
+    }
+
     /// Set neighbour entry `ip` -> `mac` on link `index` (permanent, replacing
     /// whatever entry `ip` had).
     pub async fn replace_neighbour(

@@ -223,6 +223,30 @@ pub struct DaemonArgs {
     /// Off: netd programs no rules and publishes no ports.
     #[arg(long, value_enum)]
     pub firewall: Option<OnOff>,
+    /// Join a cluster for overlay networks: its etcd endpoints
+    /// (etcd://HOST:PORT[,HOST:PORT...]). Without it netd is single-host.
+    #[arg(long, value_name = "etcd://HOST:PORT[,...]")]
+    pub cluster_store: Option<String>,
+    /// This host's underlay address: other hosts send VXLAN to it (needed with
+    /// --cluster-store).
+    #[arg(long, value_name = "IP")]
+    pub advertise_addr: Option<std::net::IpAddr>,
+    /// The VXLAN UDP port, the same on every host [default: 4789].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub vxlan_port: Option<u16>,
+    /// Seconds a host may be silent before the others drop its endpoints
+    /// [default: 15].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub cluster_lease_ttl: Option<u64>,
+    /// The CA of etcd's certificate (TLS to etcd).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// This host's client certificate for etcd.
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The key of --etcd-cert.
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
 }
 
 /// A switch.

@@ -62,6 +62,10 @@ pub enum ControllerError {
     /// The firewall (nft, a host port) failed; nothing was changed.
     #[error("firewall: {0}")]
     Firewall(String),
+    /// The cluster store is away: a change that needs it fails, and goes
+    /// through once it is back.
+    #[error("{0}")]
+    Unavailable(String),
     /// A teardown went on past failures and reports them all; what failed is
     /// still there.
     #[error("{0}")]

@@ -111,6 +111,8 @@ pub struct Controller {
     nl: Netlink,
     /// The firewall, started after reconcile (unset with `--firewall off`).
     firewall: std::sync::OnceLock<Arc<::firewall::Firewall>>,
+    /// The cluster agent, with `--cluster-store` (overlay networks).
+    overlay: std::sync::OnceLock<Arc<crate::overlay::Agent>>,
     /// The host's routes, kept current (`None` if watching failed: then listed).
     routes: Option<RouteWatch>,
     settings: Settings,
@@ -215,6 +217,7 @@ impl Controller {
             sandbox_netlink: Mutex::new(HashMap::new()),
             drivers,
             firewall: std::sync::OnceLock::new(),
+            overlay: std::sync::OnceLock::new(),
             routes: match nl.watch_routes() {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -242,6 +245,21 @@ impl Controller {
             }
         }
         Ok(ctl)
+    }
+
+    /// Serve overlay networks through `agent` (set once, before serving).
+    pub fn set_overlay(&self, agent: Arc<crate::overlay::Agent>) {
+        let _ = self.overlay.set(agent);
+    }
+
+    /// The store's instance id (this host's id in a cluster).
+    pub fn instance(&self) -> &str {
+        self.store.instance()
+    }
+
+    /// The cluster agent, if netd runs in a cluster.
+    pub fn overlay(&self) -> Option<&Arc<crate::overlay::Agent>> {
+        self.overlay.get()
     }
 
     /// The settings it runs with.

@@ -80,12 +80,107 @@ fn check_request(req: &super::SubnetRequest) -> Result<(), ControllerError> {
     Ok(())
 }
 
+/// An overlay network's part from the cluster, for [`Controller::create_network`].
+struct OverlayPlan {
+    /// The cluster's network.
+    spec: cluster::OverlaySpec,
+    /// The address block this host claimed.
+    block: IpNet,
+    /// The options netd adds (VNI, VTEP, port, the cluster's name).
+    options: std::collections::BTreeMap<String, String>,
+    /// The MTU when the request sets none.
+    mtu: u32,
+}
+
+/// Whether `options` ask for an overlay network; an error for the options netd
+/// sets itself.
+fn overlay_requested(
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<bool, ControllerError> {
+    use drivers::overlay::{OPTION_OVERLAY, OPTION_PORT, OPTION_VNI, OPTION_VTEP};
+    for key in [
+        OPTION_VNI,
+        OPTION_VTEP,
+        OPTION_PORT,
+        crate::overlay::OPTION_NETWORK,
+    ] {
+        if options.contains_key(key) {
+            return Err(ControllerError::Invalid(format!(
+                "option {key} is set by netd, not by a request"
+            )));
+        }
+    }
+    match options.get(OPTION_OVERLAY).map(String::as_str) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ControllerError::Invalid(format!(
+            "option {OPTION_OVERLAY}={other:?}: expected true or false"
+        ))),
+    }
+}
+
 impl Controller {
     /// Create a network: validate, allocate its subnets and gateways, make its kernel
     /// objects, then store it. A failure at any step undoes the ones before.
+    ///
+    /// An overlay network (`com.netd.overlay=true`) is first made or found in the
+    /// cluster, by name, and a block of its subnet claimed for this host; the
+    /// local network takes the cluster's id, VNI and gateway, and hands out
+    /// addresses from the block only.
     pub async fn create_network(
         &self,
         req: NetworkCreate,
+    ) -> Result<NetworkRecord, ControllerError> {
+        if !overlay_requested(&req.options)? {
+            return self.create_network_with(req, None).await;
+        }
+        let agent = self.overlay().cloned().ok_or_else(|| {
+            ControllerError::Invalid(
+                "an overlay network needs netd in a cluster: start `netd daemon` with --cluster-store etcd://HOST:PORT and --advertise-addr IP".into(),
+            )
+        })?;
+        Name::parse("network", &req.name).map_err(ControllerError::Invalid)?;
+        let [s] = req.subnets.as_slice() else {
+            return Err(ControllerError::Invalid(
+                "an overlay network has exactly one subnet, the same on every host (--subnet)"
+                    .into(),
+            ));
+        };
+        let Some(subnet) = s.subnet else {
+            return Err(ControllerError::Invalid(
+                "an overlay network needs its subnet given: every host must agree on it".into(),
+            ));
+        };
+        check_request(s)?;
+        if s.ip_range.is_some() || !s.aux_addresses.is_empty() || req.ipv6 {
+            return Err(ControllerError::Invalid(
+                "an overlay network takes a subnet and a gateway; ip ranges, aux addresses and a second (IPv6) subnet are not supported".into(),
+            ));
+        }
+        let mut agreed = req.options.clone();
+        agreed.remove(drivers::overlay::OPTION_OVERLAY);
+        let (spec, block) = agent
+            .prepare(&req.name, subnet, s.gateway, agreed)
+            .await
+            .map_err(crate::overlay::cluster_error)?;
+        let plan = OverlayPlan {
+            options: agent.options_for(&spec),
+            mtu: agent.mtu(),
+            spec,
+            block,
+        };
+        let (name, block) = (plan.spec.name.clone(), plan.block);
+        let made = self.create_network_with(req, Some(plan)).await;
+        if made.is_err() {
+            agent.forget(&name, Some(block)).await;
+        }
+        made
+    }
+
+    async fn create_network_with(
+        &self,
+        req: NetworkCreate,
+        overlay: Option<OverlayPlan>,
     ) -> Result<NetworkRecord, ControllerError> {
         let name = Name::parse("network", &req.name).map_err(ControllerError::Invalid)?;
         let driver_name = req.driver.clone().unwrap_or_else(|| "bridge".to_string());
@@ -115,7 +210,10 @@ impl Controller {
                 "the {driver_name} driver has no addresses of its own: give no subnets"
             )));
         }
-        let id = new_random_id()?;
+        let id = match &overlay {
+            Some(plan) => plan.spec.id.clone(),
+            None => new_random_id()?,
+        };
         let mut record = NetworkRecord {
             id,
             name: name.to_string(),
@@ -128,6 +226,13 @@ impl Controller {
             created: now(),
             driver_data: Default::default(),
         };
+        if let Some(plan) = &overlay {
+            record.options.extend(plan.options.clone());
+            record
+                .options
+                .entry(drivers::bridge::OPTION_MTU.to_string())
+                .or_insert_with(|| plan.mtu.to_string());
+        }
         // The driver checks options before anything is allocated or made.
         driver.validate(&network_spec(&record))?;
         let reservation = NameGuard::reserve(&self.network_names, name.as_str(), || {
@@ -136,7 +241,22 @@ impl Controller {
         let links = self.reserve_links(&*driver, &record)?;
 
         let mut holdings = Holdings::new(self);
-        if wants_addresses {
+        if let Some(plan) = &overlay {
+            let wanted = super::SubnetRequest {
+                subnet: Some(plan.spec.subnet),
+                gateway: Some(plan.spec.gateway),
+                ip_range: Some(plan.block),
+                ..Default::default()
+            };
+            let sub = self.allocate_subnet(
+                &mut holdings,
+                name.as_str(),
+                &wanted,
+                &[],
+                ipam::AddressSpace::Global,
+            )?;
+            record.subnets.push(sub);
+        } else if wants_addresses {
             let mut wanted = req.subnets.clone();
             if wanted.is_empty() {
                 wanted.push(Default::default());
@@ -157,7 +277,13 @@ impl Controller {
                 Vec::new()
             };
             for s in &wanted {
-                let sub = self.allocate_subnet(&mut holdings, name.as_str(), s, &exclude)?;
+                let sub = self.allocate_subnet(
+                    &mut holdings,
+                    name.as_str(),
+                    s,
+                    &exclude,
+                    ipam::AddressSpace::Local,
+                )?;
                 exclude.push(sub.subnet);
                 record.subnets.push(sub);
             }
@@ -247,6 +373,7 @@ impl Controller {
         owner: &str,
         req: &super::SubnetRequest,
         exclude: &[IpNet],
+        space: ipam::AddressSpace,
     ) -> Result<SubnetRecord, ControllerError> {
         let v6 = req.ipv6 || matches!(req.subnet, Some(IpNet::V6(_)));
         if let Some(subnet) = req.subnet {
@@ -264,7 +391,7 @@ impl Controller {
             }
         }
         let pool_req = PoolRequest {
-            space: None,
+            space: Some(space),
             subnet: req.subnet,
             range: req.ip_range,
             v6,
@@ -407,6 +534,14 @@ impl Controller {
         }
         lock(&self.slots).remove(&net.id);
         tracing::info!(network = %net.name, id = short_id(&net.id), "network deleted");
+        if let (Some(agent), true) = (self.overlay(), crate::overlay::is_overlay(&net)) {
+            let name = net
+                .options
+                .get(crate::overlay::OPTION_NETWORK)
+                .unwrap_or(&net.name);
+            let block = net.subnets.first().and_then(|s| s.ip_range);
+            agent.forget(name, block).await;
+        }
         Ok(net)
     }
 }

@@ -72,6 +72,9 @@ impl Controller {
             }
         }
         let follow = self.firewall().is_some().then(|| ops.clone());
+        let overlay_changed = ops
+            .iter()
+            .any(|op| matches!(op, Op::Network(_) | Op::Endpoint(_) | Op::Delete(..)));
         let store = Arc::clone(&self.store);
         let records: Arc<Mutex<Records>> = Arc::clone(&self.records);
         let result = self
@@ -86,6 +89,11 @@ impl Controller {
             Some(Ok(())) => {
                 if let Some(ops) = follow {
                     self.firewall_after_commit(&ops).await;
+                }
+                if overlay_changed {
+                    if let Some(agent) = self.overlay() {
+                        agent.wake();
+                    }
                 }
                 Ok(())
             }

@@ -52,6 +52,22 @@ impl Netd {
         netd
     }
 
+    /// netd started on `host`, made and wired by the test beforehand (an
+    /// underlay link for a cluster), with more `netd daemon` arguments.
+    pub fn start_on(host: TestHost, extra: &[&str]) -> Netd {
+        let socket = host.dir().join("netd.sock");
+        let mut netd = Netd {
+            host,
+            daemon: None,
+            client: Client::new(socket),
+            docker: false,
+            activated: None,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        };
+        netd.launch();
+        netd
+    }
+
     /// A host whose netd gets its sockets from the test, as from systemd's socket
     /// activation: the native socket, and the plugin socket in the host's
     /// `/run/docker/plugins`.
@@ -73,6 +89,17 @@ impl Netd {
         };
         netd.launch();
         netd
+    }
+
+    /// Kill the daemon with SIGKILL and wait for it to go.
+    pub fn kill_9(&mut self) {
+        let mut daemon = self.daemon.take().expect("netd runs");
+        daemon
+            .signal(nix::sys::signal::Signal::SIGKILL)
+            .expect("kill -9");
+        daemon
+            .wait_exit(Duration::from_secs(5))
+            .expect("netd exits");
     }
 
     /// Start the daemon (again) and wait for its API.

@@ -1,0 +1,376 @@
+//! The agent: membership, networks and blocks, peer publishing, programs.
+
+use super::program::{Counters, NetView, Program};
+use crate::controller::Controller;
+use crate::model::NetworkRecord;
+use cluster::{
+    Cluster, ClusterError, ClusterOptions, HostRecord, Keys, Membership, OverlayRequest,
+    OverlaySpec, PeerRecord,
+};
+use drivers::netlink::Netlink;
+use drivers::overlay::{OPTION_OVERLAY, OPTION_PORT, OPTION_VNI, OPTION_VTEP};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, RwLock};
+
+/// The cluster's name for the network, kept in the local record's options (a
+/// Docker network's local name may differ).
+pub const OPTION_NETWORK: &str = "com.netd.overlay.network";
+
+/// How to join the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// etcd endpoints (`http://10.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// TLS to etcd.
+    pub tls: Option<cluster::Tls>,
+    /// The key prefix.
+    pub prefix: String,
+    /// This host's underlay address: its VTEP.
+    pub advertise: IpAddr,
+    /// The VXLAN UDP port.
+    pub vxlan_port: u16,
+    /// The membership lease's TTL: a host silent for longer is removed.
+    pub lease_ttl: Duration,
+    /// The MTU of overlay networks that set none (underlay MTU - 50).
+    pub mtu: u32,
+}
+
+struct Joined {
+    cluster: Cluster,
+    membership: Membership,
+}
+
+/// netd's cluster agent. Share it in an `Arc`.
+pub struct Agent {
+    settings: ClusterSettings,
+    host: String,
+    name: String,
+    lease_file: PathBuf,
+    joined: RwLock<Option<Joined>>,
+    wake: Notify,
+    counters: Arc<Counters>,
+    nl: Netlink,
+}
+
+/// What a failed cluster call becomes for the controller.
+pub fn cluster_error(e: ClusterError) -> crate::controller::ControllerError {
+    use crate::controller::ControllerError;
+    match e {
+        ClusterError::Conflict(m) => ControllerError::Conflict(m),
+        ClusterError::Invalid(m) => ControllerError::Invalid(m),
+        other => ControllerError::Unavailable(other.to_string()),
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether `net` is an overlay network.
+pub fn is_overlay(net: &NetworkRecord) -> bool {
+    matches!(
+        net.options.get(OPTION_OVERLAY).map(String::as_str),
+        Some("true" | "1")
+    )
+}
+
+impl Agent {
+    /// An agent for host `host` (netd's instance id), keeping its lease id
+    /// under `state_dir`; it joins in the background ([`Agent::run`]).
+    pub fn new(
+        settings: ClusterSettings,
+        host: String,
+        state_dir: &std::path::Path,
+        nl: Netlink,
+    ) -> Arc<Agent> {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        Arc::new(Agent {
+            settings,
+            host,
+            name,
+            lease_file: state_dir.join("cluster.lease"),
+            joined: RwLock::new(None),
+            wake: Notify::new(),
+            counters: Arc::default(),
+            nl,
+        })
+    }
+
+    /// This host's id in the cluster.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Counters for `/metrics`: peers programmed, entries repaired.
+    pub fn counters(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.counters.peers.load(Relaxed),
+            self.counters.repairs.load(Relaxed),
+        )
+    }
+
+    /// Something changed (a network or endpoint): sync now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    async fn cluster(&self) -> Result<(Cluster, i64), ClusterError> {
+        if self.joined.read().await.is_none() {
+            // Not joined yet (etcd was away): one more try, for this request.
+            let _ = self.join().await;
+        }
+        match &*self.joined.read().await {
+            Some(j) => Ok((j.cluster.clone(), j.membership.lease())),
+            None => Err(ClusterError::NotJoined(format!(
+                "netd has not joined the cluster yet: the cluster store ({}) is unreachable",
+                self.settings.endpoints.join(",")
+            ))),
+        }
+    }
+
+    /// The overlay network `name` as the cluster has it (made if it has none),
+    /// and a block of its subnet claimed for this host.
+    pub async fn prepare(
+        &self,
+        name: &str,
+        subnet: IpNet,
+        gateway: Option<IpAddr>,
+        options: BTreeMap<String, String>,
+    ) -> Result<(OverlaySpec, IpNet), ClusterError> {
+        let (cluster, lease) = self.cluster().await?;
+        let req = OverlayRequest {
+            name: name.to_string(),
+            subnet,
+            gateway,
+            vni: None,
+            options,
+        };
+        let spec = cluster.ensure_network(&req, &self.host).await?;
+        let block = cluster.claim_block(&spec, &self.host, lease).await?;
+        Ok((spec, block))
+    }
+
+    /// The options netd adds to an overlay network's local record.
+    pub fn options_for(&self, spec: &OverlaySpec) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (OPTION_VNI.to_string(), spec.vni.to_string()),
+            (OPTION_VTEP.to_string(), self.settings.advertise.to_string()),
+            (
+                OPTION_PORT.to_string(),
+                self.settings.vxlan_port.to_string(),
+            ),
+            (OPTION_NETWORK.to_string(), spec.name.clone()),
+        ])
+    }
+
+    /// The MTU of overlay networks that set none.
+    pub fn mtu(&self) -> u32 {
+        self.settings.mtu
+    }
+
+    /// This host no longer has network `name` (with `block`): give the block
+    /// back, and remove the network from the cluster if no host holds a block.
+    pub async fn forget(&self, name: &str, block: Option<IpNet>) {
+        let Ok((cluster, _)) = self.cluster().await else {
+            // The block goes with the lease if netd never gets back.
+            return;
+        };
+        if let (Some(block), Ok(Some(spec))) = (block, cluster.network(name).await) {
+            if let Err(e) = cluster.release_block(&spec, block, &self.host).await {
+                tracing::warn!(network = %name, error = %e, "releasing an address block");
+            }
+        }
+        match cluster.remove_network(name).await {
+            Ok(_) | Err(ClusterError::Conflict(_)) => {}
+            Err(e) => {
+                tracing::warn!(network = %name, error = %e, "removing an overlay network from the cluster")
+            }
+        }
+        self.wake();
+    }
+
+    /// Join now, before serving, if etcd answers within `wait`; otherwise
+    /// [`Agent::run`] keeps trying in the background.
+    pub async fn try_join(&self, wait: Duration) {
+        match tokio::time::timeout(wait, self.join()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "joining the cluster at start; netd serves and keeps trying")
+            }
+            Err(_) => tracing::warn!(
+                "joining the cluster at start took too long; netd serves and keeps trying"
+            ),
+        }
+    }
+
+    async fn join(&self) -> Result<(), ClusterError> {
+        let mut joined = self.joined.write().await;
+        if joined.is_some() {
+            return Ok(());
+        }
+        let mut opts = ClusterOptions::new(self.settings.endpoints.clone());
+        opts.keys = Keys::new(&self.settings.prefix);
+        opts.tls = self.settings.tls.clone();
+        let cluster = Cluster::connect(&opts).await?;
+        let previous = std::fs::read_to_string(&self.lease_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok());
+        let record = HostRecord {
+            host: self.host.clone(),
+            name: self.name.clone(),
+            vtep: self.settings.advertise,
+            vxlan_port: self.settings.vxlan_port,
+            joined: now_secs(),
+        };
+        let membership =
+            Membership::join(cluster.clone(), record, self.settings.lease_ttl, previous).await?;
+        let _ = std::fs::write(&self.lease_file, membership.lease().to_string());
+        tracing::info!(lease = membership.lease(), host = %self.host, "joined the cluster");
+        *joined = Some(Joined {
+            cluster,
+            membership,
+        });
+        Ok(())
+    }
+
+    /// Keep this host's part of the cluster in line with its records until
+    /// dropped: join (and join again), claim blocks again under a new lease,
+    /// publish and withdraw endpoints, run a program per overlay network.
+    pub async fn run(self: Arc<Self>, ctl: Arc<Controller>) {
+        let mut sync = Sync::default();
+        loop {
+            if self.joined.read().await.is_none() {
+                if let Err(e) = self.join().await {
+                    tracing::warn!(error = %e, "joining the cluster; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = self.wake.notified() => {}
+                    }
+                    continue;
+                }
+            }
+            let (cluster, lease, mut changes) = {
+                let guard = self.joined.read().await;
+                let Some(j) = guard.as_ref() else { continue };
+                (
+                    j.cluster.clone(),
+                    j.membership.lease(),
+                    j.membership.watch(),
+                )
+            };
+            if let Err(e) = self.sync(&ctl, &cluster, lease, &mut sync).await {
+                tracing::warn!(error = %e, "syncing with the cluster");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = changes.changed() => {}
+            }
+        }
+    }
+
+    async fn sync(
+        &self,
+        ctl: &Controller,
+        cluster: &Cluster,
+        lease: i64,
+        sync: &mut Sync,
+    ) -> Result<(), ClusterError> {
+        let nets: Vec<NetworkRecord> = ctl.networks().into_iter().filter(is_overlay).collect();
+        if sync.lease != Some(lease) {
+            // A new lease (the old one lapsed): what was published went with it.
+            sync.published.clear();
+            let _ = std::fs::write(&self.lease_file, lease.to_string());
+            for net in &nets {
+                let name = net.options.get(OPTION_NETWORK).unwrap_or(&net.name);
+                let Some(spec) = cluster.network(name).await? else {
+                    tracing::warn!(network = %net.name, "an overlay network this host has is gone from the cluster");
+                    continue;
+                };
+                for block in net.subnets.iter().filter_map(|s| s.ip_range) {
+                    if let Err(e) = cluster.reclaim_block(&spec, block, &self.host, lease).await {
+                        tracing::error!(network = %net.name, %block, error = %e, "claiming an address block again");
+                    }
+                }
+            }
+            sync.lease = Some(lease);
+        }
+        // Programs: one per overlay network here.
+        sync.programs
+            .retain(|id, _| nets.iter().any(|n| &n.id == id));
+        for net in &nets {
+            if sync.programs.contains_key(&net.id) {
+                continue;
+            }
+            let spec = crate::controller::network_spec(net);
+            let view = NetView {
+                id: net.id.clone(),
+                vxlan: drivers::overlay::vxlan_name(&spec),
+                gateway: net.subnets.first().and_then(|s| s.gateway),
+                bridge_mac: drivers::bridge::bridge_mac(&net.id),
+            };
+            sync.programs.insert(
+                net.id.clone(),
+                Program::start(
+                    cluster.clone(),
+                    self.nl.clone(),
+                    self.host.clone(),
+                    view,
+                    Arc::clone(&self.counters),
+                ),
+            );
+        }
+        // Peers: this host's endpoints of overlay networks.
+        let mut want: HashMap<(String, IpAddr), PeerRecord> = HashMap::new();
+        for net in &nets {
+            for ep in ctl.network_endpoints(&net.id) {
+                for addr in &ep.addresses {
+                    want.insert(
+                        (net.id.clone(), addr.addr()),
+                        PeerRecord {
+                            ip: addr.addr(),
+                            mac: ep.mac.clone(),
+                            host: self.host.clone(),
+                            vtep: self.settings.advertise,
+                        },
+                    );
+                }
+            }
+        }
+        for ((net, ip), peer) in &want {
+            if sync.published.get(&(net.clone(), *ip)) != Some(peer) {
+                cluster.put_peer(net, peer, lease).await?;
+                sync.published.insert((net.clone(), *ip), peer.clone());
+            }
+        }
+        let gone: Vec<(String, IpAddr)> = sync
+            .published
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .cloned()
+            .collect();
+        for (net, ip) in gone {
+            cluster.delete_peer(&net, ip, &self.host).await?;
+            sync.published.remove(&(net, ip));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Sync {
+    lease: Option<i64>,
+    published: HashMap<(String, IpAddr), PeerRecord>,
+    programs: HashMap<String, Program>,
+}

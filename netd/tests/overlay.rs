@@ -1,0 +1,269 @@
+//! Overlay networks across three hosts on one machine: etcd in a host of its
+//! own, three netd hosts, and an underlay "switch" host bridging them. Sandboxes
+//! on the three hosts ping each other over one overlay; an endpoint removed on
+//! one host is gone from the others' tables within a second; an entry deleted
+//! by hand comes back; a netd killed with -9 leaves its sandboxes reachable; a
+//! host cut off past its lease is dropped by the others and comes back when its
+//! link does; etcd going away breaks no connectivity.
+
+mod common;
+
+use common::{attach, network, runtime, sandbox, Netd};
+use netd::model::{EndpointRecord, SandboxRecord};
+use std::time::{Duration, Instant};
+use tests::{Etcd, TestHost};
+
+const ETCD: &str = "192.168.60.10";
+
+/// `ip -n HOST args...`, from outside the host.
+fn ip(host: &TestHost, args: &[&str]) -> String {
+    tool(host, "ip", args)
+}
+
+fn tool(host: &TestHost, program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(["-n", host.name()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Plug `host` into the switch as `addr`/24 (its port there is `port`).
+fn plug(switch: &TestHost, host: &TestHost, port: &str, addr: &str) {
+    ip(
+        switch,
+        &[
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "u0",
+            "netns",
+            host.name(),
+        ],
+    );
+    ip(switch, &["link", "set", port, "master", "sw", "up"]);
+    ip(host, &["addr", "add", &format!("{addr}/24"), "dev", "u0"]);
+    ip(host, &["link", "set", "u0", "up"]);
+}
+
+fn overlay(name: &str, subnet: &str) -> netd::controller::NetworkCreate {
+    let mut req = network(name, subnet);
+    req.options.insert("com.netd.overlay".into(), "true".into());
+    req
+}
+
+fn within(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+fn ipv4(ep: &EndpointRecord) -> String {
+    common::ipv4(ep)
+}
+
+struct Member {
+    netd: Netd,
+    sb: SandboxRecord,
+    ep: EndpointRecord,
+}
+
+#[test]
+fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
+    let switch = TestHost::new().unwrap();
+    ip(&switch, &["link", "add", "sw", "type", "bridge"]);
+    ip(&switch, &["link", "set", "sw", "up"]);
+    let etcd_host = TestHost::new().unwrap();
+    plug(&switch, &etcd_host, "pe", ETCD);
+    let mut etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    let store = format!("etcd://{ETCD}:2379");
+    let rt = runtime();
+    let mut members: Vec<Member> = Vec::new();
+    for n in 1..=3 {
+        let host = TestHost::new().unwrap();
+        let addr = format!("192.168.60.{n}");
+        plug(&switch, &host, &format!("p{n}"), &addr);
+        let netd = Netd::start_on(
+            host,
+            &[
+                "--cluster-store",
+                &store,
+                "--advertise-addr",
+                &addr,
+                "--cluster-lease-ttl",
+                "3",
+            ],
+        );
+        let c = netd.client.clone();
+        let (sb, ep) = rt.block_on(async {
+            // Every host asks for the network by name: one network.
+            let net = c
+                .create_network(&overlay("ov1", "10.90.0.0/24"))
+                .await
+                .unwrap();
+            assert_eq!(net.subnets[0].gateway.unwrap().to_string(), "10.90.0.1");
+            let sb = c.create_sandbox(&sandbox(&format!("s{n}"))).await.unwrap();
+            let ep = c.attach(&sb.name, &attach("ov1")).await.unwrap();
+            (sb, ep)
+        });
+        members.push(Member { netd, sb, ep });
+    }
+    let ids: Vec<String> = members
+        .iter()
+        .map(|m| {
+            rt.block_on(m.netd.client.network("ov1"))
+                .unwrap()
+                .network
+                .id
+        })
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let addresses: std::collections::BTreeSet<String> =
+        members.iter().map(|m| ipv4(&m.ep)).collect();
+    assert_eq!(
+        addresses.len(),
+        3,
+        "addresses collide across hosts: {addresses:?}"
+    );
+
+    // Everyone reaches everyone over the overlay.
+    for a in &members {
+        for b in &members {
+            if a.sb.name != b.sb.name {
+                within(
+                    &format!("{} reaches {}", a.sb.name, b.sb.name),
+                    Duration::from_secs(10),
+                    || a.netd.pings(&a.sb, &ipv4(&b.ep)),
+                );
+            }
+        }
+    }
+    // The same name with another subnet is refused, naming the difference.
+    let err = rt
+        .block_on(
+            members[2]
+                .netd
+                .client
+                .create_network(&overlay("ov1", "10.91.0.0/24")),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("exists") || err.contains("10.91.0.0/24"),
+        "{err}"
+    );
+
+    let vx = format!("vx-{}", &ids[0][..12]);
+    let (b, c) = (&members[1], &members[2]);
+    let mac_c = c.ep.mac.clone();
+    // The VXLAN device's own entries (with a VTEP), not the bridge's learned ones.
+    let fdb_has = |on: &Member, mac: &str| {
+        tool(&on.netd.host, "bridge", &["fdb", "show", "dev", &vx])
+            .lines()
+            .any(|l| l.starts_with(mac) && l.contains(" dst "))
+    };
+    assert!(fdb_has(b, &mac_c));
+    // An entry deleted by hand comes back within the full comparison's period.
+    tool(
+        &b.netd.host,
+        "bridge",
+        &["fdb", "del", &mac_c, "dev", &vx, "dst", "192.168.60.3"],
+    );
+    assert!(!fdb_has(b, &mac_c));
+    within(
+        "a deleted forwarding entry comes back",
+        Duration::from_secs(8),
+        || fdb_has(b, &mac_c),
+    );
+
+    // netd on A killed: its sandbox stays reachable; back, nothing changes.
+    let mut members = members;
+    members[0].netd.kill_9();
+    assert!(members[1].netd.pings(&members[1].sb, &ipv4(&members[0].ep)));
+    members[0].netd.launch();
+    within(
+        "A reachable after netd's restart",
+        Duration::from_secs(10),
+        || members[1].netd.pings(&members[1].sb, &ipv4(&members[0].ep)),
+    );
+
+    // etcd away: connectivity holds; a global change fails with a clear error.
+    etcd.stop().unwrap();
+    let (a, b) = (&members[0], &members[1]);
+    assert!(
+        a.netd.pings(&a.sb, &ipv4(&b.ep)),
+        "etcd's absence broke connectivity"
+    );
+    let err = rt
+        .block_on(
+            a.netd
+                .client
+                .create_network(&overlay("ov2", "10.92.0.0/24")),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unreachable"), "{err}");
+    etcd.launch().unwrap();
+    within(
+        "a global change goes through once etcd is back",
+        Duration::from_secs(20),
+        || {
+            rt.block_on(
+                a.netd
+                    .client
+                    .create_network(&overlay("ov2", "10.92.0.0/24")),
+            )
+            .is_ok()
+        },
+    );
+
+    // An endpoint removed on C: gone from B's tables within a second.
+    let c = &members[2];
+    let start = Instant::now();
+    rt.block_on(c.netd.client.delete_sandbox(&c.sb.name))
+        .unwrap();
+    let took = within(
+        "C's endpoint gone from B's forwarding table",
+        Duration::from_secs(1),
+        || !fdb_has(&members[1], &mac_c),
+    );
+    let neigh = ip(&members[1].netd.host, &["neigh", "show", "dev", &vx]);
+    assert!(!neigh.contains(&ipv4(&c.ep)), "{neigh}");
+    assert!(!members[1].netd.pings(&members[1].sb, &ipv4(&c.ep)));
+    eprintln!(
+        "withdrawn on B {took:?} after the delete ({:?} in all)",
+        start.elapsed()
+    );
+
+    // A cut off past its lease: B drops A's endpoint; A back: B has it again.
+    ip(&switch, &["link", "set", "p1", "down"]);
+    let mac_a = members[0].ep.mac.clone();
+    within(
+        "B drops a host cut off past its lease",
+        Duration::from_secs(15),
+        || !fdb_has(&members[1], &mac_a),
+    );
+    ip(&switch, &["link", "set", "p1", "up"]);
+    let start = Instant::now();
+    while !members[1].netd.pings(&members[1].sb, &ipv4(&members[0].ep)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "A rejoins and B reaches it again: not within 20 s; A's log:\n{}",
+            members[0].netd.log()
+        );
+    }
+    drop(etcd);
+}
