@@ -37,6 +37,8 @@ struct State {
     ports: BTreeMap<String, EndpointPorts>,
     reservations: HashMap<String, Reservation>,
     foreign_bridges: Vec<String>,
+    /// The VXLAN filter's elements (ports and peers).
+    vxlan: Vec<(&'static str, String)>,
     /// Counts changes, so a check that listed the kernel's table while a change
     /// ran knows its listing is stale.
     version: u64,
@@ -80,7 +82,12 @@ impl State {
 
     fn full(&self) -> String {
         let networks: Vec<&NetworkRules> = self.networks.values().collect();
-        render::full(&networks, &self.all_ports(), &self.foreign_bridges)
+        render::full(
+            &networks,
+            &self.all_ports(),
+            &self.foreign_bridges,
+            &self.vxlan,
+        )
     }
 
     fn bridges(&self) -> Vec<String> {
@@ -215,10 +222,12 @@ impl Firewall {
         networks: Vec<NetworkRules>,
         ports: BTreeMap<String, EndpointPorts>,
         foreign_bridges: Vec<String>,
+        vxlan: (Vec<u16>, Vec<IpAddr>),
     ) -> Result<Started, FirewallError> {
         let mut started = Started::default();
         let mut state = State {
             foreign_bridges: foreign_names(foreign_bridges),
+            vxlan: render::vxlan_elements(&vxlan.0, &vxlan.1),
             ..State::default()
         };
         for n in networks {
@@ -590,6 +599,28 @@ impl Firewall {
             .unwrap_or_default()
     }
 
+    /// Hear VXLAN on `ports` from `peers` only (the cluster's hosts); every
+    /// other sender on those ports is dropped.
+    pub async fn set_vxlan(
+        &self,
+        ports: Vec<u16>,
+        peers: Vec<IpAddr>,
+    ) -> Result<(), FirewallError> {
+        let after = render::vxlan_elements(&ports, &peers);
+        let mut state = self.state.lock().await;
+        if state.vxlan == after {
+            return Ok(());
+        }
+        let mut script = String::new();
+        render::change_elements(&state.vxlan, &after, &mut script);
+        let before = std::mem::replace(&mut state.vxlan, after);
+        if let Err(e) = Self::apply(&mut state, &script, "updating the VXLAN peers", true).await {
+            state.vxlan = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Keep the set of bridges netd did not make (dockerd's and others'), which
     /// netd's networks are isolated from.
     pub async fn set_foreign_bridges(&self, bridges: Vec<String>) -> Result<(), FirewallError> {
@@ -633,8 +664,12 @@ impl Firewall {
                 return Ok(Checked::Intact);
             }
             let networks: Vec<&NetworkRules> = state.networks.values().collect();
-            let expected =
-                render::expected_counts(&networks, &state.all_ports(), state.foreign_bridges.len());
+            let expected = render::expected_counts(
+                &networks,
+                &state.all_ports(),
+                state.foreign_bridges.len(),
+                &state.vxlan,
+            );
             (expected, state.version, state.skipped)
         };
         // The listing runs without the lock, so a check never holds up a change;

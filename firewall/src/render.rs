@@ -35,12 +35,26 @@ const SETS: &[(&str, &str, &str)] = &[
     ("map", "forward_out", "type ifname : verdict;"),
     ("map", "nat_in", "type ifname : verdict;"),
     ("map", "nat_out", "type ifname : verdict;"),
+    ("set", "vxlan_ports", "type inet_service; comment \"UDP ports of netd's overlays\";"),
+    ("set", "vxlan_peers4", "type ipv4_addr; comment \"the cluster's hosts: the only VXLAN senders accepted\";"),
+    ("set", "vxlan_peers6", "type ipv6_addr; comment \"the cluster's hosts: the only VXLAN senders accepted\";"),
 ];
 
 /// The base chains: (name, hook line, rules). `protect` runs after conntrack
 /// (so answers to connections a container opened pass) and before DNAT (so it sees
 /// the address a packet was sent to).
 const BASE_CHAINS: &[(&str, &str, &[&str])] = &[
+    (
+        // VXLAN has no authentication: on an overlay's port only the cluster's
+        // hosts are heard, before conntrack or the VXLAN device sees a packet.
+        // With no peer known yet, nothing is (closed, not open).
+        "vxlan",
+        "type filter hook prerouting priority raw; policy accept;",
+        &[
+            "udp dport @vxlan_ports ip saddr != @vxlan_peers4 drop",
+            "udp dport @vxlan_ports ip6 saddr != @vxlan_peers6 drop",
+        ],
+    ),
     (
         "protect",
         "type filter hook prerouting priority mangle; policy accept;",
@@ -407,6 +421,7 @@ pub fn full(
     networks: &[&NetworkRules],
     ports: &[&PublishedPort],
     foreign_bridges: &[String],
+    vxlan: &[(&'static str, String)],
 ) -> String {
     let mut items: Vec<(&'static str, String)> =
         networks.iter().flat_map(|n| network_elements(n)).collect();
@@ -416,6 +431,7 @@ pub fn full(
             .iter()
             .map(|b| ("foreign_bridges", format!("\"{b}\""))),
     );
+    items.extend(vxlan.iter().cloned());
     let mut out = format!("add table {TABLE}\ndelete table {TABLE}\n");
     out.push_str(&table_block(networks, &items));
     out
@@ -478,6 +494,44 @@ pub fn delete_ports(ports: &[&PublishedPort], staying: &[&PublishedPort]) -> Str
     out
 }
 
+/// The elements of the VXLAN filter: the overlays' `ports` and the `peers`
+/// heard on them.
+pub fn vxlan_elements(ports: &[u16], peers: &[IpAddr]) -> Vec<(&'static str, String)> {
+    let mut out: BTreeSet<(&'static str, String)> = ports
+        .iter()
+        .map(|p| ("vxlan_ports", p.to_string()))
+        .collect();
+    for p in peers {
+        let set = if p.is_ipv4() {
+            "vxlan_peers4"
+        } else {
+            "vxlan_peers6"
+        };
+        out.insert((set, p.to_string()));
+    }
+    out.into_iter().collect()
+}
+
+/// Commands changing elements from `before` to `after`.
+pub fn change_elements(
+    before: &[(&'static str, String)],
+    after: &[(&'static str, String)],
+    out: &mut String,
+) {
+    let gone: Vec<_> = before
+        .iter()
+        .filter(|e| !after.contains(e))
+        .cloned()
+        .collect();
+    let new: Vec<_> = after
+        .iter()
+        .filter(|e| !before.contains(e))
+        .cloned()
+        .collect();
+    elements("delete", &gone, out);
+    elements("add", &new, out);
+}
+
 /// Commands changing the foreign-bridge set from `before` to `after`.
 pub fn set_foreign_bridges(before: &[String], after: &[String], out: &mut String) {
     let gone: Vec<(&'static str, String)> = before
@@ -500,6 +554,7 @@ pub fn expected_counts(
     networks: &[&NetworkRules],
     ports: &[&PublishedPort],
     foreign_bridges: usize,
+    vxlan: &[(&'static str, String)],
 ) -> Counts {
     let mut counts = Counts::default();
     for (chain, _, rules) in BASE_CHAINS {
@@ -515,6 +570,7 @@ pub fn expected_counts(
     let mut items: Vec<(&'static str, String)> =
         networks.iter().flat_map(|n| network_elements(n)).collect();
     items.extend(port_lines(ports));
+    items.extend(vxlan.iter().cloned());
     for (set, _) in items {
         *counts.elements.entry(set.to_string()).or_default() += 1;
     }

@@ -143,6 +143,36 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
     for e in &report.errors {
         tracing::warn!(error = %e, "reconcile");
     }
+    // The cluster agent exists before the firewall starts: its first table
+    // hears VXLAN only from the hosts known before (see Agent::vxlan_seed).
+    let agent = match opts.cluster.clone() {
+        Some(_) if !opts.firewall => {
+            return Err(DaemonError::Cluster(
+                "an overlay needs netd's firewall, which hears VXLAN from the cluster's hosts only: run with --firewall on".into(),
+            ));
+        }
+        Some(mut settings) => {
+            let nl = Netlink::current()?;
+            let Some(link) = nl.link_with_address(settings.advertise).await? else {
+                return Err(DaemonError::Cluster(format!(
+                    "--advertise-addr {} is not an address of this host",
+                    settings.advertise
+                )));
+            };
+            // VXLAN's headers: 50 bytes over IPv4, 70 over IPv6.
+            let overhead = if settings.advertise.is_ipv4() { 50 } else { 70 };
+            settings.mtu = link.mtu.unwrap_or(1500).saturating_sub(overhead).max(1280);
+            let agent = crate::overlay::Agent::new(
+                settings,
+                ctl.instance().to_string(),
+                &opts.settings.state_dir,
+                nl,
+            );
+            ctl.set_overlay(Arc::clone(&agent));
+            Some(agent)
+        }
+        None => None,
+    };
     let guard = if opts.firewall {
         let problems = match ctl.start_firewall().await {
             Ok(p) => p,
@@ -164,27 +194,10 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         tracing::info!("firewall off: no rules are programmed and no ports published");
         None
     };
-    let agent = match opts.cluster.clone() {
-        Some(mut settings) => {
-            let nl = Netlink::current()?;
-            let Some(link) = nl.link_with_address(settings.advertise).await? else {
-                return Err(DaemonError::Cluster(format!(
-                    "--advertise-addr {} is not an address of this host",
-                    settings.advertise
-                )));
-            };
-            // VXLAN's headers: 50 bytes over IPv4, 70 over IPv6.
-            let overhead = if settings.advertise.is_ipv4() { 50 } else { 70 };
-            settings.mtu = link.mtu.unwrap_or(1500).saturating_sub(overhead).max(1280);
-            let agent = crate::overlay::Agent::new(
-                settings,
-                ctl.instance().to_string(),
-                &opts.settings.state_dir,
-                nl,
-            );
-            ctl.set_overlay(Arc::clone(&agent));
+    let agent = match &agent {
+        Some(agent) => {
             agent.try_join(std::time::Duration::from_secs(5)).await;
-            Some(tokio::spawn(Arc::clone(&agent).run(Arc::clone(&ctl))))
+            Some(tokio::spawn(Arc::clone(agent).run(Arc::clone(&ctl))))
         }
         None => None,
     };

@@ -81,21 +81,26 @@ struct Member {
     ep: EndpointRecord,
 }
 
-#[test]
-fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
+/// The underlay: a switch host with bridge `sw`, and etcd's host plugged in.
+fn underlay() -> (TestHost, TestHost) {
     let switch = TestHost::new().unwrap();
     ip(&switch, &["link", "add", "sw", "type", "bridge"]);
     ip(&switch, &["link", "set", "sw", "up"]);
     let etcd_host = TestHost::new().unwrap();
     plug(&switch, &etcd_host, "pe", ETCD);
-    let mut etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    (switch, etcd_host)
+}
+
+/// `count` netd hosts on the switch (192.168.60.1, .2, ...), each with a
+/// sandbox on overlay `ov1`.
+fn members(switch: &TestHost, count: u8) -> Vec<Member> {
     let store = format!("etcd://{ETCD}:2379");
     let rt = runtime();
     let mut members: Vec<Member> = Vec::new();
-    for n in 1..=3 {
+    for n in 1..=count {
         let host = TestHost::new().unwrap();
         let addr = format!("192.168.60.{n}");
-        plug(&switch, &host, &format!("p{n}"), &addr);
+        plug(switch, &host, &format!("p{n}"), &addr);
         let netd = Netd::start_on(
             host,
             &[
@@ -121,6 +126,15 @@ fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
         });
         members.push(Member { netd, sb, ep });
     }
+    members
+}
+
+#[test]
+fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
+    let (switch, etcd_host) = underlay();
+    let mut etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    let rt = runtime();
+    let members = members(&switch, 3);
     let ids: Vec<String> = members
         .iter()
         .map(|m| {
@@ -266,4 +280,139 @@ fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
         );
     }
     drop(etcd);
+}
+
+/// Whether a UDP datagram `send` sends to `to`'s sandbox arrives there
+/// (python3, which Debian's docker-compose brings: busybox's nc has no UDP).
+fn datagram_arrives(to: &Member, send: impl FnOnce(&str)) -> bool {
+    let net = format!("--net={}", to.sb.netns.display());
+    let listener = to
+        .netd
+        .host
+        .command("nsenter")
+        .args([net.as_str(), "python3", "-c"])
+        .arg(
+            "import socket\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind(('0.0.0.0', 9999))\n\
+             s.settimeout(2)\n\
+             try:\n    print(s.recv(100).decode())\nexcept OSError:\n    pass\n",
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    send(&ipv4(&to.ep));
+    let out = listener.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("injected")
+}
+
+#[test]
+fn vxlan_from_a_host_outside_the_cluster_reaches_no_container() {
+    let (switch, etcd_host) = underlay();
+    let _etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    let members = members(&switch, 2);
+    let (a, b) = (&members[0], &members[1]);
+    within("A reaches B", Duration::from_secs(10), || {
+        a.netd.pings(&a.sb, &ipv4(&b.ep))
+    });
+    let vni = runtime()
+        .block_on(b.netd.client.network("ov1"))
+        .unwrap()
+        .network
+        .options["com.netd.overlay.vni"]
+        .clone();
+
+    // An attacker on the underlay makes its own VXLAN device with the
+    // overlay's VNI, pointed at B, and sends a datagram to B's sandbox.
+    let attacker = TestHost::new().unwrap();
+    plug(&switch, &attacker, "px", "192.168.60.99");
+    ip(
+        &attacker,
+        &[
+            "link",
+            "add",
+            "evil",
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            "192.168.60.99",
+            "dstport",
+            "4789",
+            "nolearning",
+        ],
+    );
+    ip(&attacker, &["addr", "add", "10.90.0.250/24", "dev", "evil"]);
+    ip(&attacker, &["link", "set", "evil", "up"]);
+    ip(
+        &attacker,
+        &[
+            "neigh",
+            "replace",
+            &ipv4(&b.ep),
+            "lladdr",
+            &b.ep.mac,
+            "dev",
+            "evil",
+            "nud",
+            "permanent",
+        ],
+    );
+    tool(
+        &attacker,
+        "bridge",
+        &[
+            "fdb",
+            "replace",
+            &b.ep.mac,
+            "dev",
+            "evil",
+            "dst",
+            "192.168.60.2",
+        ],
+    );
+    let inject = |target: &str| {
+        let out = attacker
+            .command("python3")
+            .arg("-c")
+            .arg(format!(
+                "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'injected', ('{target}', 9999))"
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Control: with the attacker let in by hand, the datagram gets through.
+    let element = ["inet", "netd", "vxlan_peers4", "{ 192.168.60.99 }"];
+    let nft = |verb: &str| {
+        let mut args = vec!["netns", "exec", b.netd.host.name(), "nft", verb, "element"];
+        args.extend(element);
+        let out = std::process::Command::new("ip")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    nft("add");
+    assert!(
+        datagram_arrives(b, inject),
+        "the control failed: the datagram does not arrive even with the sender let in"
+    );
+    nft("delete");
+    assert!(
+        !datagram_arrives(b, inject),
+        "VXLAN from outside the cluster reached a container"
+    );
+    // The cluster's own traffic still flows.
+    assert!(a.netd.pings(&a.sb, &ipv4(&b.ep)));
 }

@@ -102,7 +102,13 @@ impl Controller {
             }
         }
         let foreign = self.foreign_bridges().await;
-        let started = Firewall::start(networks, ports, foreign).await?;
+        // In a cluster, VXLAN is heard from the hosts known when netd last ran
+        // until the cluster says more (never from anyone meanwhile).
+        let vxlan = self
+            .overlay()
+            .map(|agent| agent.vxlan_seed())
+            .unwrap_or_default();
+        let started = Firewall::start(networks, ports, foreign, vxlan).await?;
         // Ports another program took while netd was down are published no more:
         // the records say so too.
         let mut ops = Vec::new();

@@ -51,6 +51,8 @@ pub struct Agent {
     host: String,
     name: String,
     lease_file: PathBuf,
+    /// The other hosts' VTEPs, as last known (see [`Agent::vxlan_seed`]).
+    peers_file: PathBuf,
     joined: RwLock<Option<Joined>>,
     wake: Notify,
     counters: Arc<Counters>,
@@ -99,6 +101,7 @@ impl Agent {
             host,
             name,
             lease_file: state_dir.join("cluster.lease"),
+            peers_file: state_dir.join("cluster.peers"),
             joined: RwLock::new(None),
             wake: Notify::new(),
             counters: Arc::default(),
@@ -118,6 +121,17 @@ impl Agent {
             self.counters.peers.load(Relaxed),
             self.counters.repairs.load(Relaxed),
         )
+    }
+
+    /// The VXLAN port and the hosts heard on it when netd last ran (saved as
+    /// they change), for the firewall's first table.
+    pub fn vxlan_seed(&self) -> (Vec<u16>, Vec<IpAddr>) {
+        let peers = std::fs::read_to_string(&self.peers_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        (vec![self.settings.vxlan_port], peers)
     }
 
     /// Something changed (a network or endpoint): sync now.
@@ -249,6 +263,7 @@ impl Agent {
     /// publish and withdraw endpoints, run a program per overlay network.
     pub async fn run(self: Arc<Self>, ctl: Arc<Controller>) {
         let mut sync = Sync::default();
+        let mut hosts_followed: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             if self.joined.read().await.is_none() {
                 if let Err(e) = self.join().await {
@@ -269,6 +284,11 @@ impl Agent {
                     j.membership.watch(),
                 )
             };
+            if hosts_followed.is_none() {
+                hosts_followed = Some(tokio::spawn(
+                    Arc::clone(&self).follow_hosts(cluster.clone(), Arc::clone(&ctl)),
+                ));
+            }
             if let Err(e) = self.sync(&ctl, &cluster, lease, &mut sync).await {
                 tracing::warn!(error = %e, "syncing with the cluster");
             }
@@ -276,6 +296,38 @@ impl Agent {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 _ = changes.changed() => {}
+            }
+        }
+    }
+
+    /// Keep the firewall's VXLAN filter to the cluster's hosts: VXLAN on this
+    /// host's port is heard from them only (nothing until they are known).
+    async fn follow_hosts(self: Arc<Self>, cluster: Cluster, ctl: Arc<Controller>) {
+        let Some(fw) = ctl.firewall() else { return };
+        let mut hosts: BTreeMap<String, IpAddr> = BTreeMap::new();
+        let mut watch =
+            cluster::Watch::<HostRecord>::start(cluster.clone(), cluster.keys().hosts());
+        while let Some(event) = watch.next().await {
+            match event {
+                cluster::WatchEvent::Resync(all) => {
+                    hosts = all.into_iter().map(|h| (h.host, h.vtep)).collect();
+                }
+                cluster::WatchEvent::Put(h) => {
+                    hosts.insert(h.host, h.vtep);
+                }
+                cluster::WatchEvent::Delete(host) => {
+                    hosts.remove(&host);
+                }
+            }
+            let peers: Vec<IpAddr> = hosts
+                .iter()
+                .filter(|(host, _)| **host != self.host)
+                .map(|(_, vtep)| *vtep)
+                .collect();
+            let text: String = peers.iter().map(|p| format!("{p}\n")).collect();
+            let _ = std::fs::write(&self.peers_file, text);
+            if let Err(e) = fw.set_vxlan(vec![self.settings.vxlan_port], peers).await {
+                tracing::error!(error = %e, "updating the VXLAN peers in the firewall");
             }
         }
     }
