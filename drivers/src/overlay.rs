@@ -8,7 +8,8 @@ use crate::driver::{DriverError, Mark, NetworkSpec};
 use crate::netlink::{Netlink, NetlinkError, Removal, VxlanSpec};
 use std::net::IpAddr;
 
-/// `-o com.netd.overlay=true`: the network spans the cluster's hosts.
+/// `-o com.netd.overlay=true` (or `=NAME`, the network's name in the cluster):
+/// the network spans the cluster's hosts.
 pub const OPTION_OVERLAY: &str = "com.netd.overlay";
 /// The VNI (set by netd from the cluster).
 pub const OPTION_VNI: &str = "com.netd.overlay.vni";
@@ -34,17 +35,10 @@ fn invalid(key: &str, why: String) -> DriverError {
 
 /// The overlay `net` is, if it is one; an error for options that do not add up.
 pub fn overlay_of(net: &NetworkSpec) -> Result<Option<Overlay>, DriverError> {
-    let on = match net.options.get(OPTION_OVERLAY).map(String::as_str) {
-        None => false,
-        Some("true" | "1") => true,
-        Some("false" | "0") => false,
-        Some(other) => {
-            return Err(invalid(
-                OPTION_OVERLAY,
-                format!("{other:?}: expected true or false"),
-            ))
-        }
-    };
+    let on = !matches!(
+        net.options.get(OPTION_OVERLAY).map(String::as_str),
+        None | Some("false" | "0")
+    );
     let get = |key: &str| net.options.get(key);
     if !on {
         if let Some(key) = [OPTION_VNI, OPTION_VTEP, OPTION_PORT]

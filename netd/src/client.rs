@@ -62,6 +62,11 @@ impl Client {
         self.api.get(path).await
     }
 
+    /// `GET /v1/cluster`.
+    pub async fn cluster_status(&self) -> Result<crate::overlay::ClusterStatus, ClientError> {
+        self.get("/v1/cluster").await
+    }
+
     /// `GET /v1/info`.
     pub async fn info(&self) -> Result<Info, ClientError> {
         self.get("/v1/info").await

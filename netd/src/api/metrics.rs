@@ -52,6 +52,19 @@ pub fn render(ctl: &Controller, requests: &RequestMetrics) -> String {
         Ok(ctl.joined_count()),
     );
     gauge("netd_sandboxes", "Sandboxes in the store.", Ok(sandboxes));
+    if let Some(agent) = ctl.overlay() {
+        let (peers, _, joined) = agent.counters();
+        gauge(
+            "netd_overlay_joined",
+            "1 while this host is a member of the cluster (its lease renewed).",
+            Ok(usize::from(joined)),
+        );
+        gauge(
+            "netd_overlay_peers",
+            "Endpoints on other hosts programmed into this host's VXLAN devices.",
+            Ok(peers as usize),
+        );
+    }
     let pools = ctl.pools();
     gauge(
         "netd_ipam_pools",
@@ -88,6 +101,13 @@ pub fn render(ctl: &Controller, requests: &RequestMetrics) -> String {
         let _ = writeln!(
             out,
             "netd_api_request_seconds_total{{method=\"{method}\",route=\"{route}\",code=\"{status}\"}} {secs:.6}"
+        );
+    }
+    if let Some(agent) = ctl.overlay() {
+        let (_, repairs, _) = agent.counters();
+        let _ = writeln!(
+            out,
+            "# HELP netd_overlay_repairs_total Overlay entries a full comparison found missing, wrong or left over, and repaired.\n# TYPE netd_overlay_repairs_total counter\nnetd_overlay_repairs_total {repairs}"
         );
     }
     out

@@ -92,6 +92,7 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route("/v1/sandboxes/{key}/detach", post(detach))
         .route("/v1/endpoints/{key}/ports", axum::routing::put(set_ports))
         .route("/v1/firewall", get(firewall_show))
+        .route("/v1/cluster", get(cluster_status))
         .route("/v1/pools", get(list_pools))
         .route("/v1/engine/sync", post(engine_sync))
         .route("/metrics", get(metrics_page))
@@ -165,6 +166,15 @@ fn listing(s: &ApiState, kind: Kind) -> Response {
 
 async fn list_networks(State(s): State<ApiState>) -> Response {
     listing(&s, Kind::Network)
+}
+
+async fn cluster_status(State(s): State<ApiState>) -> Reply<impl IntoResponse> {
+    let agent = s.ctl.overlay().ok_or_else(|| {
+        crate::controller::ControllerError::Invalid(
+            "netd is not in a cluster: start `netd daemon` with --cluster-store and --advertise-addr".into(),
+        )
+    })?;
+    Ok(Json(agent.status(&s.ctl).await))
 }
 
 async fn list_pools(State(s): State<ApiState>) -> Json<Vec<ipam::PoolState>> {

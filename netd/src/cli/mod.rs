@@ -66,6 +66,9 @@ pub enum Command {
     /// netd's firewall.
     #[command(subcommand)]
     Firewall(FirewallCmd),
+    /// The cluster (overlay networks across hosts).
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Remove what netd made in the kernel of this network namespace: its nftables
     /// table, its DOCKER-USER accepts and every link with its mark. netd must be
     /// stopped; its store is kept (a later start makes everything again).
@@ -73,6 +76,17 @@ pub enum Command {
         /// The state dir of the netd whose links go [default: /var/lib/netd].
         #[arg(long)]
         state_dir: Option<PathBuf>,
+    },
+}
+
+/// `netd cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// The member hosts, and for each overlay network its blocks, its peers and
+    /// whether this host's kernel matches them.
+    Status {
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
@@ -494,6 +508,41 @@ fn subnets(
     Ok(out)
 }
 
+fn print_cluster(s: &crate::overlay::ClusterStatus) {
+    println!(
+        "host {} ({}:{}), {} to {}",
+        s.host,
+        s.advertise,
+        s.vxlan_port,
+        if s.joined { "joined" } else { "not joined" },
+        s.store.join(",")
+    );
+    if let Some(e) = &s.error {
+        println!("error: {e}");
+    }
+    println!("\nHOST              NAME                 VTEP");
+    for h in &s.hosts {
+        println!("{:<17} {:<20} {}:{}", h.host, h.name, h.vtep, h.vxlan_port);
+    }
+    println!("\nNETWORK          VNI       SUBNET            BLOCKS  PEERS  THIS HOST'S KERNEL");
+    for n in &s.networks {
+        let kernel = match n.kernel {
+            Some(k) if k.missing == 0 && k.extra == 0 => "matches".to_string(),
+            Some(k) => format!("{} missing, {} extra", k.missing, k.extra),
+            None => "-".to_string(),
+        };
+        println!(
+            "{:<16} {:<9} {:<17} {:<7} {:<6} {}",
+            n.name,
+            n.vni,
+            n.subnet.to_string(),
+            n.blocks.len(),
+            n.peers.len(),
+            kernel
+        );
+    }
+}
+
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -605,6 +654,16 @@ pub async fn run_client(socket: Option<PathBuf>, command: Command) -> anyhow::Re
                 println!("{}", port_line(p));
             }
             Ok(())
+        }
+        Command::Cluster(ClusterCmd::Status { format }) => {
+            let status = client.cluster_status().await?;
+            match format.format {
+                Format::Json => print_json(&status),
+                Format::Table => {
+                    print_cluster(&status);
+                    Ok(())
+                }
+            }
         }
         Command::Firewall(FirewallCmd::Show) => {
             let shown = client.firewall().await?;

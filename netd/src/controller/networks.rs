@@ -92,17 +92,19 @@ struct OverlayPlan {
     mtu: u32,
 }
 
-/// Whether `options` ask for an overlay network; an error for the options netd
-/// sets itself.
-fn overlay_requested(
+/// What `options` ask for: no overlay (`None`), an overlay named as the local
+/// network (`Some(None)`: `com.netd.overlay=true`), or one named in the option
+/// (`Some(Some(NAME))`); an error for the options netd sets itself.
+pub(crate) fn overlay_requested(
     options: &std::collections::BTreeMap<String, String>,
-) -> Result<bool, ControllerError> {
+) -> Result<Option<Option<String>>, ControllerError> {
     use drivers::overlay::{OPTION_OVERLAY, OPTION_PORT, OPTION_VNI, OPTION_VTEP};
     for key in [
         OPTION_VNI,
         OPTION_VTEP,
         OPTION_PORT,
         crate::overlay::OPTION_NETWORK,
+        crate::overlay::OPTION_CLUSTER_ID,
     ] {
         if options.contains_key(key) {
             return Err(ControllerError::Invalid(format!(
@@ -111,11 +113,16 @@ fn overlay_requested(
         }
     }
     match options.get(OPTION_OVERLAY).map(String::as_str) {
-        None | Some("false" | "0") => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some(other) => Err(ControllerError::Invalid(format!(
-            "option {OPTION_OVERLAY}={other:?}: expected true or false"
-        ))),
+        None | Some("false" | "0") => Ok(None),
+        Some("true" | "1") => Ok(Some(None)),
+        Some(name) => {
+            Name::parse("overlay network", name).map_err(|e| {
+                ControllerError::Invalid(format!(
+                    "option {OPTION_OVERLAY}: {e} (give true, or the network's name in the cluster)"
+                ))
+            })?;
+            Ok(Some(Some(name.to_string())))
+        }
     }
 }
 
@@ -131,9 +138,10 @@ impl Controller {
         &self,
         req: NetworkCreate,
     ) -> Result<NetworkRecord, ControllerError> {
-        if !overlay_requested(&req.options)? {
+        let Some(cluster_name) = overlay_requested(&req.options)? else {
             return self.create_network_with(req, None).await;
-        }
+        };
+        let cluster_name = cluster_name.unwrap_or_else(|| req.name.clone());
         let agent = self.overlay().cloned().ok_or_else(|| {
             ControllerError::Invalid(
                 "an overlay network needs netd in a cluster: start `netd daemon` with --cluster-store etcd://HOST:PORT and --advertise-addr IP".into(),
@@ -160,7 +168,7 @@ impl Controller {
         let mut agreed = req.options.clone();
         agreed.remove(drivers::overlay::OPTION_OVERLAY);
         let (spec, block) = agent
-            .prepare(&req.name, subnet, s.gateway, agreed)
+            .prepare(&cluster_name, subnet, s.gateway, agreed)
             .await
             .map_err(crate::overlay::cluster_error)?;
         let plan = OverlayPlan {

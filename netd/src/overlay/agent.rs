@@ -20,6 +20,16 @@ use tokio::sync::{Notify, RwLock};
 /// The cluster's name for the network, kept in the local record's options (a
 /// Docker network's local name may differ).
 pub const OPTION_NETWORK: &str = "com.netd.overlay.network";
+/// The cluster's id for the network (a Docker network's local id is dockerd's).
+pub const OPTION_CLUSTER_ID: &str = "com.netd.overlay.id";
+
+/// The cluster's id of overlay network `net`.
+pub fn cluster_id(net: &NetworkRecord) -> &str {
+    net.options
+        .get(OPTION_CLUSTER_ID)
+        .map(String::as_str)
+        .unwrap_or(&net.id)
+}
 
 /// How to join the cluster.
 #[derive(Debug, Clone)]
@@ -78,9 +88,9 @@ fn now_secs() -> u64 {
 
 /// Whether `net` is an overlay network.
 pub fn is_overlay(net: &NetworkRecord) -> bool {
-    matches!(
+    !matches!(
         net.options.get(OPTION_OVERLAY).map(String::as_str),
-        Some("true" | "1")
+        None | Some("false" | "0")
     )
 }
 
@@ -114,12 +124,41 @@ impl Agent {
         &self.host
     }
 
-    /// Counters for `/metrics`: peers programmed, entries repaired.
-    pub fn counters(&self) -> (u64, u64) {
+    /// How it joins.
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.settings
+    }
+
+    pub(crate) fn netlink(&self) -> &Netlink {
+        &self.nl
+    }
+
+    /// The cluster and the lease held, joining first if need be.
+    pub(crate) async fn connected(&self) -> Result<(Cluster, i64), ClusterError> {
+        self.cluster().await
+    }
+
+    /// For `/metrics`: peers programmed, entries repaired, and whether the
+    /// membership was renewed at its last try.
+    pub fn counters(&self) -> (u64, u64, bool) {
         use std::sync::atomic::Ordering::Relaxed;
+        let joined = self
+            .joined
+            .try_read()
+            .ok()
+            .and_then(|j| {
+                j.as_ref().map(|j| {
+                    matches!(
+                        *j.membership.watch().borrow(),
+                        cluster::MembershipState::Joined { .. }
+                    )
+                })
+            })
+            .unwrap_or(false);
         (
             self.counters.peers.load(Relaxed),
             self.counters.repairs.load(Relaxed),
+            joined,
         )
     }
 
@@ -185,6 +224,7 @@ impl Agent {
                 self.settings.vxlan_port.to_string(),
             ),
             (OPTION_NETWORK.to_string(), spec.name.clone()),
+            (OPTION_CLUSTER_ID.to_string(), spec.id.clone()),
         ])
     }
 
@@ -367,7 +407,7 @@ impl Agent {
             }
             let spec = crate::controller::network_spec(net);
             let view = NetView {
-                id: net.id.clone(),
+                id: cluster_id(net).to_string(),
                 vxlan: drivers::overlay::vxlan_name(&spec),
                 gateway: net.subnets.first().and_then(|s| s.gateway),
                 bridge_mac: drivers::bridge::bridge_mac(&net.id),
@@ -386,10 +426,11 @@ impl Agent {
         // Peers: this host's endpoints of overlay networks.
         let mut want: HashMap<(String, IpAddr), PeerRecord> = HashMap::new();
         for net in &nets {
+            let cid = cluster_id(net);
             for ep in ctl.network_endpoints(&net.id) {
                 for addr in &ep.addresses {
                     want.insert(
-                        (net.id.clone(), addr.addr()),
+                        (cid.to_string(), addr.addr()),
                         PeerRecord {
                             ip: addr.addr(),
                             mac: ep.mac.clone(),

@@ -8,8 +8,13 @@
 
 mod agent;
 mod program;
+mod status;
 
-pub use agent::{cluster_error, is_overlay, Agent, ClusterSettings, OPTION_NETWORK};
+pub use agent::{
+    cluster_error, cluster_id, is_overlay, Agent, ClusterSettings, OPTION_CLUSTER_ID,
+    OPTION_NETWORK,
+};
+pub use status::{ClusterStatus, KernelMatch, NetworkStatus};
 
 /// The etcd endpoints of `--cluster-store etcd://HOST:PORT[,HOST:PORT...]`, as
 /// `http://` (or `https://` with TLS) URLs, or why not.

@@ -189,69 +189,101 @@ impl Device {
         let Some(index) = self.index().await else {
             return;
         };
-        let mut want_neigh: BTreeMap<IpAddr, Mac> = table
-            .values()
-            .filter_map(|p| Some((p.ip, p.mac_bytes().ok()?)))
-            .collect();
-        if let Some(gw) = self.net.gateway {
-            want_neigh.insert(gw, self.net.bridge_mac);
-        }
-        let want_fdb: BTreeSet<(Mac, IpAddr)> = table
-            .values()
-            .filter_map(|p| Some((p.mac_bytes().ok()?, p.vtep)))
-            .collect();
-        let want_flood: BTreeSet<IpAddr> = table.values().map(|p| p.vtep).collect();
-        let (neigh, fdb) = match (self.nl.neighbours(index).await, self.nl.fdb(index).await) {
-            (Ok(n), Ok(f)) => (n, f),
-            _ => {
-                self.index = None;
-                return;
-            }
+        let Ok(fixes) = plan(&self.nl, index, &self.net, table).await else {
+            self.index = None;
+            return;
         };
-        let mut repairs = 0u64;
-        let have_neigh: BTreeMap<IpAddr, Mac> =
-            neigh.iter().filter_map(|e| Some((e.ip?, e.mac))).collect();
-        for (ip, mac) in &have_neigh {
-            if want_neigh.get(ip) != Some(mac) && !want_neigh.contains_key(ip) {
-                let _ = self.nl.delete_neighbour(index, *ip).await;
-                repairs += 1;
-            }
-        }
-        for (ip, mac) in &want_neigh {
-            if have_neigh.get(ip) != Some(mac) {
-                let _ = self.nl.replace_neighbour(index, *ip, *mac).await;
-                repairs += 1;
-            }
-        }
-        let have_fdb: BTreeSet<(Mac, IpAddr)> =
-            fdb.iter().filter_map(|e| Some((e.mac, e.ip?))).collect();
-        for (mac, dst) in &have_fdb {
-            let wanted = if *mac == FLOOD_MAC {
-                want_flood.contains(dst)
-            } else {
-                want_fdb.contains(&(*mac, *dst))
+        for fix in &fixes {
+            let _ = match fix {
+                Fix::DeleteNeighbour(ip) => self.nl.delete_neighbour(index, *ip).await,
+                Fix::SetNeighbour(ip, mac) => self.nl.replace_neighbour(index, *ip, *mac).await,
+                Fix::DeleteFdb(mac, dst) => self.nl.delete_fdb(index, *mac, *dst).await,
+                Fix::SetFdb(mac, dst) => self.nl.replace_fdb(index, *mac, *dst).await,
+                Fix::AddFlood(dst) => self.nl.append_flood(index, *dst).await,
             };
-            if !wanted {
-                let _ = self.nl.delete_fdb(index, *mac, *dst).await;
-                repairs += 1;
-            }
         }
-        for (mac, dst) in &want_fdb {
-            if !have_fdb.contains(&(*mac, *dst)) {
-                let _ = self.nl.replace_fdb(index, *mac, *dst).await;
-                repairs += 1;
-            }
-        }
-        for dst in &want_flood {
-            if !have_fdb.contains(&(FLOOD_MAC, *dst)) {
-                let _ = self.nl.append_flood(index, *dst).await;
-                repairs += 1;
-            }
-        }
-        if repairs > 0 {
-            tracing::info!(network = %self.net.id.get(..12).unwrap_or(&self.net.id), repairs, "overlay entries repaired");
-            self.counters.repairs.fetch_add(repairs, Ordering::Relaxed);
+        if !fixes.is_empty() {
+            tracing::info!(network = %self.net.id.get(..12).unwrap_or(&self.net.id), repairs = fixes.len(), "overlay entries repaired");
+            self.counters
+                .repairs
+                .fetch_add(fixes.len() as u64, Ordering::Relaxed);
         }
         self.count(table.len());
     }
+}
+
+/// A difference between a VXLAN device's tables and the peer table, as the
+/// change that mends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// A neighbour entry no peer accounts for.
+    DeleteNeighbour(IpAddr),
+    /// A neighbour entry missing or wrong.
+    SetNeighbour(IpAddr, Mac),
+    /// A forwarding entry no peer accounts for.
+    DeleteFdb(Mac, IpAddr),
+    /// A forwarding entry missing.
+    SetFdb(Mac, IpAddr),
+    /// A host missing from the flood list.
+    AddFlood(IpAddr),
+}
+
+/// What it takes to make device `index`'s tables match `table` (the remote
+/// peers) and the local gateway.
+pub async fn plan(
+    nl: &Netlink,
+    index: u32,
+    net: &NetView,
+    table: &BTreeMap<IpAddr, PeerRecord>,
+) -> Result<Vec<Fix>, drivers::netlink::NetlinkError> {
+    let mut want_neigh: BTreeMap<IpAddr, Mac> = table
+        .values()
+        .filter_map(|p| Some((p.ip, p.mac_bytes().ok()?)))
+        .collect();
+    if let Some(gw) = net.gateway {
+        want_neigh.insert(gw, net.bridge_mac);
+    }
+    let want_fdb: BTreeSet<(Mac, IpAddr)> = table
+        .values()
+        .filter_map(|p| Some((p.mac_bytes().ok()?, p.vtep)))
+        .collect();
+    let want_flood: BTreeSet<IpAddr> = table.values().map(|p| p.vtep).collect();
+    let neigh = nl.neighbours(index).await?;
+    let fdb = nl.fdb(index).await?;
+    let mut fixes = Vec::new();
+    let have_neigh: BTreeMap<IpAddr, Mac> =
+        neigh.iter().filter_map(|e| Some((e.ip?, e.mac))).collect();
+    for ip in have_neigh.keys() {
+        if !want_neigh.contains_key(ip) {
+            fixes.push(Fix::DeleteNeighbour(*ip));
+        }
+    }
+    for (ip, mac) in &want_neigh {
+        if have_neigh.get(ip) != Some(mac) {
+            fixes.push(Fix::SetNeighbour(*ip, *mac));
+        }
+    }
+    let have_fdb: BTreeSet<(Mac, IpAddr)> =
+        fdb.iter().filter_map(|e| Some((e.mac, e.ip?))).collect();
+    for (mac, dst) in &have_fdb {
+        let wanted = if *mac == FLOOD_MAC {
+            want_flood.contains(dst)
+        } else {
+            want_fdb.contains(&(*mac, *dst))
+        };
+        if !wanted {
+            fixes.push(Fix::DeleteFdb(*mac, *dst));
+        }
+    }
+    for (mac, dst) in &want_fdb {
+        if !have_fdb.contains(&(*mac, *dst)) {
+            fixes.push(Fix::SetFdb(*mac, *dst));
+        }
+    }
+    for dst in &want_flood {
+        if !have_fdb.contains(&(FLOOD_MAC, *dst)) {
+            fixes.push(Fix::AddFlood(*dst));
+        }
+    }
+    Ok(fixes)
 }

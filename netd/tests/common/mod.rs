@@ -53,14 +53,15 @@ impl Netd {
     }
 
     /// netd started on `host`, made and wired by the test beforehand (an
-    /// underlay link for a cluster), with more `netd daemon` arguments.
-    pub fn start_on(host: TestHost, extra: &[&str]) -> Netd {
+    /// underlay link for a cluster), with more `netd daemon` arguments; with
+    /// `docker`, serving the Docker plugin socket too.
+    pub fn start_on(host: TestHost, docker: bool, extra: &[&str]) -> Netd {
         let socket = host.dir().join("netd.sock");
         let mut netd = Netd {
             host,
             daemon: None,
             client: Client::new(socket),
-            docker: false,
+            docker,
             activated: None,
             extra: extra.iter().map(|a| a.to_string()).collect(),
         };

@@ -167,14 +167,52 @@ impl Controller {
                 None => return Err(unknown_pool(&id)),
             }
         }
+        // On an overlay network (made already: dockerd asks the gateway
+        // before), a container's address comes from this host's block only.
+        let block = if gateway {
+            None
+        } else {
+            self.records()
+                .networks
+                .values()
+                .filter(|n| n.origin == Origin::Docker && crate::overlay::is_overlay(n))
+                .flat_map(|n| n.subnets.iter())
+                .find(|s| s.subnet == id.subnet)
+                .and_then(|s| s.ip_range)
+        };
         let mut holdings = Holdings::new(self);
-        let addr =
-            self.lock_ipam()
+        let doing = format!("allocating an address in {} for dockerd", id.subnet);
+        let addr = match (block, address) {
+            (Some(block), Some(a)) if !block.contains(&a) => {
+                return Err(ControllerError::Invalid(format!(
+                    "address {a}: on an overlay network this host hands out addresses from its block {block} only (another host may hold {a})"
+                )))
+            }
+            (Some(block), None) => {
+                let mut ipam = self.lock_ipam();
+                let mut found = None;
+                for candidate in block.hosts() {
+                    match ipam.request_address(&id, Some(candidate)) {
+                        Ok(a) => {
+                            found = Some(a);
+                            break;
+                        }
+                        Err(ipam::IpamError::InUse { .. }) => continue,
+                        Err(e) => return Err(ControllerError::ipam(doing)(e)),
+                    }
+                }
+                found.ok_or_else(|| {
+                    ControllerError::Conflict(format!(
+                        "this host's address block {block} of {} is full",
+                        id.subnet
+                    ))
+                })?
+            }
+            _ => self
+                .lock_ipam()
                 .request_address(&id, address)
-                .map_err(ControllerError::ipam(format!(
-                    "allocating an address in {} for dockerd",
-                    id.subnet
-                )))?;
+                .map_err(ControllerError::ipam(doing))?,
+        };
         holdings.addresses.push((id, addr.addr()));
         let record = EngineAddressRecord {
             pool: id,

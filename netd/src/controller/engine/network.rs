@@ -123,6 +123,10 @@ pub(super) fn abandoned(ep: &EndpointRecord) -> bool {
 impl Controller {
     /// `NetworkDriver.CreateNetwork`. The same network again is a no-op; the same id
     /// with other settings is refused.
+    ///
+    /// An overlay network (`-o com.netd.overlay=NAME`: dockerd tells a plugin no
+    /// network name, so the option carries the cluster's) is made or found in the
+    /// cluster, and its addresses come from the block this host claims there.
     pub async fn engine_create_network(
         &self,
         id: &str,
@@ -133,7 +137,87 @@ impl Controller {
         check_id("network", id)?;
         check_pools(&v4, false)?;
         check_pools(&v6, true)?;
-        let subnets = subnet_records(v4.into_iter().chain(v6).collect());
+        let mut subnets = subnet_records(v4.into_iter().chain(v6).collect());
+        let cluster_name = match crate::controller::networks::overlay_requested(&options)? {
+            None => return self.engine_create_network_with(id, options, subnets).await,
+            Some(None) => {
+                return Err(ControllerError::Invalid(
+                    "dockerd tells a plugin no network name: give the overlay's name in the cluster as the option's value (-o com.netd.overlay=NAME)".into(),
+                ))
+            }
+            Some(Some(name)) => name,
+        };
+        let existing = self.records().networks.get(id).cloned();
+        if let Some(existing) = existing {
+            // dockerd asking again: the same network if the options it gave are
+            // the same (netd added the cluster's to them).
+            let mut given = existing.options.clone();
+            for key in [
+                drivers::overlay::OPTION_VNI,
+                drivers::overlay::OPTION_VTEP,
+                drivers::overlay::OPTION_PORT,
+                crate::overlay::OPTION_NETWORK,
+                crate::overlay::OPTION_CLUSTER_ID,
+            ] {
+                given.remove(key);
+            }
+            if !options.contains_key(drivers::bridge::OPTION_MTU) {
+                given.remove(drivers::bridge::OPTION_MTU);
+            }
+            if existing.origin == Origin::Docker && given == options {
+                return Ok(existing);
+            }
+            return Err(ControllerError::Conflict(format!(
+                "network {} exists with other options; delete it first",
+                existing.name
+            )));
+        }
+        let agent = self.overlay().cloned().ok_or_else(|| {
+            ControllerError::Invalid(
+                "an overlay network needs netd in a cluster: start `netd daemon` with --cluster-store etcd://HOST:PORT and --advertise-addr IP".into(),
+            )
+        })?;
+        let [s] = subnets.as_mut_slice() else {
+            return Err(ControllerError::Invalid(
+                "an overlay network has exactly one subnet, IPv4, the same on every host (--subnet)"
+                    .into(),
+            ));
+        };
+        if s.subnet.addr().is_ipv6() {
+            return Err(ControllerError::Invalid(
+                "an overlay network's subnet is IPv4 (IPv6 overlays are not supported yet)".into(),
+            ));
+        }
+        let (spec, block) = agent
+            .prepare(&cluster_name, s.subnet, s.gateway, BTreeMap::new())
+            .await
+            .map_err(crate::overlay::cluster_error)?;
+        let made = if s.gateway.is_some_and(|g| g != spec.gateway) {
+            Err(ControllerError::Conflict(format!(
+                "overlay network {cluster_name}'s gateway is {}; create it with --gateway {}",
+                spec.gateway, spec.gateway
+            )))
+        } else {
+            s.ip_range = Some(block);
+            let mut options = options;
+            options.extend(agent.options_for(&spec));
+            options
+                .entry(drivers::bridge::OPTION_MTU.to_string())
+                .or_insert_with(|| agent.mtu().to_string());
+            self.engine_create_network_with(id, options, subnets).await
+        };
+        if made.is_err() {
+            agent.forget(&cluster_name, Some(block)).await;
+        }
+        made
+    }
+
+    async fn engine_create_network_with(
+        &self,
+        id: &str,
+        options: BTreeMap<String, String>,
+        subnets: Vec<SubnetRecord>,
+    ) -> Result<NetworkRecord, ControllerError> {
         if let Some(existing) = self.records().networks.get(id).cloned() {
             if existing.origin != Origin::Docker {
                 return Err(not_dockers("network", &existing.name));

@@ -1,0 +1,160 @@
+//! Overlay networks from `docker network create`: two hosts, each with its own
+//! dockerd and netd in a cluster on etcd, on an underlay switch. Containers on
+//! one overlay ping each other by address across the hosts, and a port one of
+//! them publishes answers from a third host on the underlay.
+
+mod common;
+
+use common::Netd;
+use std::time::{Duration, Instant};
+use tests::{Dockerd, Etcd, TestHost};
+
+const ETCD: &str = "192.168.61.10";
+
+fn ip(host: &TestHost, args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(["-n", host.name()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn plug(switch: &TestHost, host: &TestHost, port: &str, addr: &str) {
+    ip(
+        switch,
+        &[
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "u0",
+            "netns",
+            host.name(),
+        ],
+    );
+    ip(switch, &["link", "set", port, "master", "sw", "up"]);
+    ip(host, &["addr", "add", &format!("{addr}/24"), "dev", "u0"]);
+    ip(host, &["link", "set", "u0", "up"]);
+}
+
+#[test]
+fn containers_of_two_dockerds_share_an_overlay_and_publish_ports() {
+    let switch = TestHost::new().unwrap();
+    ip(&switch, &["link", "add", "sw", "type", "bridge"]);
+    ip(&switch, &["link", "set", "sw", "up"]);
+    let outside = TestHost::new().unwrap();
+    plug(&switch, &outside, "pe", ETCD);
+    let _etcd = Etcd::start_on(&outside, ETCD).unwrap();
+    let store = format!("etcd://{ETCD}:2379");
+    let mut hosts = Vec::new();
+    for n in 1..=2 {
+        let host = TestHost::new().unwrap();
+        let addr = format!("192.168.61.{n}");
+        plug(&switch, &host, &format!("p{n}"), &addr);
+        hosts.push(Netd::start_on(
+            host,
+            true,
+            &["--cluster-store", &store, "--advertise-addr", &addr],
+        ));
+    }
+    let docker: Vec<Dockerd> = hosts
+        .iter()
+        .map(|h| Dockerd::start(&h.host).unwrap())
+        .collect();
+    let create = |d: &Dockerd, value: &str| {
+        d.run(&[
+            "network",
+            "create",
+            "-d",
+            "netd",
+            "--ipam-driver",
+            "netd",
+            "-o",
+            &format!("com.netd.overlay={value}"),
+            "--subnet",
+            "10.90.0.0/24",
+            "ov1",
+        ])
+    };
+    // dockerd tells a plugin no network name: `true` is refused, saying so.
+    let err = create(&docker[0], "true").unwrap_err().to_string();
+    assert!(err.contains("com.netd.overlay=NAME"), "{err}");
+    for d in &docker {
+        create(d, "ov1").unwrap();
+    }
+    docker[0]
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--network",
+            "ov1",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .unwrap();
+    docker[1]
+        .run(&[
+            "run",
+            "-d",
+            "--name",
+            "c2",
+            "--network",
+            "ov1",
+            "-p",
+            "18080:80",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ])
+        .unwrap();
+    let ip1 = docker[0].container_ip("c1", "ov1").unwrap();
+    let ip2 = docker[1].container_ip("c2", "ov1").unwrap();
+    assert_ne!(ip1, ip2, "addresses collide across hosts");
+    let start = Instant::now();
+    while docker[0]
+        .run(&["exec", "c1", "ping", "-c1", "-W1", &ip2])
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "c1 on host 1 cannot reach c2 ({ip2}) on host 2"
+        );
+    }
+    // The published port, from a third host on the underlay.
+    let start = Instant::now();
+    loop {
+        let page = outside
+            .command("curl")
+            .args(["-s", "--max-time", "2", "http://192.168.61.2:18080/passwd"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&page.stdout).contains("root:") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the published port does not answer from outside"
+        );
+    }
+    for d in &docker {
+        d.run(&["rm", "-f", "c1", "c2"]).ok();
+    }
+    for d in &docker {
+        d.run(&["network", "rm", "ov1"]).unwrap();
+    }
+}
