@@ -754,6 +754,22 @@ async fn the_server_answers_as_documented() {
         .expect(get.clone(), "/v1/firewall", "/v1/firewall", Body::None, ok)
         .await;
     assert_eq!(shown["enabled"], false);
+    // Not in a cluster: refused, saying how to join one.
+    let refused = api
+        .expect(
+            get.clone(),
+            "/v1/cluster",
+            "/v1/cluster",
+            Body::None,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--cluster-store")),
+        "{refused}"
+    );
     let sb = api
         .expect(
             get.clone(),
