@@ -5,59 +5,20 @@
 
 mod common;
 
+use common::lab::{plug, underlay, ETCD};
 use common::Netd;
 use std::time::{Duration, Instant};
 use tests::{Dockerd, Etcd, TestHost};
 
-const ETCD: &str = "192.168.61.10";
-
-fn ip(host: &TestHost, args: &[&str]) {
-    let out = std::process::Command::new("ip")
-        .args(["-n", host.name()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn plug(switch: &TestHost, host: &TestHost, port: &str, addr: &str) {
-    ip(
-        switch,
-        &[
-            "link",
-            "add",
-            port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "u0",
-            "netns",
-            host.name(),
-        ],
-    );
-    ip(switch, &["link", "set", port, "master", "sw", "up"]);
-    ip(host, &["addr", "add", &format!("{addr}/24"), "dev", "u0"]);
-    ip(host, &["link", "set", "u0", "up"]);
-}
-
 #[test]
 fn containers_of_two_dockerds_share_an_overlay_and_publish_ports() {
-    let switch = TestHost::new().unwrap();
-    ip(&switch, &["link", "add", "sw", "type", "bridge"]);
-    ip(&switch, &["link", "set", "sw", "up"]);
-    let outside = TestHost::new().unwrap();
-    plug(&switch, &outside, "pe", ETCD);
+    let (switch, outside) = underlay();
     let _etcd = Etcd::start_on(&outside, ETCD).unwrap();
     let store = format!("etcd://{ETCD}:2379");
     let mut hosts = Vec::new();
     for n in 1..=2 {
         let host = TestHost::new().unwrap();
-        let addr = format!("192.168.61.{n}");
+        let addr = format!("192.168.60.{n}");
         plug(&switch, &host, &format!("p{n}"), &addr);
         hosts.push(Netd::start_on(
             host,
@@ -140,7 +101,7 @@ fn containers_of_two_dockerds_share_an_overlay_and_publish_ports() {
     loop {
         let page = outside
             .command("curl")
-            .args(["-s", "--max-time", "2", "http://192.168.61.2:18080/passwd"])
+            .args(["-s", "--max-time", "2", "http://192.168.60.2:18080/passwd"])
             .output()
             .unwrap();
         if String::from_utf8_lossy(&page.stdout).contains("root:") {

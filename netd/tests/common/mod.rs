@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod lab;
+
 use netd::client::Client;
 use netd::model::SandboxRecord;
 use std::path::PathBuf;

@@ -1,0 +1,127 @@
+//! A cluster lab on one machine: an underlay "switch" host (bridge `sw`), etcd
+//! in a host plugged into it at 192.168.60.10, and netd hosts plugged in at
+//! 192.168.60.1, .2, ..., each in the cluster with a sandbox on overlay `ov1`.
+
+#![allow(dead_code)]
+
+use super::{attach, network, runtime, sandbox, Netd};
+use netd::model::{EndpointRecord, SandboxRecord};
+use std::time::{Duration, Instant};
+use tests::TestHost;
+
+pub const ETCD: &str = "192.168.60.10";
+
+/// `ip -n HOST args...`, from outside the host.
+pub fn ip(host: &TestHost, args: &[&str]) -> String {
+    tool(host, "ip", args)
+}
+
+pub fn tool(host: &TestHost, program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(["-n", host.name()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Plug `host` into the switch as `addr`/24 (its port there is `port`).
+pub fn plug(switch: &TestHost, host: &TestHost, port: &str, addr: &str) {
+    ip(
+        switch,
+        &[
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "u0",
+            "netns",
+            host.name(),
+        ],
+    );
+    ip(switch, &["link", "set", port, "master", "sw", "up"]);
+    ip(host, &["addr", "add", &format!("{addr}/24"), "dev", "u0"]);
+    ip(host, &["link", "set", "u0", "up"]);
+}
+
+pub fn overlay(name: &str, subnet: &str) -> netd::controller::NetworkCreate {
+    let mut req = network(name, subnet);
+    req.options.insert("com.netd.overlay".into(), "true".into());
+    req
+}
+
+pub fn within(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+pub fn ipv4(ep: &EndpointRecord) -> String {
+    super::ipv4(ep)
+}
+
+pub struct Member {
+    pub netd: Netd,
+    pub sb: SandboxRecord,
+    pub ep: EndpointRecord,
+}
+
+/// The underlay: a switch host with bridge `sw`, and etcd's host plugged in.
+pub fn underlay() -> (TestHost, TestHost) {
+    let switch = TestHost::new().unwrap();
+    ip(&switch, &["link", "add", "sw", "type", "bridge"]);
+    ip(&switch, &["link", "set", "sw", "up"]);
+    let etcd_host = TestHost::new().unwrap();
+    plug(&switch, &etcd_host, "pe", ETCD);
+    (switch, etcd_host)
+}
+
+/// `count` netd hosts on the switch (192.168.60.1, .2, ...), each with a
+/// sandbox on overlay `ov1`.
+pub fn members(switch: &TestHost, count: u8) -> Vec<Member> {
+    let store = format!("etcd://{ETCD}:2379");
+    let rt = runtime();
+    let mut members: Vec<Member> = Vec::new();
+    for n in 1..=count {
+        let host = TestHost::new().unwrap();
+        let addr = format!("192.168.60.{n}");
+        plug(switch, &host, &format!("p{n}"), &addr);
+        let netd = Netd::start_on(
+            host,
+            false,
+            &[
+                "--cluster-store",
+                &store,
+                "--advertise-addr",
+                &addr,
+                "--cluster-lease-ttl",
+                "3",
+            ],
+        );
+        let c = netd.client.clone();
+        let (sb, ep) = rt.block_on(async {
+            // Every host asks for the network by name: one network.
+            let net = c
+                .create_network(&overlay("ov1", "10.90.0.0/24"))
+                .await
+                .unwrap();
+            assert_eq!(net.subnets[0].gateway.unwrap().to_string(), "10.90.0.1");
+            let sb = c.create_sandbox(&sandbox(&format!("s{n}"))).await.unwrap();
+            let ep = c.attach(&sb.name, &attach("ov1")).await.unwrap();
+            (sb, ep)
+        });
+        members.push(Member { netd, sb, ep });
+    }
+    members
+}
