@@ -20,22 +20,14 @@ struct Side {
     nl: Netlink,
 }
 
-/// `ip -n HOST args...` (run from outside: inside, /run/netns is the host's own).
+/// `ip -n HOST args...`.
 fn ip(host: &TestHost, args: &[&str]) {
     tool(host, "ip", args);
 }
 
 fn tool(host: &TestHost, program: &str, args: &[&str]) {
-    let out = std::process::Command::new(program)
-        .args(["-n", host.name()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    host.netns_tool(program, args)
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
 }
 
 async fn side(host: TestHost, vtep: &str, n: u8) -> Side {

@@ -163,6 +163,13 @@ impl TestHost {
         })
     }
 
+    /// Run `program -n HOST args...` from outside the host (`ip`, `bridge`: tools
+    /// that take a namespace by name, which inside the host's own `/run` they
+    /// could not find); its stdout.
+    pub fn netns_tool(&self, program: &str, args: &[&str]) -> Result<String> {
+        output(Command::new(program).args(["-n", &self.name]).args(args))
+    }
+
     /// Run `program args...` inside the host and return its stdout.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<String> {
         output(self.command(program).args(args))

@@ -79,6 +79,16 @@ fn message(family: AddressFamily, index: u32, flags: NeighbourFlags) -> Neighbou
     msg
 }
 
+/// A forwarding entry of VXLAN device `index` (its own table: `NTF_SELF`).
+fn fdb_message(index: u32, mac: Mac, dst: IpAddr) -> NeighbourMessage {
+    let mut msg = message(AddressFamily::Bridge, index, NeighbourFlags::Own);
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    msg.attributes
+        .push(NeighbourAttribute::Destination(address(&dst)));
+    msg
+}
+
 fn mac_of(bytes: &[u8]) -> Option<Mac> {
     bytes.try_into().ok()
 }
@@ -229,14 +239,9 @@ impl Netlink {
         flags: u16,
         doing: &str,
     ) -> Result<(), NetlinkError> {
-        let mut msg = message(AddressFamily::Bridge, index, NeighbourFlags::Own);
-        msg.attributes
-            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        msg.attributes
-            .push(NeighbourAttribute::Destination(address(&dst)));
         self.direct
             .exchange(vec![Request::new(
-                RouteNetlinkMessage::NewNeighbour(msg),
+                RouteNetlinkMessage::NewNeighbour(fdb_message(index, mac, dst)),
                 flags,
                 format!("{doing} forwarding entry {} -> {dst}", mac_text(&mac)),
             )])
@@ -246,14 +251,9 @@ impl Netlink {
     /// Remove forwarding entry `mac` -> `dst` from VXLAN device `index` (none is
     /// not an error).
     pub async fn delete_fdb(&self, index: u32, mac: Mac, dst: IpAddr) -> Result<(), NetlinkError> {
-        let mut msg = message(AddressFamily::Bridge, index, NeighbourFlags::Own);
-        msg.attributes
-            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        msg.attributes
-            .push(NeighbourAttribute::Destination(address(&dst)));
         self.direct
             .exchange(vec![Request::new(
-                RouteNetlinkMessage::DelNeighbour(msg),
+                RouteNetlinkMessage::DelNeighbour(fdb_message(index, mac, dst)),
                 0,
                 format!("removing forwarding entry {} -> {dst}", mac_text(&mac)),
             )

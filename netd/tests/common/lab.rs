@@ -17,17 +17,8 @@ pub fn ip(host: &TestHost, args: &[&str]) -> String {
 }
 
 pub fn tool(host: &TestHost, program: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(program)
-        .args(["-n", host.name()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    host.netns_tool(program, args)
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
 }
 
 /// Plug `host` into the switch as `addr`/24 (its port there is `port`).
