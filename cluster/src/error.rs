@@ -16,6 +16,9 @@ pub enum ClusterError {
     /// This host has not joined the cluster (etcd was unreachable when it tried).
     #[error("{0}")]
     NotJoined(String),
+    /// etcd answered and refused (permissions, a lease gone, a limit).
+    #[error("{0}")]
+    Refused(String),
     /// The request clashes with what the cluster holds.
     #[error("{0}")]
     Conflict(String),
@@ -35,7 +38,22 @@ pub enum ClusterError {
 impl ClusterError {
     pub(crate) fn etcd(doing: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> Self {
         let doing = doing.into();
-        move |source| ClusterError::Unreachable { doing, source }
+        move |source| {
+            // etcd answered, and refused: not the same as etcd being away.
+            if let etcd_client::Error::GRpcStatus(status) = &source {
+                use tonic::Code::*;
+                if !matches!(
+                    status.code(),
+                    Unavailable | DeadlineExceeded | Cancelled | Unknown
+                ) {
+                    return ClusterError::Refused(format!(
+                        "{doing}: etcd refused: {}",
+                        status.message()
+                    ));
+                }
+            }
+            ClusterError::Unreachable { doing, source }
+        }
     }
 
     /// Whether etcd was away (the operation may be tried again).

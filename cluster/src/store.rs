@@ -159,11 +159,19 @@ impl Cluster {
             .await
             .map_err(ClusterError::etcd(doing))?;
         let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+        // A record netd cannot read (written by hand, or by another version) is
+        // skipped, not allowed to stop every listing and watch.
         let items = resp
             .kvs()
             .iter()
-            .map(|kv| decode(kv.key(), kv.value()))
-            .collect::<Result<Vec<T>, _>>()?;
+            .filter_map(|kv| match decode(kv.key(), kv.value()) {
+                Ok(item) => Some(item),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a record netd cannot read");
+                    None
+                }
+            })
+            .collect();
         Ok((items, revision))
     }
 
@@ -312,12 +320,14 @@ impl Cluster {
         }
         let blocks = self.keys.blocks(&spec.id);
         let peers = self.keys.peers(&spec.id);
+        // Within the transaction: the network unchanged and no block held (a
+        // claim that came after the read above makes it fail, not vanish).
         let txn = Txn::new()
-            .when([Compare::mod_revision(
-                net_key.as_str(),
-                CompareOp::Equal,
-                revision,
-            )])
+            .when([
+                Compare::mod_revision(net_key.as_str(), CompareOp::Equal, revision),
+                Compare::create_revision(blocks.as_str(), CompareOp::Equal, 0)
+                    .with_range(prefix_end(&blocks)),
+            ])
             .and_then([
                 TxnOp::delete(net_key.as_str(), None),
                 TxnOp::delete(self.keys.vni(spec.vni), None),
@@ -483,25 +493,48 @@ impl Cluster {
         Ok(())
     }
 
-    /// Publish an endpoint, bound to its host's `lease`.
+    /// Publish an endpoint, bound to its host's `lease`: refused if another
+    /// host publishes that address (two hosts must never both claim one).
     pub async fn put_peer(
         &self,
         network_id: &str,
         peer: &PeerRecord,
         lease: i64,
     ) -> Result<(), ClusterError> {
-        self.client()
-            .put(
-                self.keys.peer(network_id, peer.ip),
-                encode(peer),
-                Some(PutOptions::new().with_lease(lease)),
-            )
-            .await
-            .map_err(ClusterError::etcd(format!(
-                "publishing endpoint {}",
-                peer.ip
-            )))?;
-        Ok(())
+        let key = self.keys.peer(network_id, peer.ip);
+        let doing = format!("publishing endpoint {}", peer.ip);
+        for _ in 0..4 {
+            let revision = match self.get_one::<PeerRecord>(&key, &doing).await? {
+                None => 0,
+                Some((old, rev)) if old.host == peer.host => rev,
+                Some((old, _)) => {
+                    return Err(ClusterError::Conflict(format!(
+                        "address {} is published by host {} already",
+                        peer.ip, old.host
+                    )))
+                }
+            };
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.as_str(),
+                    CompareOp::Equal,
+                    revision,
+                )])
+                .and_then([TxnOp::put(
+                    key.as_str(),
+                    encode(peer),
+                    Some(PutOptions::new().with_lease(lease)),
+                )]);
+            let resp = self
+                .client()
+                .txn(txn)
+                .await
+                .map_err(ClusterError::etcd(doing.as_str()))?;
+            if resp.succeeded() {
+                return Ok(());
+            }
+        }
+        Err(ClusterError::Conflict(format!("{doing}: it kept changing")))
     }
 
     /// Withdraw endpoint `ip` if `host` published it.

@@ -108,6 +108,18 @@ pub struct Firewall {
     quiet_rounds: std::sync::atomic::AtomicU32,
 }
 
+/// The VXLAN filter: VXLAN on `ports` at `locals` (this host's VTEPs) is heard
+/// from `peers` (the cluster's other hosts) only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VxlanFilter {
+    /// The overlays' UDP ports.
+    pub ports: Vec<u16>,
+    /// This host's VTEP addresses.
+    pub locals: Vec<IpAddr>,
+    /// The member hosts' VTEPs.
+    pub peers: Vec<IpAddr>,
+}
+
 /// What [`Firewall::start`] made of the stored state.
 #[derive(Default)]
 pub struct Started {
@@ -222,12 +234,12 @@ impl Firewall {
         networks: Vec<NetworkRules>,
         ports: BTreeMap<String, EndpointPorts>,
         foreign_bridges: Vec<String>,
-        vxlan: (Vec<u16>, Vec<IpAddr>),
+        vxlan: VxlanFilter,
     ) -> Result<Started, FirewallError> {
         let mut started = Started::default();
         let mut state = State {
             foreign_bridges: foreign_names(foreign_bridges),
-            vxlan: render::vxlan_elements(&vxlan.0, &vxlan.1),
+            vxlan: render::vxlan_elements(&vxlan.ports, &vxlan.locals, &vxlan.peers),
             ..State::default()
         };
         for n in networks {
@@ -599,14 +611,10 @@ impl Firewall {
             .unwrap_or_default()
     }
 
-    /// Hear VXLAN on `ports` from `peers` only (the cluster's hosts); every
-    /// other sender on those ports is dropped.
-    pub async fn set_vxlan(
-        &self,
-        ports: Vec<u16>,
-        peers: Vec<IpAddr>,
-    ) -> Result<(), FirewallError> {
-        let after = render::vxlan_elements(&ports, &peers);
+    /// Hear VXLAN at this host's VTEPs from the cluster's hosts only; every
+    /// other sender is dropped.
+    pub async fn set_vxlan(&self, filter: VxlanFilter) -> Result<(), FirewallError> {
+        let after = render::vxlan_elements(&filter.ports, &filter.locals, &filter.peers);
         let mut state = self.state.lock().await;
         if state.vxlan == after {
             return Ok(());

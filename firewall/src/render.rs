@@ -36,6 +36,8 @@ const SETS: &[(&str, &str, &str)] = &[
     ("map", "nat_in", "type ifname : verdict;"),
     ("map", "nat_out", "type ifname : verdict;"),
     ("set", "vxlan_ports", "type inet_service; comment \"UDP ports of netd's overlays\";"),
+    ("set", "vxlan_local4", "type ipv4_addr; comment \"this host's VTEP\";"),
+    ("set", "vxlan_local6", "type ipv6_addr; comment \"this host's VTEP\";"),
     ("set", "vxlan_peers4", "type ipv4_addr; comment \"the cluster's hosts: the only VXLAN senders accepted\";"),
     ("set", "vxlan_peers6", "type ipv6_addr; comment \"the cluster's hosts: the only VXLAN senders accepted\";"),
 ];
@@ -45,14 +47,18 @@ const SETS: &[(&str, &str, &str)] = &[
 /// the address a packet was sent to).
 const BASE_CHAINS: &[(&str, &str, &[&str])] = &[
     (
-        // VXLAN has no authentication: on an overlay's port only the cluster's
-        // hosts are heard, before conntrack or the VXLAN device sees a packet.
-        // With no peer known yet, nothing is (closed, not open).
+        // VXLAN has no authentication: on an overlay's port at this host's VTEP
+        // only the cluster's hosts are heard, from where the routes say they
+        // are, before conntrack or the VXLAN device sees a packet. With no peer
+        // known yet, nothing is (closed, not open). Other traffic to the port
+        // (forwarded, or to another address) is not netd's and passes.
         "vxlan",
         "type filter hook prerouting priority raw; policy accept;",
         &[
-            "udp dport @vxlan_ports ip saddr != @vxlan_peers4 drop",
-            "udp dport @vxlan_ports ip6 saddr != @vxlan_peers6 drop",
+            "ip daddr @vxlan_local4 udp dport @vxlan_ports fib saddr . iif oif missing drop",
+            "ip daddr @vxlan_local4 udp dport @vxlan_ports ip saddr != @vxlan_peers4 drop",
+            "ip6 daddr @vxlan_local6 udp dport @vxlan_ports fib saddr . iif oif missing drop",
+            "ip6 daddr @vxlan_local6 udp dport @vxlan_ports ip6 saddr != @vxlan_peers6 drop",
         ],
     ),
     (
@@ -494,13 +500,25 @@ pub fn delete_ports(ports: &[&PublishedPort], staying: &[&PublishedPort]) -> Str
     out
 }
 
-/// The elements of the VXLAN filter: the overlays' `ports` and the `peers`
-/// heard on them.
-pub fn vxlan_elements(ports: &[u16], peers: &[IpAddr]) -> Vec<(&'static str, String)> {
+/// The elements of the VXLAN filter: the overlays' `ports` at this host's
+/// `locals` (its VTEPs), and the `peers` heard on them.
+pub fn vxlan_elements(
+    ports: &[u16],
+    locals: &[IpAddr],
+    peers: &[IpAddr],
+) -> Vec<(&'static str, String)> {
     let mut out: BTreeSet<(&'static str, String)> = ports
         .iter()
         .map(|p| ("vxlan_ports", p.to_string()))
         .collect();
+    for l in locals {
+        let set = if l.is_ipv4() {
+            "vxlan_local4"
+        } else {
+            "vxlan_local6"
+        };
+        out.insert((set, l.to_string()));
+    }
     for p in peers {
         let set = if p.is_ipv4() {
             "vxlan_peers4"

@@ -151,6 +151,11 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
                 "an overlay needs netd's firewall, which hears VXLAN from the cluster's hosts only: run with --firewall on".into(),
             ));
         }
+        None if !opts.firewall && ctl.networks().iter().any(crate::overlay::is_overlay) => {
+            return Err(DaemonError::Cluster(
+                "overlay networks are stored and their VXLAN devices would hear anyone without netd's firewall: run with the firewall (and --cluster-store), or delete them".into(),
+            ));
+        }
         Some(mut settings) => {
             let nl = Netlink::current()?;
             let Some(link) = nl.link_with_address(settings.advertise).await? else {
@@ -196,7 +201,9 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
     };
     let agent = match &agent {
         Some(agent) => {
-            agent.try_join(std::time::Duration::from_secs(5)).await;
+            agent
+                .try_join(std::time::Duration::from_secs(5), &ctl)
+                .await;
             Some(tokio::spawn(Arc::clone(agent).run(Arc::clone(&ctl))))
         }
         None => None,

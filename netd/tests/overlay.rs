@@ -90,7 +90,7 @@ fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("exists") || err.contains("10.91.0.0/24"),
+        err.contains("subnet 10.91.0.0/24 (it has 10.90.0.0/24)"),
         "{err}"
     );
 
@@ -175,6 +175,23 @@ fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
         "withdrawn on B {took:?} after the delete ({:?} in all)",
         start.elapsed()
     );
+    // C deletes the network: its VXLAN device goes and its block returns; the
+    // network stays in the cluster for A and B.
+    rt.block_on(c.netd.client.delete_network("ov1")).unwrap();
+    assert!(!c.netd.links().contains(&vx), "{:?}", c.netd.links());
+    let status: serde_json::Value = serde_json::from_str(
+        &members[0]
+            .netd
+            .cli(&["cluster", "status", "--format", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    let ov1 = status["networks"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "ov1"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ov1["blocks"].as_array().map(Vec::len), Some(2), "{status}");
 
     // A cut off past its lease: B drops A's endpoint; A back: B has it again.
     ip(&switch, &["link", "set", "p1", "down"]);

@@ -82,6 +82,22 @@ impl Controller {
                 )));
             }
         }
+        if crate::overlay::is_overlay(net) {
+            // Another host may hold any address outside this host's block.
+            for (what, addr) in [("ip", req.ip), ("ipv6", req.ipv6)] {
+                let Some(addr) = addr else { continue };
+                if let Some(block) = net
+                    .subnets
+                    .iter()
+                    .filter_map(|s| s.ip_range)
+                    .find(|b| !b.contains(&addr))
+                {
+                    return Err(ControllerError::Invalid(format!(
+                        "{what} {addr}: on an overlay network this host hands out addresses from its block {block} only (another host may hold {addr})"
+                    )));
+                }
+            }
+        }
         let guard = NameGuard::reserve(&slot.endpoint_names, name.as_str(), || {
             format!("network {} has an endpoint named {name} already", net.name)
         })?;

@@ -71,6 +71,37 @@ fn engine_bridge(name: &str) -> bool {
 
 impl Controller {
     /// The firewall, once started.
+    /// The VXLAN filter for `peers`: every overlay network's port and VTEP as
+    /// stored, and the cluster's as configured.
+    pub(crate) fn vxlan_filter(&self, peers: Vec<std::net::IpAddr>) -> ::firewall::VxlanFilter {
+        use drivers::overlay::{OPTION_PORT, OPTION_VTEP};
+        let mut filter = ::firewall::VxlanFilter {
+            peers,
+            ..Default::default()
+        };
+        for net in self
+            .networks()
+            .iter()
+            .filter(|n| crate::overlay::is_overlay(n))
+        {
+            if let Some(p) = net.options.get(OPTION_PORT).and_then(|p| p.parse().ok()) {
+                filter.ports.push(p);
+            }
+            if let Some(v) = net.options.get(OPTION_VTEP).and_then(|v| v.parse().ok()) {
+                filter.locals.push(v);
+            }
+        }
+        if let Some(agent) = self.overlay() {
+            filter.ports.push(agent.settings().vxlan_port);
+            filter.locals.push(agent.settings().advertise);
+        }
+        filter.ports.sort();
+        filter.ports.dedup();
+        filter.locals.sort();
+        filter.locals.dedup();
+        filter
+    }
+
     pub fn firewall(&self) -> Option<&Arc<Firewall>> {
         self.firewall.get()
     }
@@ -102,12 +133,14 @@ impl Controller {
             }
         }
         let foreign = self.foreign_bridges().await;
-        // In a cluster, VXLAN is heard from the hosts known when netd last ran
-        // until the cluster says more (never from anyone meanwhile).
-        let vxlan = self
-            .overlay()
-            .map(|agent| agent.vxlan_seed())
-            .unwrap_or_default();
+        // VXLAN is heard only from the hosts known when netd last ran until
+        // the cluster says more; with no cluster (netd started without it while
+        // overlay networks are stored), from no one.
+        let vxlan = self.vxlan_filter(
+            self.overlay()
+                .map(|agent| agent.saved_peers())
+                .unwrap_or_default(),
+        );
         let started = Firewall::start(networks, ports, foreign, vxlan).await?;
         // Ports another program took while netd was down are published no more:
         // the records say so too.

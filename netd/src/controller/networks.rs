@@ -160,6 +160,11 @@ impl Controller {
             ));
         };
         check_request(s)?;
+        if subnet.addr().is_ipv6() {
+            return Err(ControllerError::Invalid(
+                "an overlay network's subnet is IPv4 (IPv6 overlays are not supported yet)".into(),
+            ));
+        }
         if s.ip_range.is_some() || !s.aux_addresses.is_empty() || req.ipv6 {
             return Err(ControllerError::Invalid(
                 "an overlay network takes a subnet and a gateway; ip ranges, aux addresses and a second (IPv6) subnet are not supported".into(),

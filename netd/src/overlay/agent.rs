@@ -162,15 +162,14 @@ impl Agent {
         )
     }
 
-    /// The VXLAN port and the hosts heard on it when netd last ran (saved as
-    /// they change), for the firewall's first table.
-    pub fn vxlan_seed(&self) -> (Vec<u16>, Vec<IpAddr>) {
-        let peers = std::fs::read_to_string(&self.peers_file)
+    /// The other hosts' VTEPs when netd last ran (saved as they change), for
+    /// the firewall's first table.
+    pub fn saved_peers(&self) -> Vec<IpAddr> {
+        std::fs::read_to_string(&self.peers_file)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.trim().parse().ok())
-            .collect();
-        (vec![self.settings.vxlan_port], peers)
+            .collect()
     }
 
     /// Something changed (a network or endpoint): sync now.
@@ -255,10 +254,17 @@ impl Agent {
     }
 
     /// Join now, before serving, if etcd answers within `wait`; otherwise
-    /// [`Agent::run`] keeps trying in the background.
-    pub async fn try_join(&self, wait: Duration) {
+    /// [`Agent::run`] keeps trying in the background. Joined under the lease of
+    /// a netd that was killed, give back what it claimed or published that no
+    /// record here accounts for (a crash between a claim and its commit, or
+    /// between a delete's commit and its withdrawal).
+    pub async fn try_join(&self, wait: Duration, ctl: &Controller) {
         match tokio::time::timeout(wait, self.join()).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if let Err(e) = self.tidy(ctl).await {
+                    tracing::warn!(error = %e, "giving back what an earlier run left in the cluster");
+                }
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "joining the cluster at start; netd serves and keeps trying")
             }
@@ -266,6 +272,40 @@ impl Agent {
                 "joining the cluster at start took too long; netd serves and keeps trying"
             ),
         }
+    }
+
+    async fn tidy(&self, ctl: &Controller) -> Result<(), ClusterError> {
+        let (cluster, _) = self.cluster().await?;
+        let nets: Vec<NetworkRecord> = ctl.networks().into_iter().filter(is_overlay).collect();
+        for spec in cluster.networks().await? {
+            let local = nets.iter().find(|n| cluster_id(n) == spec.id);
+            let blocks: Vec<IpNet> = local
+                .map(|n| n.subnets.iter().filter_map(|s| s.ip_range).collect())
+                .unwrap_or_default();
+            for claim in cluster.blocks(&spec.id).await? {
+                if claim.host == self.host && !blocks.contains(&claim.block) {
+                    tracing::info!(network = %spec.name, block = %claim.block, "giving back a block no record here holds");
+                    cluster
+                        .release_block(&spec, claim.block, &self.host)
+                        .await?;
+                }
+            }
+            let addresses: Vec<IpAddr> = local
+                .map(|n| {
+                    ctl.network_endpoints(&n.id)
+                        .iter()
+                        .flat_map(|e| e.addresses.iter().map(|a| a.addr()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for peer in cluster.peers(&spec.id).await?.0 {
+                if peer.host == self.host && !addresses.contains(&peer.ip) {
+                    tracing::info!(network = %spec.name, peer = %peer.ip, "withdrawing an endpoint no record here has");
+                    cluster.delete_peer(&spec.id, peer.ip, &self.host).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn join(&self) -> Result<(), ClusterError> {
@@ -366,7 +406,7 @@ impl Agent {
                 .collect();
             let text: String = peers.iter().map(|p| format!("{p}\n")).collect();
             let _ = std::fs::write(&self.peers_file, text);
-            if let Err(e) = fw.set_vxlan(vec![self.settings.vxlan_port], peers).await {
+            if let Err(e) = fw.set_vxlan(ctl.vxlan_filter(peers)).await {
                 tracing::error!(error = %e, "updating the VXLAN peers in the firewall");
             }
         }
@@ -443,8 +483,16 @@ impl Agent {
         }
         for ((net, ip), peer) in &want {
             if sync.published.get(&(net.clone(), *ip)) != Some(peer) {
-                cluster.put_peer(net, peer, lease).await?;
-                sync.published.insert((net.clone(), *ip), peer.clone());
+                match cluster.put_peer(net, peer, lease).await {
+                    Ok(()) => {
+                        sync.published.insert((net.clone(), *ip), peer.clone());
+                    }
+                    // Another host publishes that address: not taken over.
+                    Err(ClusterError::Conflict(why)) => {
+                        tracing::error!(peer = %ip, %why, "an endpoint here has an address another host publishes");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         let gone: Vec<(String, IpAddr)> = sync

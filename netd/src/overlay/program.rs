@@ -40,14 +40,19 @@ pub struct Counters {
     pub peers: AtomicU64,
 }
 
-/// A running program; dropping it stops it (the device goes with its network).
+/// A running program; dropping it stops it (the device goes with its network)
+/// and takes its peers out of the count.
 pub struct Program {
     task: JoinHandle<()>,
+    programmed: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl Drop for Program {
     fn drop(&mut self) {
         self.task.abort();
+        let mine = self.programmed.swap(0, Ordering::Relaxed);
+        self.counters.peers.fetch_sub(mine, Ordering::Relaxed);
     }
 }
 
@@ -60,13 +65,15 @@ impl Program {
         net: NetView,
         counters: Arc<Counters>,
     ) -> Program {
+        let programmed = Arc::new(AtomicU64::new(0));
+        let (mine, all) = (Arc::clone(&programmed), Arc::clone(&counters));
         let task = tokio::spawn(async move {
             let mut state = Device {
                 nl,
                 net,
                 index: None,
                 counters,
-                programmed: 0,
+                programmed: mine,
             };
             let mut watch = PeerWatch::start(cluster, state.net.id.clone());
             let mut table: BTreeMap<IpAddr, PeerRecord> = BTreeMap::new();
@@ -110,7 +117,11 @@ impl Program {
                 }
             }
         });
-        Program { task }
+        Program {
+            task,
+            programmed,
+            counters: all,
+        }
     }
 }
 
@@ -119,22 +130,24 @@ struct Device {
     net: NetView,
     index: Option<u32>,
     counters: Arc<Counters>,
-    programmed: u64,
+    /// Remote endpoints in the table now (shared with the [`Program`], which
+    /// takes them out of the count when it stops).
+    programmed: Arc<AtomicU64>,
 }
 
 impl Device {
     fn count(&mut self, now: usize) {
         let now = now as u64;
-        if now >= self.programmed {
+        let before = self.programmed.swap(now, Ordering::Relaxed);
+        if now >= before {
             self.counters
                 .peers
-                .fetch_add(now - self.programmed, Ordering::Relaxed);
+                .fetch_add(now - before, Ordering::Relaxed);
         } else {
             self.counters
                 .peers
-                .fetch_sub(self.programmed - now, Ordering::Relaxed);
+                .fetch_sub(before - now, Ordering::Relaxed);
         }
-        self.programmed = now;
     }
 
     async fn index(&mut self) -> Option<u32> {
