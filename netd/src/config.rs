@@ -171,4 +171,25 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("default pool"), "{err}");
     }
+
+    #[test]
+    fn the_overlay_walk_through_config_parses() {
+        // The file docs/overlay.md's three-host set-up installs.
+        let c = FileConfig::parse(
+            Path::new("netd.toml"),
+            "cluster_store = \"etcd://10.0.0.11:2379,10.0.0.12:2379,10.0.0.13:2379\"\n\
+             advertise_addr = \"10.0.0.11\"\n\
+             vxlan_port = 4789\n\
+             cluster_lease_ttl = 15\n",
+        )
+        .unwrap();
+        assert_eq!(c.advertise_addr, Some("10.0.0.11".parse().unwrap()));
+        assert_eq!(c.vxlan_port, Some(4789));
+        assert_eq!(
+            crate::overlay::parse_cluster_store(c.cluster_store.as_deref().unwrap(), false)
+                .unwrap()
+                .len(),
+            3
+        );
+    }
 }
