@@ -29,6 +29,18 @@ fn host(id: &str, vtep: &str) -> HostRecord {
     }
 }
 
+/// Run `test` inside a fresh test host with etcd, given etcd's endpoint.
+fn with_etcd<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut + Send,
+    Fut: std::future::Future<Output = ()>,
+{
+    let h = TestHost::new().unwrap();
+    let etcd = Etcd::start(&h).unwrap();
+    let endpoint = etcd.endpoint().to_string();
+    h.block_on_inside(|| test(endpoint)).unwrap();
+}
+
 async fn connect(etcd: &str) -> Cluster {
     let mut opts = ClusterOptions::new(vec![etcd.to_string()]);
     opts.timeout = Duration::from_secs(1);
@@ -37,10 +49,7 @@ async fn connect(etcd: &str) -> Cluster {
 
 #[test]
 fn networks_are_made_once_with_one_vni_and_must_agree() {
-    let h = TestHost::new().unwrap();
-    let etcd = Etcd::start(&h).unwrap();
-    let endpoint = etcd.endpoint().to_string();
-    h.block_on_inside(|| async move {
+    with_etcd(|endpoint| async move {
         let (a, b) = (connect(&endpoint).await, connect(&endpoint).await);
         // Two hosts ask at once: one network, one id, one VNI.
         let req = request("ov1", "10.90.0.0/24");
@@ -84,16 +93,12 @@ fn networks_are_made_once_with_one_vni_and_must_agree() {
             .await
             .unwrap();
         assert_eq!(again.vni, 4096);
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn blocks_are_claimed_once_and_return_when_a_hosts_lease_lapses() {
-    let h = TestHost::new().unwrap();
-    let etcd = Etcd::start(&h).unwrap();
-    let endpoint = etcd.endpoint().to_string();
-    h.block_on_inside(|| async move {
+    with_etcd(|endpoint| async move {
         let c = connect(&endpoint).await;
         let ttl = Duration::from_secs(2);
         let a = Membership::join(c.clone(), host("A", "192.168.50.1"), ttl, None)
@@ -148,16 +153,12 @@ fn blocks_are_claimed_once_and_return_when_a_hosts_lease_lapses() {
         a.leave().await.unwrap();
         assert!(c.blocks(&spec.id).await.unwrap().is_empty());
         assert!(c.hosts().await.unwrap().is_empty());
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn a_restarted_host_keeps_its_lease_and_its_blocks() {
-    let h = TestHost::new().unwrap();
-    let etcd = Etcd::start(&h).unwrap();
-    let endpoint = etcd.endpoint().to_string();
-    h.block_on_inside(|| async move {
+    with_etcd(|endpoint| async move {
         let c = connect(&endpoint).await;
         let ttl = Duration::from_secs(3);
         let first = Membership::join(c.clone(), host("A", "192.168.50.1"), ttl, None)
@@ -185,8 +186,7 @@ fn a_restarted_host_keeps_its_lease_and_its_blocks() {
         c.reclaim_block(&spec, block, "A", again.lease())
             .await
             .unwrap();
-    })
-    .unwrap();
+    });
 }
 
 fn peer(ip: &str, host: &str) -> PeerRecord {

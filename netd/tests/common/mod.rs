@@ -40,18 +40,7 @@ impl Netd {
 
     /// A host with netd started with more `netd daemon` arguments.
     pub fn start_with_args(docker: bool, extra: &[&str]) -> Netd {
-        let host = TestHost::new().expect("test host");
-        let socket = host.dir().join("netd.sock");
-        let mut netd = Netd {
-            host,
-            daemon: None,
-            client: Client::new(socket),
-            docker,
-            activated: None,
-            extra: extra.iter().map(|a| a.to_string()).collect(),
-        };
-        netd.launch();
-        netd
+        Self::start_on(TestHost::new().expect("test host"), docker, extra)
     }
 
     /// netd started on `host`, made and wired by the test beforehand (an
