@@ -360,3 +360,123 @@ fn vxlan_from_a_host_outside_the_cluster_reaches_no_container() {
     // The cluster's own traffic still flows.
     assert!(a.netd.pings(&a.sb, &ipv4(&b.ep)));
 }
+
+#[test]
+fn a_netd_started_while_etcd_is_away_serves_and_joins_when_it_is_back() {
+    let (switch, etcd_host) = underlay();
+    let host = TestHost::new().unwrap();
+    plug(&switch, &host, "p1", "192.168.60.1");
+    // etcd is not running yet: netd still starts (after trying for 5 s).
+    let store = format!("etcd://{ETCD}:2379");
+    let netd = common::Netd::start_on(
+        host,
+        false,
+        &[
+            "--cluster-store",
+            &store,
+            "--advertise-addr",
+            "192.168.60.1",
+        ],
+    );
+    let rt = runtime();
+    let err = rt
+        .block_on(netd.client.create_network(&overlay("ov1", "10.90.0.0/24")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unreachable"), "{err}");
+    // Local networks work meanwhile.
+    rt.block_on(
+        netd.client
+            .create_network(&common::network("local1", "10.95.0.0/24")),
+    )
+    .unwrap();
+    let _etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    within(
+        "the overlay is made once etcd is up",
+        Duration::from_secs(20),
+        || {
+            rt.block_on(netd.client.create_network(&overlay("ov1", "10.90.0.0/24")))
+                .is_ok()
+        },
+    );
+    within("netd joined", Duration::from_secs(10), || {
+        netd.cli(&["cluster", "status", "--format", "json"])
+            .is_ok_and(|t| t.contains("\"joined\": true") || t.contains("\"joined\":true"))
+    });
+}
+
+#[test]
+fn a_block_and_a_peer_left_by_a_killed_netd_are_given_back_at_its_restart() {
+    let (switch, etcd_host) = underlay();
+    let etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    let mut lab = members(&switch, 1);
+    let a = &mut lab[0];
+    let rt = runtime();
+    let status: serde_json::Value = serde_json::from_str(
+        &a.netd
+            .cli(&["cluster", "status", "--format", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    let host = status["host"].as_str().unwrap().to_string();
+    let id = status["networks"][0]["id"].as_str().unwrap().to_string();
+    let lease: i64 = std::fs::read_to_string(a.netd.host.dir().join("state/cluster.lease"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // What a kill between a claim and its commit (or between a delete's commit
+    // and its withdrawal) leaves: a block and a peer under A's lease that no
+    // record of A accounts for.
+    let lease_hex = format!("{lease:x}");
+    let block_key = format!("/netd/v1/blocks/{id}/10.90.0.240_28");
+    let peer_key = format!("/netd/v1/peers/{id}/10.90.0.200");
+    etcd.ctl(&[
+        "put",
+        &block_key,
+        &format!(r#"{{"block":"10.90.0.240/28","host":"{host}"}}"#),
+        "--lease",
+        &lease_hex,
+    ])
+    .unwrap();
+    etcd.ctl(&[
+        "put",
+        &peer_key,
+        &format!(
+            r#"{{"ip":"10.90.0.200","mac":"02:42:0a:5a:00:c8","host":"{host}","vtep":"192.168.60.1"}}"#
+        ),
+        "--lease",
+        &lease_hex,
+    ])
+    .unwrap();
+    a.netd.kill_9();
+    a.netd.launch();
+    for key in [&block_key, &peer_key] {
+        let left = etcd.ctl(&["get", key, "--print-value-only"]).unwrap();
+        assert!(left.trim().is_empty(), "{key} was not given back: {left}");
+    }
+    // What A's records hold stays: its block and its endpoint.
+    let blocks = etcd
+        .ctl(&[
+            "get",
+            &format!("/netd/v1/blocks/{id}/"),
+            "--prefix",
+            "--keys-only",
+        ])
+        .unwrap();
+    assert_eq!(
+        blocks.lines().filter(|l| !l.is_empty()).count(),
+        1,
+        "{blocks}"
+    );
+    let peers = etcd
+        .ctl(&[
+            "get",
+            &format!("/netd/v1/peers/{id}/"),
+            "--prefix",
+            "--keys-only",
+        ])
+        .unwrap();
+    assert!(peers.contains(&ipv4(&a.ep)), "{peers}");
+    drop(rt);
+}
