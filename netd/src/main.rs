@@ -83,6 +83,9 @@ fn cluster_settings(
     let Some(advertise) = advertise else {
         anyhow::bail!("--cluster-store needs --advertise-addr: this host's underlay address, which other hosts send VXLAN to");
     };
+    if advertise.is_loopback() || advertise.is_unspecified() || advertise.is_multicast() {
+        anyhow::bail!("--advertise-addr {advertise}: other hosts must reach it; give this host's address on the underlay, not a loopback, unspecified or multicast one");
+    }
     let ca = args.etcd_ca.clone().or(file.etcd_ca.clone());
     let cert = args.etcd_cert.clone().or(file.etcd_cert.clone());
     let key = args.etcd_key.clone().or(file.etcd_key.clone());

@@ -480,3 +480,63 @@ fn a_block_and_a_peer_left_by_a_killed_netd_are_given_back_at_its_restart() {
     assert!(peers.contains(&ipv4(&a.ep)), "{peers}");
     drop(rt);
 }
+
+#[test]
+fn cluster_flags_are_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").display().to_string();
+    for (args, words) in [
+        (
+            vec![
+                "--cluster-store",
+                "consul://h:1",
+                "--advertise-addr",
+                "10.0.0.1",
+            ],
+            "expected etcd://HOST:PORT",
+        ),
+        (
+            vec![
+                "--cluster-store",
+                "etcd://h",
+                "--advertise-addr",
+                "10.0.0.1",
+            ],
+            "not HOST:PORT",
+        ),
+        (
+            vec!["--cluster-store", "etcd://h:2379"],
+            "needs --advertise-addr",
+        ),
+        (vec!["--advertise-addr", "10.0.0.1"], "need --cluster-store"),
+        (
+            vec![
+                "--cluster-store",
+                "etcd://h:2379",
+                "--advertise-addr",
+                "127.0.0.1",
+            ],
+            "not a loopback",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netd"))
+            .args([
+                "--socket",
+                &dir.path().join("s.sock").display().to_string(),
+                "daemon",
+            ])
+            .args(["--no-docker", "--state-dir", &state])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(words),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        !dir.path().join("state").exists(),
+        "a refused start made its state dir"
+    );
+}
