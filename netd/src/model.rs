@@ -30,6 +30,10 @@ pub struct SubnetRecord {
     /// The range addresses are handed out from (`--ip-range`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<IpNet>,
+    /// On an overlay network, where `ip_range` is this host's first address
+    /// block: the blocks it claimed later, once the ones before were full.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_blocks: Vec<IpNet>,
     /// Addresses kept out of allocation, by name (`--aux-address`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, IpAddr>,
@@ -37,6 +41,16 @@ pub struct SubnetRecord {
     /// pools belong to the engine's IPAM calls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolId>,
+}
+
+impl SubnetRecord {
+    /// The address blocks this host hands out from on an overlay network: the
+    /// first (`ip_range`), then the ones claimed later.
+    pub fn host_blocks(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.ip_range
+            .into_iter()
+            .chain(self.more_blocks.iter().copied())
+    }
 }
 
 /// A network.

@@ -9,7 +9,7 @@
 mod common;
 
 use common::lab::{ip, ipv4, members, overlay, plug, tool, underlay, within, Member, ETCD};
-use common::runtime;
+use common::{attach, runtime, sandbox};
 use std::time::{Duration, Instant};
 use tests::{Etcd, TestHost};
 
@@ -478,6 +478,114 @@ fn a_block_and_a_peer_left_by_a_killed_netd_are_given_back_at_its_restart() {
         ])
         .unwrap();
     assert!(peers.contains(&ipv4(&a.ep)), "{peers}");
+    drop(rt);
+}
+
+/// The keys of etcd's address blocks of network `id`, one per line.
+fn block_keys(etcd: &Etcd, id: &str) -> Vec<String> {
+    etcd.ctl(&[
+        "get",
+        &format!("/netd/v1/blocks/{id}/"),
+        "--prefix",
+        "--keys-only",
+    ])
+    .unwrap()
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn a_host_whose_block_is_full_claims_another_and_keeps_it_across_a_kill() {
+    let (switch, etcd_host) = underlay();
+    let etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    let mut lab = members(&switch, 2);
+    let rt = runtime();
+    let c = lab[0].netd.client.clone();
+    let net = rt.block_on(c.network("ov1")).unwrap();
+    let id = net.network.options["com.netd.overlay.id"].clone();
+    let first: ipnet::IpNet = net.network.subnets[0].ip_range.unwrap();
+    // Fill A's first block: all but the subnet's own network, broadcast and
+    // gateway addresses, less the one its sandbox's endpoint holds.
+    let subnet = net.network.subnets[0].subnet;
+    let gateway = net.network.subnets[0].gateway.unwrap();
+    let ipnet::IpNet::V4(b) = first else { panic!("{first}") };
+    let free = (u32::from(b.network())..=u32::from(b.broadcast()))
+        .map(|n| std::net::IpAddr::from(std::net::Ipv4Addr::from(n)))
+        .filter(|a| *a != subnet.network() && *a != subnet.broadcast() && *a != gateway)
+        .count()
+        - 1;
+    rt.block_on(async {
+        for n in 0..free {
+            let ep = c
+                .create_endpoint(&netd::controller::EndpointCreate {
+                    network: "ov1".into(),
+                    name: Some(format!("fill{n}")),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert!(first.contains(&ep.addresses[0].addr()), "{ep:?}");
+        }
+    });
+    assert_eq!(block_keys(&etcd, &id).len(), 2, "one block per host so far");
+    // The next address comes from a second block of A's, and B reaches it.
+    let sb = rt.block_on(c.create_sandbox(&sandbox("more"))).unwrap();
+    let ep = rt.block_on(c.attach(&sb.name, &attach("ov1"))).unwrap();
+    let addr = ep.addresses[0].addr();
+    assert!(!first.contains(&addr), "{addr} is in the full block {first}");
+    let b_block = rt.block_on(lab[1].netd.client.network("ov1")).unwrap().network.subnets[0]
+        .ip_range
+        .unwrap();
+    assert!(!b_block.contains(&addr), "{addr} is in B's block {b_block}");
+    assert_eq!(block_keys(&etcd, &id).len(), 3);
+    let more = rt.block_on(c.network("ov1")).unwrap().network.subnets[0]
+        .more_blocks
+        .clone();
+    assert!(more.len() == 1 && more[0].contains(&addr), "{more:?}");
+    within("B reaches the second block's endpoint", Duration::from_secs(5), || {
+        lab[1].netd.pings(&lab[1].sb, &addr.to_string())
+    });
+    // Killed and started again, A keeps both blocks (tidy gives back only
+    // what no record holds) and hands out of the second.
+    lab[0].netd.kill_9();
+    lab[0].netd.launch();
+    assert_eq!(block_keys(&etcd, &id).len(), 3, "a block was lost at restart");
+    let c = lab[0].netd.client.clone();
+    let next = rt.block_on(c.create_sandbox(&sandbox("next"))).unwrap();
+    let next = rt.block_on(c.attach(&next.name, &attach("ov1"))).unwrap();
+    assert!(more[0].contains(&next.addresses[0].addr()), "{next:?}");
+    // A fixed address in B's block is refused; one in A's second block is not.
+    let refused = rt.block_on(c.create_endpoint(&netd::controller::EndpointCreate {
+        network: "ov1".into(),
+        ip: Some(b_block.hosts().nth(5).unwrap()),
+        ..Default::default()
+    }));
+    assert!(
+        refused.as_ref().is_err_and(|e| e.to_string().contains("its blocks only")),
+        "{refused:?}"
+    );
+    let fixed = more[0].hosts().last().unwrap();
+    rt.block_on(c.create_endpoint(&netd::controller::EndpointCreate {
+        network: "ov1".into(),
+        ip: Some(fixed),
+        ..Default::default()
+    }))
+    .unwrap();
+    // A leaves the network: both of its blocks go back; B's stays.
+    rt.block_on(async {
+        for sb in [&lab[0].sb.name, "more", "next"] {
+            c.delete_sandbox(sb).await.unwrap();
+        }
+        for ep in c.endpoints().await.unwrap() {
+            c.delete_endpoint(&ep.id).await.unwrap();
+        }
+        c.delete_network("ov1").await.unwrap();
+    });
+    let left = block_keys(&etcd, &id);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with(&b_block.to_string().replace('/', "_")), "{left:?}");
     drop(rt);
 }
 

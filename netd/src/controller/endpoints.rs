@@ -38,7 +38,7 @@ pub(crate) struct Prepared<'a> {
 impl Controller {
     /// Allocate an endpoint's addresses and reserve its name. The caller holds the
     /// network's gate (shared) and stores the record.
-    pub(crate) fn prepare_endpoint<'a>(
+    pub(crate) async fn prepare_endpoint<'a>(
         &'a self,
         net: &NetworkRecord,
         slot: &'a Arc<NetSlot>,
@@ -82,20 +82,12 @@ impl Controller {
                 )));
             }
         }
-        if crate::overlay::is_overlay(net) {
-            // Another host may hold any address outside this host's block.
+        let overlay = crate::overlay::is_overlay(net);
+        if overlay {
+            // Another host may hold any address outside this host's blocks.
             for (what, addr) in [("ip", req.ip), ("ipv6", req.ipv6)] {
                 let Some(addr) = addr else { continue };
-                if let Some(block) = net
-                    .subnets
-                    .iter()
-                    .filter_map(|s| s.ip_range)
-                    .find(|b| !b.contains(&addr))
-                {
-                    return Err(ControllerError::Invalid(format!(
-                        "{what} {addr}: on an overlay network this host hands out addresses from its block {block} only (another host may hold {addr})"
-                    )));
-                }
+                super::overlay_addresses::check_in_blocks(net, what, addr)?;
             }
         }
         let guard = NameGuard::reserve(&slot.endpoint_names, name.as_str(), || {
@@ -103,7 +95,15 @@ impl Controller {
         })?;
         let mut holdings = Holdings::new(self);
         let mut addresses = Vec::new();
-        {
+        if overlay && req.ip.is_none() {
+            // An overlay network has one subnet, an IPv4 one.
+            for s in &net.subnets {
+                let Some(pool) = s.pool else { continue };
+                let addr = self.take_overlay_address(&net.id, s.subnet, &pool).await?;
+                holdings.addresses.push((pool, addr.addr()));
+                addresses.push(addr);
+            }
+        } else {
             let mut ipam = self.lock_ipam();
             for s in &net.subnets {
                 let Some(pool) = s.pool else { continue };
@@ -160,7 +160,7 @@ impl Controller {
         let slot = self.slot(&net.id);
         let _gate = slot.gate.read().await;
         let net = self.network_by_id(&net.id)?;
-        let prepared = self.prepare_endpoint(&net, &slot, &req)?;
+        let prepared = self.prepare_endpoint(&net, &slot, &req).await?;
         self.commit(vec![Op::Endpoint(prepared.record.clone())])
             .await?;
         prepared.holdings.commit();

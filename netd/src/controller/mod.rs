@@ -15,6 +15,7 @@ pub mod engine;
 mod error;
 mod firewall;
 mod networks;
+pub(crate) mod overlay_addresses;
 mod persist;
 mod reconcile;
 mod records;
@@ -94,6 +95,8 @@ pub struct Controller {
     /// deferred or not, a pool released or used): each decision and its commit
     /// happen with no other in between.
     engine_ipam: tokio::sync::Mutex<()>,
+    /// Held while an overlay network's blocks grow, one claim at a time.
+    overlay_growth: tokio::sync::Mutex<()>,
     slots: Mutex<HashMap<String, Arc<NetSlot>>>,
     network_names: Mutex<HashSet<String>>,
     /// Links networks are made of (bridges), stored or being made: no two share one.
@@ -207,6 +210,7 @@ impl Controller {
             ipam: Mutex::new(ipam),
             ipam_problems,
             engine_ipam: tokio::sync::Mutex::new(()),
+            overlay_growth: tokio::sync::Mutex::new(()),
             slots: Mutex::new(HashMap::new()),
             network_names: Mutex::new(HashSet::new()),
             network_links: Mutex::new(HashSet::new()),

@@ -185,7 +185,7 @@ impl Controller {
         let (name, block) = (plan.spec.name.clone(), plan.block);
         let made = self.create_network_with(req, Some(plan)).await;
         if made.is_err() {
-            agent.forget(&name, Some(block)).await;
+            agent.forget(&name, &[block]).await;
         }
         made
     }
@@ -442,6 +442,7 @@ impl Controller {
             subnet: pool.subnet,
             gateway: Some(gateway.addr()),
             ip_range: pool.range,
+            more_blocks: Vec::new(),
             aux_addresses: req.aux_addresses.clone(),
             pool: Some(pool),
         })
@@ -552,8 +553,8 @@ impl Controller {
                 .options
                 .get(crate::overlay::OPTION_NETWORK)
                 .unwrap_or(&net.name);
-            let block = net.subnets.first().and_then(|s| s.ip_range);
-            agent.forget(name, block).await;
+            let blocks: Vec<IpNet> = net.subnets.iter().flat_map(|s| s.host_blocks()).collect();
+            agent.forget(name, &blocks).await;
         }
         Ok(net)
     }

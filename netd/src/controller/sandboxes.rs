@@ -536,7 +536,7 @@ impl Controller {
         let _gate = slot.gate.read().await;
         let sb = self.sandbox_by_id(&sb.id)?;
         let net = self.network_by_id(&net.id)?;
-        let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint())?;
+        let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint()).await?;
         prepared.record.attached = true;
         let id = prepared.record.id.clone();
         // Held from the join to the ports: no other operation sees it half-made.

@@ -232,18 +232,45 @@ impl Agent {
         self.settings.mtu
     }
 
-    /// This host no longer has network `name` (with `block`): give the block
-    /// back, and remove the network from the cluster if no host holds a block.
-    pub async fn forget(&self, name: &str, block: Option<IpNet>) {
+    /// One more block of overlay network `name` (cluster id `id`) for this
+    /// host, whose blocks are full.
+    pub async fn claim_another_block(&self, name: &str, id: &str) -> Result<IpNet, ClusterError> {
+        let (cluster, lease) = self.cluster().await?;
+        let spec = cluster
+            .network(name)
+            .await?
+            .filter(|spec| spec.id == id)
+            .ok_or_else(|| {
+                ClusterError::Conflict(format!(
+                    "overlay network {name} is no longer in the cluster as this host knows it; delete it here and create it again"
+                ))
+            })?;
+        cluster.claim_block(&spec, &self.host, lease).await
+    }
+
+    /// Give back this host's `blocks` of overlay network `name`. Unreachable,
+    /// they go with the lease if netd never gets back (or at its next join).
+    pub async fn release_blocks(&self, name: &str, blocks: &[IpNet]) {
         let Ok((cluster, _)) = self.cluster().await else {
-            // The block goes with the lease if netd never gets back.
             return;
         };
-        if let (Some(block), Ok(Some(spec))) = (block, cluster.network(name).await) {
-            if let Err(e) = cluster.release_block(&spec, block, &self.host).await {
-                tracing::warn!(network = %name, error = %e, "releasing an address block");
+        if let (false, Ok(Some(spec))) = (blocks.is_empty(), cluster.network(name).await) {
+            for &block in blocks {
+                if let Err(e) = cluster.release_block(&spec, block, &self.host).await {
+                    tracing::warn!(network = %name, %block, error = %e, "releasing an address block");
+                }
             }
         }
+    }
+
+    /// This host no longer has network `name` (with `blocks`): give the blocks
+    /// back, and remove the network from the cluster if no host holds a block.
+    pub async fn forget(&self, name: &str, blocks: &[IpNet]) {
+        let Ok((cluster, _)) = self.cluster().await else {
+            // The blocks go with the lease if netd never gets back.
+            return;
+        };
+        self.release_blocks(name, blocks).await;
         match cluster.remove_network(name).await {
             Ok(_) | Err(ClusterError::Conflict(_)) => {}
             Err(e) => {
@@ -280,7 +307,7 @@ impl Agent {
         for spec in cluster.networks().await? {
             let local = nets.iter().find(|n| cluster_id(n) == spec.id);
             let blocks: Vec<IpNet> = local
-                .map(|n| n.subnets.iter().filter_map(|s| s.ip_range).collect())
+                .map(|n| n.subnets.iter().flat_map(|s| s.host_blocks()).collect())
                 .unwrap_or_default();
             for claim in cluster.blocks(&spec.id).await? {
                 if claim.host == self.host && !blocks.contains(&claim.block) {
@@ -430,7 +457,7 @@ impl Agent {
                     tracing::warn!(network = %net.name, "an overlay network this host has is gone from the cluster");
                     continue;
                 };
-                for block in net.subnets.iter().filter_map(|s| s.ip_range) {
+                for block in net.subnets.iter().flat_map(|s| s.host_blocks()) {
                     if let Err(e) = cluster.reclaim_block(&spec, block, &self.host, lease).await {
                         tracing::error!(network = %net.name, %block, error = %e, "claiming an address block again");
                     }

@@ -168,46 +168,30 @@ impl Controller {
             }
         }
         // On an overlay network (made already: dockerd asks the gateway
-        // before), a container's address comes from this host's block only.
-        let block = if gateway {
+        // before), a container's address comes from this host's blocks only.
+        let overlay = if gateway {
             None
         } else {
             self.records()
                 .networks
                 .values()
-                .filter(|n| n.origin == Origin::Docker && crate::overlay::is_overlay(n))
-                .flat_map(|n| n.subnets.iter())
-                .find(|s| s.subnet == id.subnet)
-                .and_then(|s| s.ip_range)
+                .find(|n| {
+                    n.origin == Origin::Docker
+                        && crate::overlay::is_overlay(n)
+                        && n.subnets.iter().any(|s| s.subnet == id.subnet)
+                })
+                .cloned()
         };
         let mut holdings = Holdings::new(self);
         let doing = format!("allocating an address in {} for dockerd", id.subnet);
-        let addr = match (block, address) {
-            (Some(block), Some(a)) if !block.contains(&a) => {
-                return Err(ControllerError::Invalid(format!(
-                    "address {a}: on an overlay network this host hands out addresses from its block {block} only (another host may hold {a})"
-                )))
+        let addr = match (overlay, address) {
+            (Some(net), Some(a)) => {
+                crate::controller::overlay_addresses::check_in_blocks(&net, "address", a)?;
+                self.lock_ipam()
+                    .request_address(&id, Some(a))
+                    .map_err(ControllerError::ipam(doing))?
             }
-            (Some(block), None) => {
-                let mut ipam = self.lock_ipam();
-                let mut found = None;
-                for candidate in block.hosts() {
-                    match ipam.request_address(&id, Some(candidate)) {
-                        Ok(a) => {
-                            found = Some(a);
-                            break;
-                        }
-                        Err(ipam::IpamError::InUse { .. }) => continue,
-                        Err(e) => return Err(ControllerError::ipam(doing)(e)),
-                    }
-                }
-                found.ok_or_else(|| {
-                    ControllerError::Conflict(format!(
-                        "this host's address block {block} of {} is full",
-                        id.subnet
-                    ))
-                })?
-            }
+            (Some(net), None) => self.take_overlay_address(&net.id, id.subnet, &id).await?,
             _ => self
                 .lock_ipam()
                 .request_address(&id, address)

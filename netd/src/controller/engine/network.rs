@@ -98,6 +98,7 @@ fn subnet_records(pools: Vec<EnginePool>) -> Vec<SubnetRecord> {
             subnet: p.pool,
             gateway: p.gateway.map(|g| g.addr()),
             ip_range: None,
+            more_blocks: Vec::new(),
             aux_addresses: p
                 .aux_addresses
                 .into_iter()
@@ -207,7 +208,7 @@ impl Controller {
             self.engine_create_network_with(id, options, subnets).await
         };
         if made.is_err() {
-            agent.forget(&cluster_name, Some(block)).await;
+            agent.forget(&cluster_name, &[block]).await;
         }
         made
     }
@@ -227,6 +228,7 @@ impl Controller {
                 s.iter()
                     .map(|s| SubnetRecord {
                         pool: None,
+                        more_blocks: Vec::new(),
                         ..s.clone()
                     })
                     .collect()
