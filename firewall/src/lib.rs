@@ -307,6 +307,27 @@ impl Firewall {
         Ok(started)
     }
 
+    /// At boot (no table of netd's yet), load the table with the VXLAN filter
+    /// alone, hearing no one, so the overlay devices netd's reconcile makes are
+    /// closed until [`Firewall::start`] replaces the table whole. With a table
+    /// there already (a restart) nothing changes: its full rules stay until then.
+    /// Whether it loaded one.
+    pub async fn close_vxlan_until_start(vxlan: &VxlanFilter) -> Result<bool, FirewallError> {
+        if vxlan.ports.is_empty() || nft::show().await?.is_some() {
+            return Ok(false);
+        }
+        let state = State {
+            vxlan: render::vxlan_elements(&vxlan.ports, &vxlan.locals, &[]),
+            ..State::default()
+        };
+        nft::apply(
+            &state.full(),
+            "loading netd's VXLAN filter before the rest of its table",
+        )
+        .await?;
+        Ok(true)
+    }
+
     /// Apply `script`; if the kernel refuses it (the table was changed behind
     /// netd's back), put the whole table back instead, which includes the change.
     /// `rules`: the script changes chains or rules (not only set elements), so

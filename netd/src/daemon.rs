@@ -131,6 +131,15 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
     raise_open_file_limit();
     let nl = Netlink::current()?;
     let ctl = Arc::new(Controller::open(opts.settings.clone(), nl)?);
+    if opts.firewall {
+        // At boot the overlays' VXLAN devices come up in reconcile, before the
+        // firewall's table is loaded: until then they hear no one.
+        match firewall::Firewall::close_vxlan_until_start(&ctl.vxlan_filter(Vec::new())).await {
+            Ok(true) => tracing::info!("VXLAN closed until the firewall starts"),
+            Ok(false) => {}
+            Err(e) => return Err(DaemonError::Firewall(e.into())),
+        }
+    }
     let report = ctl.reconcile().await;
     tracing::info!(
         networks = report.networks,

@@ -510,7 +510,9 @@ fn a_host_whose_block_is_full_claims_another_and_keeps_it_across_a_kill() {
     // gateway addresses, less the one its sandbox's endpoint holds.
     let subnet = net.network.subnets[0].subnet;
     let gateway = net.network.subnets[0].gateway.unwrap();
-    let ipnet::IpNet::V4(b) = first else { panic!("{first}") };
+    let ipnet::IpNet::V4(b) = first else {
+        panic!("{first}")
+    };
     let free = (u32::from(b.network())..=u32::from(b.broadcast()))
         .map(|n| std::net::IpAddr::from(std::net::Ipv4Addr::from(n)))
         .filter(|a| *a != subnet.network() && *a != subnet.broadcast() && *a != gateway)
@@ -534,8 +536,15 @@ fn a_host_whose_block_is_full_claims_another_and_keeps_it_across_a_kill() {
     let sb = rt.block_on(c.create_sandbox(&sandbox("more"))).unwrap();
     let ep = rt.block_on(c.attach(&sb.name, &attach("ov1"))).unwrap();
     let addr = ep.addresses[0].addr();
-    assert!(!first.contains(&addr), "{addr} is in the full block {first}");
-    let b_block = rt.block_on(lab[1].netd.client.network("ov1")).unwrap().network.subnets[0]
+    assert!(
+        !first.contains(&addr),
+        "{addr} is in the full block {first}"
+    );
+    let b_block = rt
+        .block_on(lab[1].netd.client.network("ov1"))
+        .unwrap()
+        .network
+        .subnets[0]
         .ip_range
         .unwrap();
     assert!(!b_block.contains(&addr), "{addr} is in B's block {b_block}");
@@ -544,14 +553,20 @@ fn a_host_whose_block_is_full_claims_another_and_keeps_it_across_a_kill() {
         .more_blocks
         .clone();
     assert!(more.len() == 1 && more[0].contains(&addr), "{more:?}");
-    within("B reaches the second block's endpoint", Duration::from_secs(5), || {
-        lab[1].netd.pings(&lab[1].sb, &addr.to_string())
-    });
+    within(
+        "B reaches the second block's endpoint",
+        Duration::from_secs(5),
+        || lab[1].netd.pings(&lab[1].sb, &addr.to_string()),
+    );
     // Killed and started again, A keeps both blocks (tidy gives back only
     // what no record holds) and hands out of the second.
     lab[0].netd.kill_9();
     lab[0].netd.launch();
-    assert_eq!(block_keys(&etcd, &id).len(), 3, "a block was lost at restart");
+    assert_eq!(
+        block_keys(&etcd, &id).len(),
+        3,
+        "a block was lost at restart"
+    );
     let c = lab[0].netd.client.clone();
     let next = rt.block_on(c.create_sandbox(&sandbox("next"))).unwrap();
     let next = rt.block_on(c.attach(&next.name, &attach("ov1"))).unwrap();
@@ -563,7 +578,9 @@ fn a_host_whose_block_is_full_claims_another_and_keeps_it_across_a_kill() {
         ..Default::default()
     }));
     assert!(
-        refused.as_ref().is_err_and(|e| e.to_string().contains("its blocks only")),
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("its blocks only")),
         "{refused:?}"
     );
     let fixed = more[0].hosts().last().unwrap();
@@ -585,8 +602,46 @@ fn a_host_whose_block_is_full_claims_another_and_keeps_it_across_a_kill() {
     });
     let left = block_keys(&etcd, &id);
     assert_eq!(left.len(), 1, "{left:?}");
-    assert!(left[0].ends_with(&b_block.to_string().replace('/', "_")), "{left:?}");
+    assert!(
+        left[0].ends_with(&b_block.to_string().replace('/', "_")),
+        "{left:?}"
+    );
     drop(rt);
+}
+
+#[test]
+fn at_boot_vxlan_is_closed_before_the_firewall_starts() {
+    // At boot netd's reconcile brings overlay VXLAN devices up before the
+    // firewall's table is loaded; a table with the VXLAN filter alone, hearing
+    // no one, is loaded first. A restart (table there) keeps the full table.
+    let h = TestHost::new().unwrap();
+    let filter = firewall::VxlanFilter {
+        ports: vec![4789],
+        locals: vec!["192.168.60.1".parse().unwrap()],
+        peers: vec!["192.168.60.2".parse().unwrap()],
+    };
+    let loaded = h
+        .block_on_inside(|| async {
+            let boot = firewall::Firewall::close_vxlan_until_start(&filter).await;
+            let again = firewall::Firewall::close_vxlan_until_start(&filter).await;
+            (boot.unwrap(), again.unwrap())
+        })
+        .unwrap();
+    assert_eq!(loaded, (true, false));
+    let table = h.run("nft", &["list", "table", "inet", "netd"]).unwrap();
+    let set = |name: &str| -> String {
+        let at = table
+            .find(&format!("set {name} "))
+            .unwrap_or_else(|| panic!("{table}"));
+        table[at..].split('}').next().unwrap().to_string()
+    };
+    assert!(set("vxlan_ports").contains("4789"), "{table}");
+    assert!(set("vxlan_local4").contains("192.168.60.1"), "{table}");
+    assert!(
+        !set("vxlan_peers4").contains("elements"),
+        "a peer is heard before start: {table}"
+    );
+    assert!(table.contains("@vxlan_peers4 drop"), "{table}");
 }
 
 #[test]
