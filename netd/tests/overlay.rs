@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::lab::{ip, ipv4, members, overlay, plug, tool, underlay, within, Member, ETCD};
+use common::lab::{ip, ipv4, member, members, overlay, plug, tool, underlay, within, Member, ETCD};
 use common::{attach, runtime, sandbox};
 use std::time::{Duration, Instant};
 use tests::{Etcd, TestHost};
@@ -605,6 +605,68 @@ fn a_host_whose_block_is_full_claims_another_and_keeps_it_across_a_kill() {
     assert!(
         left[0].ends_with(&b_block.to_string().replace('/', "_")),
         "{left:?}"
+    );
+    drop(rt);
+}
+
+#[test]
+fn two_overlays_with_the_same_subnet_stay_apart() {
+    let (switch, etcd_host) = underlay();
+    let etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    let lab: Vec<Member> = [(1, "ov1"), (2, "ov1"), (3, "ov2"), (4, "ov2")]
+        .into_iter()
+        .map(|(n, net)| member(&switch, n, net))
+        .collect();
+    let [a, b, c, d] = &lab[..] else {
+        unreachable!()
+    };
+    let rt = runtime();
+    let vni = |m: &Member, net: &str| {
+        rt.block_on(m.netd.client.network(net))
+            .unwrap()
+            .network
+            .options["com.netd.overlay.vni"]
+            .clone()
+    };
+    assert_ne!(vni(a, "ov1"), vni(c, "ov2"));
+    // One subnet, two networks: B and D hold the same address, each serving
+    // a page of its own.
+    assert_eq!(ipv4(&b.ep), ipv4(&d.ep));
+    let _b_web = b.netd.serve_http(&b.sb, "network-one");
+    let _d_web = d.netd.serve_http(&d.sb, "network-two");
+    let url = format!("http://{}/", ipv4(&b.ep));
+    within("A fetches B's page", Duration::from_secs(10), || {
+        a.netd.sandbox_fetches(&a.sb, &url, "network-one")
+    });
+    within("C fetches D's page", Duration::from_secs(10), || {
+        c.netd.sandbox_fetches(&c.sb, &url, "network-two")
+    });
+    for _ in 0..3 {
+        assert!(!a.netd.sandbox_fetches(&a.sb, &url, "network-two"));
+        assert!(!c.netd.sandbox_fetches(&c.sb, &url, "network-one"));
+    }
+    // One host cannot have both (both bridges would route the subnet): refused,
+    // naming the network that has it, and nothing claimed is left behind.
+    let refused = rt.block_on(
+        a.netd
+            .client
+            .create_network(&common::lab::overlay("ov2", "10.90.0.0/24")),
+    );
+    let message = refused
+        .as_ref()
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(message.contains("overlaps network ov1 on this host"), "{refused:?}");
+    let ov2 = rt
+        .block_on(c.netd.client.network("ov2"))
+        .unwrap()
+        .network
+        .options["com.netd.overlay.id"]
+        .clone();
+    assert_eq!(
+        block_keys(&etcd, &ov2).len(),
+        2,
+        "A's claim was not given back"
     );
     drop(rt);
 }

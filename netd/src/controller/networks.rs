@@ -170,6 +170,18 @@ impl Controller {
                 "an overlay network takes a subnet and a gateway; ip ranges, aux addresses and a second (IPv6) subnet are not supported".into(),
             ));
         }
+        // Checked before anything is claimed in the cluster.
+        if let Some(other) = self.networks().into_iter().find(|n| {
+            n.name != req.name
+                && n.subnets
+                    .iter()
+                    .any(|s| super::addressing::overlaps(&s.subnet, &subnet))
+        }) {
+            return Err(ControllerError::Conflict(format!(
+                "subnet {subnet} overlaps network {} on this host: one host cannot have two networks with overlapping subnets (both bridges would route them), even overlays that stay apart on other hosts",
+                other.name
+            )));
+        }
         let mut agreed = req.options.clone();
         agreed.remove(drivers::overlay::OPTION_OVERLAY);
         let (spec, block) = agent

@@ -81,38 +81,39 @@ pub fn underlay() -> (TestHost, TestHost) {
 /// `count` netd hosts on the switch (192.168.60.1, .2, ...), each with a
 /// sandbox on overlay `ov1`.
 pub fn members(switch: &TestHost, count: u8) -> Vec<Member> {
+    (1..=count).map(|n| member(switch, n, "ov1")).collect()
+}
+
+/// Netd host `n` on the switch (192.168.60.`n`), in the cluster, with sandbox
+/// `s<n>` on overlay `network` (10.90.0.0/24).
+pub fn member(switch: &TestHost, n: u8, network: &str) -> Member {
     let store = format!("etcd://{ETCD}:2379");
-    let rt = runtime();
-    let mut members: Vec<Member> = Vec::new();
-    for n in 1..=count {
-        let host = TestHost::new().unwrap();
-        let addr = format!("192.168.60.{n}");
-        plug(switch, &host, &format!("p{n}"), &addr);
-        let netd = Netd::start_on(
-            host,
-            false,
-            &[
-                "--cluster-store",
-                &store,
-                "--advertise-addr",
-                &addr,
-                "--cluster-lease-ttl",
-                "3",
-            ],
-        );
-        let c = netd.client.clone();
-        let (sb, ep) = rt.block_on(async {
-            // Every host asks for the network by name: one network.
-            let net = c
-                .create_network(&overlay("ov1", "10.90.0.0/24"))
-                .await
-                .unwrap();
-            assert_eq!(net.subnets[0].gateway.unwrap().to_string(), "10.90.0.1");
-            let sb = c.create_sandbox(&sandbox(&format!("s{n}"))).await.unwrap();
-            let ep = c.attach(&sb.name, &attach("ov1")).await.unwrap();
-            (sb, ep)
-        });
-        members.push(Member { netd, sb, ep });
-    }
-    members
+    let host = TestHost::new().unwrap();
+    let addr = format!("192.168.60.{n}");
+    plug(switch, &host, &format!("p{n}"), &addr);
+    let netd = Netd::start_on(
+        host,
+        false,
+        &[
+            "--cluster-store",
+            &store,
+            "--advertise-addr",
+            &addr,
+            "--cluster-lease-ttl",
+            "3",
+        ],
+    );
+    let c = netd.client.clone();
+    let (sb, ep) = runtime().block_on(async {
+        // Every host asks for the network by name: one network.
+        let net = c
+            .create_network(&overlay(network, "10.90.0.0/24"))
+            .await
+            .unwrap();
+        assert_eq!(net.subnets[0].gateway.unwrap().to_string(), "10.90.0.1");
+        let sb = c.create_sandbox(&sandbox(&format!("s{n}"))).await.unwrap();
+        let ep = c.attach(&sb.name, &attach(network)).await.unwrap();
+        (sb, ep)
+    });
+    Member { netd, sb, ep }
 }
