@@ -30,8 +30,9 @@ fn containers_of_two_dockerds_share_an_overlay_and_publish_ports() {
         .iter()
         .map(|h| Dockerd::start(&h.host).unwrap())
         .collect();
-    let create = |d: &Dockerd, value: &str| {
-        d.run(&[
+    let create = |d: &Dockerd, value: &str, more: &[&str]| {
+        let overlay = format!("com.netd.overlay={value}");
+        let mut args = vec![
             "network",
             "create",
             "-d",
@@ -39,18 +40,29 @@ fn containers_of_two_dockerds_share_an_overlay_and_publish_ports() {
             "--ipam-driver",
             "netd",
             "-o",
-            &format!("com.netd.overlay={value}"),
+            &overlay,
             "--subnet",
             "10.90.0.0/24",
-            "ov1",
-        ])
+        ];
+        args.extend_from_slice(more);
+        args.push("ov1");
+        d.run(&args)
     };
     // dockerd tells a plugin no network name: `true` is refused, saying so.
-    let err = create(&docker[0], "true").unwrap_err().to_string();
+    let err = create(&docker[0], "true", &[]).unwrap_err().to_string();
     assert!(err.contains("com.netd.overlay=NAME"), "{err}");
-    for d in &docker {
-        create(d, "ov1").unwrap();
-    }
+    create(&docker[0], "ov1", &[]).unwrap();
+    // Every host must ask for the same settings: another MTU is refused,
+    // naming the difference.
+    let err = create(
+        &docker[1],
+        "ov1",
+        &["-o", "com.docker.network.driver.mtu=1400"],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("options") && err.contains("1400"), "{err}");
+    create(&docker[1], "ov1", &[]).unwrap();
     docker[0]
         .run(&[
             "run",

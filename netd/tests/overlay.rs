@@ -656,7 +656,10 @@ fn two_overlays_with_the_same_subnet_stay_apart() {
         .as_ref()
         .map(|_| String::new())
         .unwrap_or_else(|e| e.to_string());
-    assert!(message.contains("overlaps network ov1 on this host"), "{refused:?}");
+    assert!(
+        message.contains("overlaps network ov1 on this host"),
+        "{refused:?}"
+    );
     let ov2 = rt
         .block_on(c.netd.client.network("ov2"))
         .unwrap()

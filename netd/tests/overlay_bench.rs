@@ -3,7 +3,9 @@
 //! - convergence: from an attach on host A until host B's VXLAN device has the
 //!   new endpoint's entry, over 100 endpoints, p50 and p99;
 //! - throughput between two sandboxes on two hosts with iperf3, against the
-//!   plain underlay between the same two hosts, and the ratio;
+//!   plain underlay between the same two hosts, and the ratio; against two
+//!   namespaces routed across the hosts with no tunnel (what any container
+//!   network costs here); and again on a jumbo-frame underlay;
 //! - a simulated cluster of 100 hosts (100 memberships and peer watches in one
 //!   process, against one etcd, no kernel programming): how long until every
 //!   host saw one endpoint appear, and one host's endpoints go when it left; and
@@ -11,7 +13,7 @@
 
 mod common;
 
-use common::lab::{ipv4, members, underlay, ETCD};
+use common::lab::{ip, ipv4, members, underlay, ETCD};
 use common::{attach, runtime, sandbox};
 use std::time::{Duration, Instant};
 use tests::{Etcd, TestHost};
@@ -106,6 +108,18 @@ fn convergence_and_throughput() {
             / 1e9
     };
     let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    // The same two container hops without any encapsulation: a namespace on
+    // each host behind a veth, routed across the underlay. What the overlay
+    // costs beyond any container network is overlay / routed.
+    let (ra, rb) = (routed_container(a, 1), routed_container(b, 2));
+    ip(
+        &a.netd.host,
+        &["route", "add", "10.78.2.0/24", "via", "192.168.60.2"],
+    );
+    ip(
+        &b.netd.host,
+        &["route", "add", "10.78.1.0/24", "via", "192.168.60.1"],
+    );
     // As the underlay comes (veths without GRO), then with GRO on the underlay
     // links, as a real NIC has it: VXLAN gains most from it.
     for gro in ["off", "on"] {
@@ -115,9 +129,15 @@ fn convergence_and_throughput() {
                 .output();
         }
         let mut overlay = Vec::new();
+        let mut routed = Vec::new();
         let mut plain = Vec::new();
         for _ in 0..3 {
-            overlay.push(iperf(&in_sandbox(b), &in_sandbox(a), &ipv4(&b.ep)));
+            overlay.push(iperf(
+                &in_sandbox(b, &b.sb),
+                &in_sandbox(a, &a.sb),
+                &ipv4(&b.ep),
+            ));
+            routed.push(iperf(&on_host(&rb), &on_host(&ra), "10.78.2.2"));
             plain.push(iperf(
                 &on_host(&b.netd.host),
                 &on_host(&a.netd.host),
@@ -125,18 +145,101 @@ fn convergence_and_throughput() {
             ));
         }
         println!(
-            "iperf3 TCP, 5 s, best of 3, underlay GRO {gro}: overlay {:.2} Gbit/s, underlay {:.2} Gbit/s, ratio {:.2}",
+            "iperf3 TCP, 5 s, best of 3, underlay GRO {gro}: overlay {:.2} Gbit/s, routed containers {:.2} Gbit/s, underlay {:.2} Gbit/s; overlay/underlay {:.2}, overlay/routed {:.2}",
             best(&overlay),
+            best(&routed),
             best(&plain),
-            best(&overlay) / best(&plain)
+            best(&overlay) / best(&plain),
+            best(&overlay) / best(&routed)
         );
     }
+    // A jumbo-frame underlay (MTU 9000, as data centre networks often have):
+    // an overlay network with MTU 8950 on it, against the same underlay.
+    for (m, port) in [(a, "p1"), (b, "p2")] {
+        ip(&m.netd.host, &["link", "set", "u0", "mtu", "9000"]);
+        ip(&switch, &["link", "set", port, "mtu", "9000"]);
+    }
+    let mut jumbo = common::lab::overlay("ovj", "10.91.0.0/24");
+    jumbo
+        .options
+        .insert(drivers::bridge::OPTION_MTU.into(), "8950".into());
+    let ends: Vec<_> = [a, b]
+        .iter()
+        .map(|m| {
+            let c = m.netd.client.clone();
+            rt.block_on(async {
+                c.create_network(&jumbo).await.unwrap();
+                let sb = c.create_sandbox(&sandbox("jumbo")).await.unwrap();
+                let ep = c.attach(&sb.name, &attach("ovj")).await.unwrap();
+                (sb, ep)
+            })
+        })
+        .collect();
+    let (mut overlay, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        overlay.push(iperf(
+            &in_sandbox(b, &ends[1].0),
+            &in_sandbox(a, &ends[0].0),
+            &ipv4(&ends[1].1),
+        ));
+        plain.push(iperf(
+            &on_host(&b.netd.host),
+            &on_host(&a.netd.host),
+            "192.168.60.2",
+        ));
+    }
+    println!(
+        "iperf3 TCP, 5 s, best of 3, underlay MTU 9000, overlay MTU 8950: overlay {:.2} Gbit/s, underlay {:.2} Gbit/s; overlay/underlay {:.2}",
+        best(&overlay),
+        best(&plain),
+        best(&overlay) / best(&plain)
+    );
     drop(switch);
 }
 
-/// A command maker running inside `m`'s sandbox.
-fn in_sandbox(m: &common::lab::Member) -> impl Fn() -> std::process::Command + '_ {
-    let path = m.sb.netns.display().to_string();
+/// A namespace behind a veth on `m`'s host, as 10.78.`n`.2/24 (the host end
+/// 10.78.`n`.1), with no bridge and no tunnel.
+fn routed_container(m: &common::lab::Member, n: u8) -> TestHost {
+    let c = TestHost::new().unwrap();
+    let host = &m.netd.host;
+    ip(
+        host,
+        &[
+            "link",
+            "add",
+            "rv",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            c.name(),
+        ],
+    );
+    ip(
+        host,
+        &["addr", "add", &format!("10.78.{n}.1/24"), "dev", "rv"],
+    );
+    ip(host, &["link", "set", "rv", "up"]);
+    ip(
+        &c,
+        &["addr", "add", &format!("10.78.{n}.2/24"), "dev", "eth0"],
+    );
+    ip(&c, &["link", "set", "eth0", "up"]);
+    ip(
+        &c,
+        &["route", "add", "default", "via", &format!("10.78.{n}.1")],
+    );
+    c
+}
+
+/// A command maker running inside sandbox `sb` of `m`'s host.
+fn in_sandbox<'a>(
+    m: &'a common::lab::Member,
+    sb: &netd::model::SandboxRecord,
+) -> impl Fn() -> std::process::Command + 'a {
+    let path = sb.netns.display().to_string();
     move || {
         let mut c = m.netd.host.command("nsenter");
         c.arg(format!("--net={path}"));

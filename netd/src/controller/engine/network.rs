@@ -189,8 +189,11 @@ impl Controller {
                 "an overlay network's subnet is IPv4 (IPv6 overlays are not supported yet)".into(),
             ));
         }
+        // Every host's options must agree, whichever face made the network.
+        let mut agreed = options.clone();
+        agreed.remove(drivers::overlay::OPTION_OVERLAY);
         let (spec, block) = agent
-            .prepare(&cluster_name, s.subnet, s.gateway, BTreeMap::new())
+            .prepare(&cluster_name, s.subnet, s.gateway, agreed)
             .await
             .map_err(crate::overlay::cluster_error)?;
         let made = if s.gateway.is_some_and(|g| g != spec.gateway) {
