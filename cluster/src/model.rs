@@ -39,6 +39,11 @@ pub struct OverlayRequest {
     /// The options that must agree across hosts (MTU, internal, ...).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// The MTU the asking host would give the network when its options set
+    /// none (its underlay's, less VXLAN's headers). The first host's becomes
+    /// the network's; later hosts' are not compared.
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 /// An overlay network (`networks/NAME`).
@@ -59,6 +64,10 @@ pub struct OverlaySpec {
     /// The options every host agreed to.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// The MTU every host gives the network when its options set none (the
+    /// first host's default); absent in records of netd before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
     /// The host that made it.
     pub created_by: String,
 }

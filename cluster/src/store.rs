@@ -245,6 +245,7 @@ impl Cluster {
                 gateway: req.gateway.unwrap_or_else(|| first_host(&req.subnet)),
                 block_prefix: default_block_prefix(&req.subnet),
                 options: req.options.clone(),
+                mtu: req.mtu,
                 created_by: host.to_string(),
             };
             let vni_key = self.keys.vni(vni);

@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::lab::{ip, ipv4, member, members, overlay, plug, tool, underlay, within, Member, ETCD};
+use common::lab::{
+    cluster_netd, ip, ipv4, member, members, overlay, plug, tool, underlay, within, Member, ETCD,
+};
 use common::{attach, runtime, sandbox};
 use std::time::{Duration, Instant};
 use tests::{Etcd, TestHost};
@@ -671,6 +673,48 @@ fn two_overlays_with_the_same_subnet_stay_apart() {
         2,
         "A's claim was not given back"
     );
+    drop(rt);
+}
+
+#[test]
+fn hosts_with_other_underlay_mtus_agree_on_the_overlay_mtu() {
+    let (switch, etcd_host) = underlay();
+    let etcd = Etcd::start_on(&etcd_host, ETCD).unwrap();
+    // A (underlay MTU 1500) makes the network: MTU 1500 - 50.
+    let a = member(&switch, 1, "ov1");
+    let jumbo = cluster_netd(&switch, 2, 9000);
+    let small = cluster_netd(&switch, 3, 1400);
+    let rt = runtime();
+    // A jumbo host takes the network's MTU, not its own 8950: its containers
+    // would otherwise send A's packets A's links cannot carry.
+    let net = rt
+        .block_on(jumbo.client.create_network(&overlay("ov1", "10.90.0.0/24")))
+        .unwrap();
+    assert_eq!(net.options["com.docker.network.driver.mtu"], "1450");
+    let sb = rt
+        .block_on(jumbo.client.create_sandbox(&sandbox("j")))
+        .unwrap();
+    rt.block_on(jumbo.client.attach(&sb.name, &attach("ov1")))
+        .unwrap();
+    let link = jumbo.in_sandbox(&sb, &["ip", "link", "show", "eth0"]);
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(link.contains(" mtu 1450 "), "{link}");
+    within("the jumbo host reaches A", Duration::from_secs(5), || {
+        jumbo.pings(&sb, &ipv4(&a.ep))
+    });
+    // A host whose underlay cannot carry it is refused, saying so, and
+    // claims nothing.
+    let refused = rt.block_on(small.client.create_network(&overlay("ov1", "10.90.0.0/24")));
+    let message = refused
+        .as_ref()
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(
+        message.contains("MTU 1450") && message.contains("1350 at most"),
+        "{refused:?}"
+    );
+    let id = net.options["com.netd.overlay.id"].clone();
+    assert_eq!(block_keys(&etcd, &id).len(), 2);
     drop(rt);
 }
 

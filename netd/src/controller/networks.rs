@@ -190,7 +190,7 @@ impl Controller {
             .map_err(crate::overlay::cluster_error)?;
         let plan = OverlayPlan {
             options: agent.options_for(&spec),
-            mtu: agent.mtu(),
+            mtu: agent.mtu_of(&spec),
             spec,
             block,
         };

@@ -207,8 +207,20 @@ impl Agent {
             gateway,
             vni: None,
             options,
+            mtu: Some(self.settings.mtu),
         };
         let spec = cluster.ensure_network(&req, &self.host).await?;
+        let mtu = self.mtu_of(&spec);
+        if mtu > self.settings.mtu {
+            if spec.created_by == self.host {
+                // Made just now by this request: not left behind unused.
+                let _ = cluster.remove_network(name).await;
+            }
+            return Err(ClusterError::Conflict(format!(
+                "overlay network {name} has MTU {mtu}, more than this host's underlay carries with VXLAN's headers ({} at most): raise the MTU of the link with {}",
+                self.settings.mtu, self.settings.advertise
+            )));
+        }
         let block = cluster.claim_block(&spec, &self.host, lease).await?;
         Ok((spec, block))
     }
@@ -227,9 +239,15 @@ impl Agent {
         ])
     }
 
-    /// The MTU of overlay networks that set none.
-    pub fn mtu(&self) -> u32 {
-        self.settings.mtu
+    /// The MTU this host gives overlay network `spec`: its options' if they
+    /// set one, else the one the cluster agreed when it was made (so every host
+    /// has the same), else this host's default.
+    pub fn mtu_of(&self, spec: &OverlaySpec) -> u32 {
+        spec.options
+            .get(drivers::bridge::OPTION_MTU)
+            .and_then(|m| m.parse().ok())
+            .or(spec.mtu)
+            .unwrap_or(self.settings.mtu)
     }
 
     /// One more block of overlay network `name` (cluster id `id`) for this

@@ -87,22 +87,7 @@ pub fn members(switch: &TestHost, count: u8) -> Vec<Member> {
 /// Netd host `n` on the switch (192.168.60.`n`), in the cluster, with sandbox
 /// `s<n>` on overlay `network` (10.90.0.0/24).
 pub fn member(switch: &TestHost, n: u8, network: &str) -> Member {
-    let store = format!("etcd://{ETCD}:2379");
-    let host = TestHost::new().unwrap();
-    let addr = format!("192.168.60.{n}");
-    plug(switch, &host, &format!("p{n}"), &addr);
-    let netd = Netd::start_on(
-        host,
-        false,
-        &[
-            "--cluster-store",
-            &store,
-            "--advertise-addr",
-            &addr,
-            "--cluster-lease-ttl",
-            "3",
-        ],
-    );
+    let netd = cluster_netd(switch, n, 1500);
     let c = netd.client.clone();
     let (sb, ep) = runtime().block_on(async {
         // Every host asks for the network by name: one network.
@@ -116,4 +101,29 @@ pub fn member(switch: &TestHost, n: u8, network: &str) -> Member {
         (sb, ep)
     });
     Member { netd, sb, ep }
+}
+
+/// Netd host `n` on the switch (192.168.60.`n`, its underlay link's MTU
+/// `mtu`), in the cluster.
+pub fn cluster_netd(switch: &TestHost, n: u8, mtu: u32) -> Netd {
+    let store = format!("etcd://{ETCD}:2379");
+    let host = TestHost::new().unwrap();
+    let addr = format!("192.168.60.{n}");
+    let port = format!("p{n}");
+    plug(switch, &host, &port, &addr);
+    for (h, link) in [(switch, port.as_str()), (&host, "u0")] {
+        ip(h, &["link", "set", link, "mtu", &mtu.to_string()]);
+    }
+    Netd::start_on(
+        host,
+        false,
+        &[
+            "--cluster-store",
+            &store,
+            "--advertise-addr",
+            &addr,
+            "--cluster-lease-ttl",
+            "3",
+        ],
+    )
 }

@@ -207,7 +207,7 @@ impl Controller {
             options.extend(agent.options_for(&spec));
             options
                 .entry(drivers::bridge::OPTION_MTU.to_string())
-                .or_insert_with(|| agent.mtu().to_string());
+                .or_insert_with(|| agent.mtu_of(&spec).to_string());
             self.engine_create_network_with(id, options, subnets).await
         };
         if made.is_err() {
