@@ -29,4 +29,4 @@ pub use keys::Keys;
 pub use membership::{Membership, MembershipState};
 pub use model::{BlockClaim, HostRecord, OverlayRequest, OverlaySpec, PeerRecord};
 pub use store::{Cluster, ClusterOptions, Tls};
-pub use watch::{PeerEvent, PeerWatch, Watch, WatchEvent};
+pub use watch::{Currency, PeerEvent, PeerWatch, Watch, WatchEvent, PROGRESS_EVERY};

@@ -1,12 +1,17 @@
 //! Following records under a prefix (a network's peers, the member hosts): a full list, then every change from the
 //! revision after it; a watch that breaks (etcd away) resumes from the last
 //! revision seen, and one that fell behind a compaction lists again.
+//!
+//! How far behind a watch may be is kept as the time since it was last known
+//! to have passed on every change up to etcd's present: its list, or etcd's
+//! answer to a progress request, asked every [`PROGRESS_EVERY`].
 
 use crate::{Cluster, PeerRecord};
 use etcd_client::{EventType, WatchOptions};
 use serde::de::DeserializeOwned;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -29,6 +34,29 @@ pub struct PeerWatch {
 
 const RETRY: Duration = Duration::from_millis(500);
 
+/// How often a watch asks etcd whether it has everything.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// When a watch was last known to be current; shared with its reporters.
+#[derive(Debug, Clone, Default)]
+pub struct Currency(Arc<Mutex<Option<Instant>>>);
+
+impl Currency {
+    fn mark(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// How long since the watch was last known to have passed on every change
+    /// (`None`: not yet, since it started). Under [`PROGRESS_EVERY`] and a
+    /// round trip while etcd answers; growing while it does not.
+    pub fn behind(&self) -> Option<Duration> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|at| at.elapsed())
+    }
+}
+
 impl PeerWatch {
     /// Watch network `network_id`'s peers.
     pub fn start(cluster: Cluster, network_id: String) -> PeerWatch {
@@ -36,6 +64,11 @@ impl PeerWatch {
         PeerWatch {
             inner: Watch::start(cluster, prefix),
         }
+    }
+
+    /// How current the watch is.
+    pub fn currency(&self) -> Currency {
+        self.inner.currency.clone()
     }
 
     /// The next change (`None`: the watch ended).
@@ -69,6 +102,7 @@ pub enum WatchEvent<T> {
 pub struct Watch<T> {
     events: mpsc::Receiver<WatchEvent<T>>,
     task: JoinHandle<()>,
+    currency: Currency,
 }
 
 impl<T> Drop for Watch<T> {
@@ -81,8 +115,18 @@ impl<T: DeserializeOwned + Send + 'static> Watch<T> {
     /// Watch the records under `prefix`.
     pub fn start(cluster: Cluster, prefix: String) -> Watch<T> {
         let (tx, events) = mpsc::channel(1024);
-        let task = tokio::spawn(follow(cluster, prefix, tx));
-        Watch { events, task }
+        let currency = Currency::default();
+        let task = tokio::spawn(follow(cluster, prefix, tx, currency.clone()));
+        Watch {
+            events,
+            task,
+            currency,
+        }
+    }
+
+    /// How current the watch is.
+    pub fn currency(&self) -> Currency {
+        self.currency.clone()
     }
 
     /// The next change (`None`: the watch ended).
@@ -95,6 +139,7 @@ async fn follow<T: DeserializeOwned>(
     cluster: Cluster,
     prefix: String,
     tx: mpsc::Sender<WatchEvent<T>>,
+    currency: Currency,
 ) {
     let mut revision: Option<i64> = None;
     loop {
@@ -105,6 +150,7 @@ async fn follow<T: DeserializeOwned>(
                     if tx.send(WatchEvent::Resync(records)).await.is_err() {
                         return;
                     }
+                    currency.mark();
                     revision = Some(r);
                     r
                 }
@@ -125,8 +171,16 @@ async fn follow<T: DeserializeOwned>(
                 continue;
             }
         };
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
         loop {
-            let resp = match stream.message().await {
+            let message = tokio::select! {
+                m = stream.message() => m,
+                _ = progress.tick() => match stream.request_progress().await {
+                    Ok(()) => continue,
+                    Err(_) => Ok(None),
+                },
+            };
+            let resp = match message {
                 Ok(Some(resp)) => resp,
                 // Broken (etcd away): resume from the last revision seen.
                 Ok(None) | Err(_) => {
@@ -138,6 +192,10 @@ async fn follow<T: DeserializeOwned>(
                 // The revisions wanted are gone: list again.
                 revision = None;
                 break;
+            }
+            if resp.events().is_empty() && !resp.created() {
+                // A progress answer: every change up to etcd's present is here.
+                currency.mark();
             }
             for event in resp.events() {
                 let Some(kv) = event.kv() else { continue };

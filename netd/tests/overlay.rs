@@ -195,13 +195,31 @@ fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
         .unwrap_or_default();
     assert_eq!(ov1["blocks"].as_array().map(Vec::len), Some(2), "{status}");
 
-    // A cut off past its lease: B drops A's endpoint; A back: B has it again.
+    // A cut off past its lease: B drops A's endpoint, and A's watch lag
+    // grows past the progress period; A back: B has it again, and A's watch
+    // is current again.
+    let lag = |m: &Member| -> f64 {
+        let text = rt.block_on(m.netd.client.metrics()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("netd_overlay_watch_lag_seconds "))
+            .unwrap_or_else(|| panic!("no watch lag in {text}"))
+            .parse()
+            .unwrap()
+    };
+    within("A's watch is current", Duration::from_secs(15), || {
+        lag(&members[0]) < 6.0
+    });
     ip(&switch, &["link", "set", "p1", "down"]);
     let mac_a = members[0].ep.mac.clone();
     within(
         "B drops a host cut off past its lease",
         Duration::from_secs(15),
         || !fdb_has(&members[1], &mac_a),
+    );
+    within(
+        "A's watch lag grows while cut off",
+        Duration::from_secs(15),
+        || lag(&members[0]) > 6.0,
     );
     ip(&switch, &["link", "set", "p1", "up"]);
     let start = Instant::now();
@@ -212,6 +230,11 @@ fn sandboxes_on_three_hosts_share_one_overlay_through_failures() {
             members[0].netd.log()
         );
     }
+    within(
+        "A's watch is current again",
+        Duration::from_secs(20),
+        || lag(&members[0]) < 6.0,
+    );
     drop(etcd);
 }
 

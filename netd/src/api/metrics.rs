@@ -109,6 +109,14 @@ pub fn render(ctl: &Controller, requests: &RequestMetrics) -> String {
             out,
             "# HELP netd_overlay_repairs_total Overlay entries a full comparison found missing, wrong or left over, and repaired.\n# TYPE netd_overlay_repairs_total counter\nnetd_overlay_repairs_total {repairs}"
         );
+        if let Some(lag) = agent.watch_lag() {
+            let _ = writeln!(
+                out,
+                "# HELP netd_overlay_watch_lag_seconds The longest any overlay network's peer watch has gone without being known to have every change from etcd (asked every {} s; grows while etcd does not answer).\n# TYPE netd_overlay_watch_lag_seconds gauge\nnetd_overlay_watch_lag_seconds {:.3}",
+                cluster::PROGRESS_EVERY.as_secs(),
+                lag.as_secs_f64()
+            );
+        }
     }
     out
 }

@@ -138,6 +138,12 @@ impl Agent {
         self.cluster().await
     }
 
+    /// For `/metrics`: the longest any peer watch has gone without being known
+    /// current.
+    pub fn watch_lag(&self) -> Option<Duration> {
+        self.counters.watch_lag()
+    }
+
     /// For `/metrics`: peers programmed, entries repaired, and whether the
     /// membership was renewed at its last try.
     pub fn counters(&self) -> (u64, u64, bool) {

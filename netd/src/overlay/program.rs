@@ -38,6 +38,22 @@ pub struct Counters {
     pub repairs: AtomicU64,
     /// Remote endpoints programmed now, over all networks.
     pub peers: AtomicU64,
+    /// Each running program's peer watch, how current it is, and since when
+    /// the program runs (by network id).
+    pub watches: std::sync::Mutex<BTreeMap<String, (cluster::Currency, std::time::Instant)>>,
+}
+
+impl Counters {
+    /// The longest any peer watch has gone without being known current (for a
+    /// watch never current yet: since its program started); `None` with no
+    /// program running.
+    pub fn watch_lag(&self) -> Option<Duration> {
+        let watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        watches
+            .values()
+            .map(|(c, started)| c.behind().unwrap_or_else(|| started.elapsed()))
+            .max()
+    }
 }
 
 /// A running program; dropping it stops it (the device goes with its network)
@@ -46,11 +62,17 @@ pub struct Program {
     task: JoinHandle<()>,
     programmed: Arc<AtomicU64>,
     counters: Arc<Counters>,
+    network: String,
 }
 
 impl Drop for Program {
     fn drop(&mut self) {
         self.task.abort();
+        self.counters
+            .watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.network);
         let mine = self.programmed.swap(0, Ordering::Relaxed);
         self.counters.peers.fetch_sub(mine, Ordering::Relaxed);
     }
@@ -67,6 +89,16 @@ impl Program {
     ) -> Program {
         let programmed = Arc::new(AtomicU64::new(0));
         let (mine, all) = (Arc::clone(&programmed), Arc::clone(&counters));
+        let network = net.id.clone();
+        let watch = PeerWatch::start(cluster, net.id.clone());
+        counters
+            .watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                network.clone(),
+                (watch.currency(), std::time::Instant::now()),
+            );
         let task = tokio::spawn(async move {
             let mut state = Device {
                 nl,
@@ -75,7 +107,7 @@ impl Program {
                 counters,
                 programmed: mine,
             };
-            let mut watch = PeerWatch::start(cluster, state.net.id.clone());
+            let mut watch = watch;
             let mut table: BTreeMap<IpAddr, PeerRecord> = BTreeMap::new();
             // Until the first full list arrives the table is unknown, not empty:
             // what the device holds (from before a restart) stays as it is.
@@ -121,6 +153,7 @@ impl Program {
             task,
             programmed,
             counters: all,
+            network,
         }
     }
 }
