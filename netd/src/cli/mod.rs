@@ -446,6 +446,9 @@ pub enum SandboxCmd {
         /// -p [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|udp|sctp] (repeatable).
         #[arg(long = "publish", short = 'p', value_parser = parse_publish)]
         publish: Vec<Vec<firewall::PortRequest>>,
+        /// The interface's name in the sandbox (the lowest free ethN by default).
+        #[arg(long)]
+        interface: Option<String>,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -978,6 +981,7 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
             network,
             spec,
             publish,
+            interface,
             format,
         } => {
             let req = Attach {
@@ -987,6 +991,7 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
                 ipv6: spec.ipv6,
                 mac: spec.mac,
                 ports: publish.into_iter().flatten().collect(),
+                interface,
             };
             let ep = client.attach(&sandbox, &req).await?;
             created(format.format, &ep.id, &ep)

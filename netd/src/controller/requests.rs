@@ -119,6 +119,28 @@ pub struct Attach {
     /// Ports to publish (`-p` semantics).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<firewall::PortRequest>,
+    /// The interface's name in the sandbox (a CNI caller's `CNI_IFNAME`); the
+    /// lowest free `ethN` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+/// Check a Linux interface name: 1 to 15 bytes, none of them '/', ':' or
+/// whitespace, and not `.` or `..`.
+pub fn check_interface_name(name: &str) -> Result<(), String> {
+    let ok = (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid interface name {name:?}: use 1 to 15 characters, without '/', ':' or spaces"
+        ))
+    }
 }
 
 /// `PUT /v1/endpoints/{key}/ports`: the ports a joined endpoint publishes, replacing

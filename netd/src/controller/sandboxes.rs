@@ -58,6 +58,34 @@ impl Drop for NetnsGuard {
     }
 }
 
+/// `name`, if neither the sandbox's joined endpoints use it nor the namespace
+/// has a link of that name.
+async fn named_interface(
+    name: &str,
+    joined: &[EndpointRecord],
+    inside: Option<&Netlink>,
+) -> Result<String, ControllerError> {
+    let used = joined
+        .iter()
+        .filter_map(|e| e.join.as_ref())
+        .any(|j| j.host_link.is_some() && j.interface == name);
+    let present = match inside {
+        Some(nl) => nl.link(name).await.map_err(|e| {
+            ControllerError::Driver(drivers::DriverError::Kernel {
+                doing: format!("looking for interface {name} in the sandbox"),
+                source: e,
+            })
+        })?,
+        None => None,
+    };
+    if used || present.is_some() {
+        return Err(ControllerError::Conflict(format!(
+            "the sandbox has an interface named {name} already"
+        )));
+    }
+    Ok(name.to_string())
+}
+
 /// How many `ethN` names a join tries before it gives up.
 const MAX_INTERFACES: usize = 4096;
 
@@ -393,7 +421,7 @@ impl Controller {
             )));
         }
         let (ep, _) = self
-            .join_locked(&p.net, p.ep.clone(), p.sb.clone(), None)
+            .join_locked(&p.net, p.ep.clone(), p.sb.clone(), None, None)
             .await?;
         Ok(ep)
     }
@@ -434,17 +462,20 @@ impl Controller {
         ep: EndpointRecord,
         sb: SandboxRecord,
         fresh: Option<Holdings<'_>>,
+        interface: Option<&str>,
     ) -> Result<(EndpointRecord, SandboxRecord), ControllerError> {
         let mut joined = self.joined(&sb)?;
         let driver = self.driver(&net.driver)?;
         let nspec = network_spec(net);
         let espec = endpoint_spec(&ep);
         let sspec = self.sandbox_spec(&sb).await?;
-        let ifname = if driver.host_link(&espec).is_some() {
-            next_interface(&joined, sspec.netlink.as_ref()).await?
-        } else {
-            // host and none make no interface: the name is only recorded.
-            next_interface(&joined, None).await?
+        // host and none make no interface: the name is only recorded.
+        let inside = driver
+            .host_link(&espec)
+            .and(sspec.netlink.as_ref());
+        let ifname = match interface {
+            Some(name) => named_interface(name, &joined, inside).await?,
+            None => next_interface(&joined, inside).await?,
         };
         let (old_ep, old_sb) = (ep.clone(), sb.clone());
         let (mut ep, mut sb) = (ep, sb);
@@ -528,6 +559,9 @@ impl Controller {
         sandbox: &str,
         req: Attach,
     ) -> Result<EndpointRecord, ControllerError> {
+        if let Some(name) = &req.interface {
+            super::requests::check_interface_name(name).map_err(ControllerError::Invalid)?;
+        }
         let sb = self.sandbox(sandbox)?;
         let net = self.network(&req.network)?;
         let lock_ = self.sandbox_lock(&sb.id);
@@ -542,7 +576,13 @@ impl Controller {
         // Held from the join to the ports: no other operation sees it half-made.
         let _claim = self.claim_endpoint(&prepared.record)?;
         let joined = self
-            .join_locked(&net, prepared.record, sb, Some(prepared.holdings))
+            .join_locked(
+                &net,
+                prepared.record,
+                sb,
+                Some(prepared.holdings),
+                req.interface.as_deref(),
+            )
             .await;
         // Stored (or left stored by an undo that could not be saved), the
         // endpoint keeps its name.
