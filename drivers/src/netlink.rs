@@ -710,6 +710,31 @@ impl Netlink {
         Ok(out)
     }
 
+    /// The addresses on link `index`, with their prefix lengths (IPv6 link-local
+    /// ones included).
+    pub async fn addresses(&self, index: u32) -> Result<Vec<ipnet::IpNet>, NetlinkError> {
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+        let messages = self.direct.exchange(vec![Request::new(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+            format!("listing the addresses of link {index}"),
+        )])?;
+        let mut out = Vec::new();
+        for msg in messages.iter().filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if a.header.index == index => Some(a),
+            _ => None,
+        }) {
+            for attr in &msg.attributes {
+                if let AddressAttribute::Address(addr) = attr {
+                    if let Ok(net) = ipnet::IpNet::new(*addr, msg.header.prefix_len) {
+                        out.push(net);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Delete link `index` (a veth goes with its peer), from a blocking thread (the
     /// kernel waits for RCU inside the request).
     pub async fn delete(&self, index: u32) -> Result<(), NetlinkError> {

@@ -470,9 +470,7 @@ impl Controller {
         let espec = endpoint_spec(&ep);
         let sspec = self.sandbox_spec(&sb).await?;
         // host and none make no interface: the name is only recorded.
-        let inside = driver
-            .host_link(&espec)
-            .and(sspec.netlink.as_ref());
+        let inside = driver.host_link(&espec).and(sspec.netlink.as_ref());
         let ifname = match interface {
             Some(name) => named_interface(name, &joined, inside).await?,
             None => next_interface(&joined, inside).await?,

@@ -1,0 +1,440 @@
+//! ADD, DEL, CHECK and STATUS as calls to netd's native API. netd keeps every
+//! bit of state: a container is the sandbox `cni-<container id>` adopting the
+//! runtime's namespace, and each of its interfaces an endpoint attached to it.
+
+use crate::env::Env;
+use crate::error::CniError;
+use crate::spec::{self, Code, Dns, Interface, IpConfig, NetConf, Outcome, Route};
+use netd::client::{Client, ClientError};
+use netd::controller::{Attach, SandboxCreate};
+use netd::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// The sandbox that stands for container `id`.
+pub fn sandbox_name(id: &str) -> String {
+    format!("cni-{}", &id[..id.len().min(60)])
+}
+
+/// The endpoint that stands for interface `ifname` of container `id`.
+fn endpoint_name(id: &str, ifname: &str) -> String {
+    format!("{}-{ifname}", &id[..id.len().min(40)])
+}
+
+/// A client for the configuration's socket (or netd's default one).
+pub fn client(conf: &NetConf) -> Client {
+    Client::new(
+        conf.socket
+            .clone()
+            .unwrap_or_else(|| netd::client::DEFAULT_SOCKET.into()),
+    )
+}
+
+fn network_key(conf: &NetConf) -> &str {
+    conf.network.as_deref().unwrap_or(&conf.name)
+}
+
+fn not_found(e: &ClientError) -> bool {
+    matches!(e, ClientError::Api { status, .. } if status.as_u16() == 404)
+}
+
+/// The inode of namespace file `path` (`net:[N]`).
+fn netns_inode(path: &Path) -> Result<u64, CniError> {
+    std::fs::metadata(path).map(|m| m.ino()).map_err(|e| {
+        CniError::env(format!(
+            "CNI_NETNS {}: {e} (give the container's network namespace file)",
+            path.display()
+        ))
+    })
+}
+
+/// ADD: attach the container's namespace to the network as `ifname`.
+pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
+    if conf.ipam.is_some() {
+        return Err(CniError::new(
+            Code::UnsupportedField,
+            "netd-cni takes no ipam section: netd allocates addresses from the network's own subnets (give runtimeConfig.ips or CNI_ARGS IP= for a fixed one)",
+        ));
+    }
+    let netns = env
+        .netns
+        .as_deref()
+        .ok_or_else(|| CniError::env("CNI_NETNS is not set"))?;
+    let inode = netns_inode(netns)?;
+    let c = client(conf);
+    let key = network_key(conf);
+    let net = c
+        .network(key)
+        .await
+        .map_err(|e| match not_found(&e) {
+            true => CniError::config(format!(
+                "netd has no network {key:?}: create it with `netd network create {key}`, or name another with the configuration's \"network\" key"
+            )),
+            false => CniError::netd("looking up the network", e),
+        })?
+        .network;
+    let req = attach_request(env, conf, &net)?;
+    let sb = sandbox_for(&c, env, netns, inode).await?;
+    // The same ADD again (a runtime retrying): the attachment there already.
+    if let Some(ep) = endpoint_at(&c, &sb, &env.ifname).await? {
+        if ep.network != net.id {
+            return Err(CniError::new(
+                Code::Refused,
+                format!(
+                    "container {}'s interface {} is on another netd network already; DEL it first",
+                    env.container_id, env.ifname
+                ),
+            ));
+        }
+        return Ok(outcome(conf, env, netns, &net, &sb, &ep));
+    }
+    match c.attach(&sb.name, &req).await {
+        Ok(ep) => Ok(outcome(conf, env, netns, &net, &sb, &ep)),
+        Err(e) => {
+            // Nothing half-made: a sandbox left with no interface goes.
+            if let Err(undo) = remove_if_empty(&c, &sb.name).await {
+                eprintln!("netd-cni: {undo}");
+            }
+            Err(CniError::netd(
+                &format!("attaching to network {}", net.name),
+                e,
+            ))
+        }
+    }
+}
+
+/// The container's sandbox: found (if it still has the same namespace), or
+/// adopted from `netns`.
+async fn sandbox_for(
+    c: &Client,
+    env: &Env,
+    netns: &Path,
+    inode: u64,
+) -> Result<SandboxRecord, CniError> {
+    let name = sandbox_name(&env.container_id);
+    for _ in 0..3 {
+        match c.sandbox(&name).await {
+            Ok(sb) if sb.netns_inode == Some(inode) => return Ok(sb),
+            Ok(_) => {
+                // A namespace of an earlier life of the container, never DELeted.
+                match c.delete_sandbox(&name).await {
+                    Ok(_) => {}
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => {
+                        return Err(CniError::netd(
+                            "removing the container's sandbox of an earlier namespace",
+                            e,
+                        ))
+                    }
+                }
+            }
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
+        }
+        let req = SandboxCreate {
+            name: Some(name.clone()),
+            netns: Some(netns.to_path_buf()),
+            ..Default::default()
+        };
+        match c.create_sandbox(&req).await {
+            Ok(sb) => return Ok(sb),
+            // Another ADD for the same container (another network) made it.
+            Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => continue,
+            Err(e) => return Err(CniError::netd("adopting the container's namespace", e)),
+        }
+    }
+    Err(CniError::new(
+        Code::TryAgainLater,
+        format!("the sandbox {name} kept changing while it was looked up"),
+    ))
+}
+
+/// The endpoint joined to `sb` as `ifname`, if there is one.
+async fn endpoint_at(
+    c: &Client,
+    sb: &SandboxRecord,
+    ifname: &str,
+) -> Result<Option<EndpointRecord>, CniError> {
+    for id in &sb.endpoints {
+        match c.endpoint(id).await {
+            Ok(ep) if ep.join.as_ref().is_some_and(|j| j.interface == ifname) => {
+                return Ok(Some(ep))
+            }
+            Ok(_) => {}
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(CniError::netd("looking up the container's endpoints", e)),
+        }
+    }
+    Ok(None)
+}
+
+/// The attach an ADD asks for: the interface name, fixed addresses and MAC
+/// (runtimeConfig first, then CNI_ARGS), and ports.
+fn attach_request(env: &Env, conf: &NetConf, net: &NetworkRecord) -> Result<Attach, CniError> {
+    let mut req = Attach {
+        network: net.id.clone(),
+        name: Some(endpoint_name(&env.container_id, &env.ifname)),
+        interface: Some(env.ifname.clone()),
+        mac: conf
+            .runtime_config
+            .mac
+            .clone()
+            .or_else(|| env.args.get("MAC").cloned()),
+        ..Default::default()
+    };
+    let mut wanted: Vec<String> = conf.runtime_config.ips.clone();
+    if wanted.is_empty() {
+        wanted.extend(
+            env.args
+                .get("IP")
+                .map(|ips| ips.split(',').map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+    }
+    for text in wanted {
+        let addr: IpAddr = text
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| CniError::config(format!("ips: {text:?} is not an IP address")))?;
+        let slot = if addr.is_ipv4() {
+            &mut req.ip
+        } else {
+            &mut req.ipv6
+        };
+        if slot.replace(addr).is_some() {
+            return Err(CniError::config(format!(
+                "ips: one IPv{} address per interface ({text} is a second)",
+                if addr.is_ipv4() { 4 } else { 6 }
+            )));
+        }
+    }
+    for m in &conf.runtime_config.port_mappings {
+        let proto = match m
+            .protocol
+            .as_deref()
+            .unwrap_or("tcp")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "tcp" => firewall::Proto::Tcp,
+            "udp" => firewall::Proto::Udp,
+            "sctp" => firewall::Proto::Sctp,
+            other => {
+                return Err(CniError::config(format!(
+                    "portMappings: protocol {other:?} is not tcp, udp or sctp"
+                )))
+            }
+        };
+        let host_ip = match m.host_ip.as_deref().filter(|h| !h.is_empty()) {
+            Some(h) => Some(h.parse().map_err(|_| {
+                CniError::config(format!("portMappings: hostIP {h:?} is not an IP address"))
+            })?),
+            None => None,
+        };
+        req.ports.push(firewall::PortRequest {
+            proto,
+            host_ip,
+            host_port: m.host_port,
+            host_port_end: None,
+            container_port: m.container_port,
+        });
+    }
+    Ok(req)
+}
+
+/// The result of an attachment, in the configuration's version.
+fn outcome(
+    conf: &NetConf,
+    env: &Env,
+    netns: &Path,
+    net: &NetworkRecord,
+    sb: &SandboxRecord,
+    ep: &EndpointRecord,
+) -> Outcome {
+    let old = spec::before_1_0(&conf.cni_version);
+    let mut ips = Vec::new();
+    let mut routes = Vec::new();
+    for addr in &ep.addresses {
+        let subnet = net.subnets.iter().find(|s| s.subnet.contains(&addr.addr()));
+        let prefix = subnet
+            .map(|s| s.subnet.prefix_len())
+            .unwrap_or(addr.prefix_len());
+        let gateway = subnet.and_then(|s| s.gateway);
+        ips.push(IpConfig {
+            version: old.then(|| if addr.addr().is_ipv4() { "4" } else { "6" }.to_string()),
+            address: format!("{}/{prefix}", addr.addr()),
+            gateway: gateway.map(|g| g.to_string()),
+            interface: Some(0),
+        });
+        if let Some(g) = gateway {
+            routes.push(Route {
+                dst: if g.is_ipv4() { "0.0.0.0/0" } else { "::/0" }.to_string(),
+                gw: Some(g.to_string()),
+            });
+        }
+    }
+    Outcome {
+        cni_version: conf.cni_version.clone(),
+        interfaces: vec![Interface {
+            name: env.ifname.clone(),
+            mac: ep.mac.clone(),
+            sandbox: netns.display().to_string(),
+        }],
+        ips,
+        routes,
+        dns: Dns {
+            nameservers: sb.dns.iter().map(|d| d.to_string()).collect(),
+        },
+    }
+}
+
+/// DEL: detach the container's interface; the sandbox goes with its last one.
+/// Nothing to do (a second DEL, a container netd never saw) is success.
+pub async fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
+    let c = client(conf);
+    let name = sandbox_name(&env.container_id);
+    let sb = match c.sandbox(&name).await {
+        Ok(sb) => sb,
+        Err(e) if not_found(&e) => return Ok(()),
+        Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
+    };
+    if let Some(ep) = endpoint_at(&c, &sb, &env.ifname).await? {
+        match c.detach(&sb.name, &ep.id).await {
+            Ok(_) => {}
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(CniError::netd("detaching the container's interface", e)),
+        }
+    }
+    remove_if_empty(&c, &name).await
+}
+
+/// Remove sandbox `name` if no endpoint is joined to it.
+async fn remove_if_empty(c: &Client, name: &str) -> Result<(), CniError> {
+    match c.sandbox(name).await {
+        Ok(sb) if sb.endpoints.is_empty() => match c.delete_sandbox(name).await {
+            Ok(_) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            // Another ADD attached it meanwhile: it stays.
+            // Another ADD attached it meanwhile: it stays.
+            Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => Ok(()),
+            Err(e) => Err(CniError::netd("removing the container's sandbox", e)),
+        },
+        Ok(_) => Ok(()),
+        Err(e) if not_found(&e) => Ok(()),
+        Err(e) => Err(CniError::netd("looking up the container's sandbox", e)),
+    }
+}
+
+/// CHECK: the attachment is there, in netd and in the namespace, as the
+/// previous result says.
+pub async fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
+    if !spec::has_check(&conf.cni_version) {
+        return Err(CniError::new(
+            Code::IncompatibleVersion,
+            format!(
+                "CHECK needs cniVersion 0.4.0 or later (the configuration has {})",
+                conf.cni_version
+            ),
+        ));
+    }
+    let prev: Outcome = match &conf.prev_result {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            CniError::new(Code::Decode, format!("prevResult is not a CNI result: {e}"))
+        })?,
+        None => {
+            return Err(CniError::config(
+                "CHECK needs the prevResult of the ADD (the runtime passes it)",
+            ))
+        }
+    };
+    let netns = env
+        .netns
+        .as_deref()
+        .ok_or_else(|| CniError::env("CNI_NETNS is not set"))?;
+    let inode = netns_inode(netns)?;
+    let c = client(conf);
+    let unknown = |what: String| CniError::new(Code::UnknownContainer, what);
+    let sb = match c.sandbox(&sandbox_name(&env.container_id)).await {
+        Ok(sb) => sb,
+        Err(e) if not_found(&e) => {
+            return Err(unknown(format!(
+                "netd has no attachment of container {}",
+                env.container_id
+            )))
+        }
+        Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
+    };
+    if sb.netns_inode != Some(inode) {
+        return Err(unknown(format!(
+            "container {}'s sandbox in netd has another network namespace than {}",
+            env.container_id,
+            netns.display()
+        )));
+    }
+    let ep = endpoint_at(&c, &sb, &env.ifname).await?.ok_or_else(|| {
+        unknown(format!(
+            "container {} has no interface {} in netd",
+            env.container_id, env.ifname
+        ))
+    })?;
+    let net = c
+        .network(network_key(conf))
+        .await
+        .map_err(|e| CniError::netd("looking up the network", e))?
+        .network;
+    if ep.network != net.id {
+        return Err(CniError::new(
+            Code::Failed,
+            format!("interface {} is on another netd network", env.ifname),
+        ));
+    }
+    let want: Vec<String> = prev.ips.iter().map(|i| i.address.clone()).collect();
+    let held = outcome(conf, env, netns, &net, &sb, &ep);
+    let have: Vec<String> = held.ips.iter().map(|i| i.address.clone()).collect();
+    if want != have {
+        return Err(CniError::new(
+            Code::Failed,
+            format!("netd holds {have:?} for the interface, the previous result says {want:?}"),
+        ));
+    }
+    // And the kernel: the interface is in the namespace with those addresses.
+    let nl = drivers::netlink::Netlink::in_netns(netns)
+        .await
+        .map_err(|e| CniError::new(Code::Io, format!("entering {}: {e}", netns.display())))?;
+    let link = nl
+        .link(&env.ifname)
+        .await
+        .map_err(|e| CniError::new(Code::Io, format!("looking up {}: {e}", env.ifname)))?
+        .ok_or_else(|| {
+            CniError::new(
+                Code::Failed,
+                format!("the namespace has no interface {}", env.ifname),
+            )
+        })?;
+    let on_link: Vec<String> = nl
+        .addresses(link.index)
+        .await
+        .map_err(|e| CniError::new(Code::Io, format!("listing addresses: {e}")))?
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    if let Some(missing) = have.iter().find(|a| !on_link.contains(a)) {
+        return Err(CniError::new(
+            Code::Failed,
+            format!("interface {} lacks its address {missing}", env.ifname),
+        ));
+    }
+    Ok(())
+}
+
+/// STATUS: whether netd answers.
+pub async fn status(conf: &NetConf) -> Result<(), CniError> {
+    client(conf)
+        .info()
+        .await
+        .map(|_| ())
+        .map_err(|e| CniError::new(Code::NotAvailable, format!("netd does not answer: {e}")))
+}

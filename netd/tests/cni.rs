@@ -1,0 +1,366 @@
+//! `netd-cni`, the CNI plugin, run as a runtime runs it (CNI_* variables, the
+//! configuration on stdin) against a real netd, on namespaces made the way a
+//! runtime makes them: the specification's ADD, CHECK, DEL, DEL again, ADD
+//! after a netd restart, and bad input of every kind.
+
+mod common;
+
+use common::{network, runtime, Netd, Outside, HOST_ADDR};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A plugin call's exit status and its stdout as JSON (`Null` if empty).
+struct Call {
+    ok: bool,
+    out: Value,
+    stderr: String,
+}
+
+impl Call {
+    /// The error's code and message; panics on success.
+    fn error(&self) -> (u64, String) {
+        assert!(!self.ok, "the call succeeded: {}", self.out);
+        if !self.stderr.is_empty() {
+            eprintln!("netd-cni said on stderr: {}", self.stderr);
+        }
+        (
+            self.out["code"].as_u64().unwrap_or(0),
+            self.out["msg"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+}
+
+/// Run `netd-cni` on `netd`'s host with `vars` and `stdin`.
+fn cni(netd: &Netd, vars: &[(&str, &str)], stdin: &str) -> Call {
+    let plugin = tests::workspace_binary("netd-cni").unwrap();
+    let mut cmd = netd.host.command(plugin.to_str().unwrap());
+    cmd.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    Call {
+        ok: out.status.success(),
+        out: json,
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// The configuration of CNI network `name` for `netd`.
+fn conf(netd: &Netd, name: &str, version: &str) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": name,
+        "type": "netd-cni",
+        "socket": netd.host.dir().join("netd.sock"),
+    })
+}
+
+/// `command` for container `id` in `netns` as `ifname`.
+fn call(netd: &Netd, command: &str, id: &str, netns: &str, ifname: &str, conf: &Value) -> Call {
+    let mut vars = vec![
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", id),
+        ("CNI_IFNAME", ifname),
+        ("CNI_PATH", "/opt/cni/bin"),
+    ];
+    if !netns.is_empty() {
+        vars.push(("CNI_NETNS", netns));
+    }
+    cni(netd, &vars, &conf.to_string())
+}
+
+/// `args` run inside network namespace `netns` on `netd`'s host.
+fn inside(netd: &Netd, netns: &str, args: &[&str]) -> std::process::Output {
+    netd.host
+        .command("nsenter")
+        .arg(format!("--net={netns}"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn pings(netd: &Netd, netns: &str, ip: &str) -> bool {
+    inside(netd, netns, &["busybox", "ping", "-c", "1", "-W", "2", ip])
+        .status
+        .success()
+}
+
+/// The address part of a result's first IP.
+fn first_ip(result: &Value) -> String {
+    result["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn add_check_del_del_again_and_add_after_a_restart() {
+    let mut netd = Netd::start();
+    let rt = runtime();
+    rt.block_on(
+        netd.client
+            .create_network(&network("cninet", "10.77.0.0/24")),
+    )
+    .unwrap();
+    let conf = conf(&netd, "cninet", "1.0.0");
+    let version = cni(
+        &netd,
+        &[("CNI_COMMAND", "VERSION")],
+        r#"{"cniVersion":"1.0.0"}"#,
+    );
+    assert!(version.ok, "{}", version.out);
+    assert!(
+        version.out["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("1.0.0")),
+        "{}",
+        version.out
+    );
+    let status = cni(&netd, &[("CNI_COMMAND", "STATUS")], &conf.to_string());
+    assert!(status.ok, "{}", status.out);
+
+    let (_c1, ns1) = netd.foreign_netns("c1");
+    let (_c2, ns2) = netd.foreign_netns("c2");
+    let add1 = call(&netd, "ADD", "c1", &ns1, "eth0", &conf);
+    assert!(add1.ok, "{}", add1.out);
+    let r = &add1.out;
+    assert_eq!(r["cniVersion"], "1.0.0");
+    assert_eq!(r["interfaces"][0]["name"], "eth0");
+    assert_eq!(r["interfaces"][0]["sandbox"], ns1.as_str());
+    assert!(
+        r["ips"][0].get("version").is_none(),
+        "1.0.0 has no version: {r}"
+    );
+    assert!(
+        r["ips"][0]["address"].as_str().unwrap().ends_with("/24"),
+        "{r}"
+    );
+    assert_eq!(r["ips"][0]["gateway"], "10.77.0.1");
+    assert_eq!(r["routes"][0]["dst"], "0.0.0.0/0");
+    let ip1 = first_ip(r);
+    // The namespace has it, as the result says, and reaches the gateway.
+    let addr =
+        String::from_utf8_lossy(&inside(&netd, &ns1, &["ip", "-o", "addr", "show", "eth0"]).stdout)
+            .to_string();
+    assert!(addr.contains(&format!("{ip1}/24")), "{addr}");
+    assert!(pings(&netd, &ns1, "10.77.0.1"));
+
+    // A second container (CNI 0.4.0, interface net1) reaches the first.
+    let old = self::conf(&netd, "cninet", "0.4.0");
+    let add2 = call(&netd, "ADD", "c2", &ns2, "net1", &old);
+    assert!(add2.ok, "{}", add2.out);
+    assert_eq!(add2.out["ips"][0]["version"], "4", "{}", add2.out);
+    assert_eq!(add2.out["interfaces"][0]["name"], "net1");
+    assert!(pings(&netd, &ns2, &ip1));
+    assert_ne!(first_ip(&add2.out), ip1);
+
+    // CHECK with the ADD's result; the same ADD again gives the same result.
+    let mut checked = conf.clone();
+    checked["prevResult"] = add1.out.clone();
+    let check = call(&netd, "CHECK", "c1", &ns1, "eth0", &checked);
+    assert!(check.ok, "{}", check.out);
+    let again = call(&netd, "ADD", "c1", &ns1, "eth0", &conf);
+    assert!(again.ok && again.out == add1.out, "{}", again.out);
+    // CHECK sees an address taken away by hand.
+    inside(
+        &netd,
+        &ns1,
+        &["ip", "addr", "del", &format!("{ip1}/24"), "dev", "eth0"],
+    );
+    let (_, msg) = call(&netd, "CHECK", "c1", &ns1, "eth0", &checked).error();
+    assert!(msg.contains("lacks its address"), "{msg}");
+    inside(
+        &netd,
+        &ns1,
+        &["ip", "addr", "add", &format!("{ip1}/24"), "dev", "eth0"],
+    );
+
+    // netd killed and started again: CHECK holds, traffic flows, DEL works.
+    netd.kill_9();
+    netd.launch();
+    let check = call(&netd, "CHECK", "c1", &ns1, "eth0", &checked);
+    assert!(check.ok, "{}", check.out);
+    assert!(pings(&netd, &ns2, &ip1));
+    // ADD after the restart: a third container.
+    let (_c3, ns3) = netd.foreign_netns("c3");
+    let add3 = call(&netd, "ADD", "c3", &ns3, "eth0", &conf);
+    assert!(add3.ok, "{}", add3.out);
+    assert!(pings(&netd, &ns3, &ip1));
+
+    // DEL: the interface leaves the namespace, netd forgets the container.
+    let del = call(&netd, "DEL", "c1", &ns1, "eth0", &conf);
+    assert!(del.ok, "{}", del.out);
+    let links =
+        String::from_utf8_lossy(&inside(&netd, &ns1, &["ip", "-o", "link"]).stdout).to_string();
+    assert!(!links.contains("eth0"), "{links}");
+    let gone = rt.block_on(netd.client.sandbox("cni-c1"));
+    assert!(gone.is_err(), "{gone:?}");
+    // DEL again, DEL without a namespace, and DEL of a container never seen.
+    for (id, ns) in [("c1", ns1.as_str()), ("c1", ""), ("never-seen", "")] {
+        let del = call(&netd, "DEL", id, ns, "eth0", &conf);
+        assert!(del.ok, "DEL {id}: {}", del.out);
+    }
+    // CHECK of what is gone: the container is unknown.
+    let (code, _) = call(&netd, "CHECK", "c1", &ns1, "eth0", &checked).error();
+    assert_eq!(code, 3);
+    // The address went back: nothing is left held.
+    for (id, ns, ifname) in [("c2", &ns2, "net1"), ("c3", &ns3, "eth0")] {
+        assert!(call(&netd, "DEL", id, ns, ifname, &conf).ok);
+    }
+    let inspect = rt.block_on(netd.client.network("cninet")).unwrap();
+    assert!(inspect.endpoints.is_empty(), "{:?}", inspect.endpoints);
+    assert!(rt.block_on(netd.client.sandboxes()).unwrap().is_empty());
+}
+
+#[test]
+fn port_mappings_mac_and_ips_from_the_runtime_are_honoured() {
+    let netd = Netd::start();
+    let rt = runtime();
+    rt.block_on(
+        netd.client
+            .create_network(&network("cniports", "10.78.0.0/24")),
+    )
+    .unwrap();
+    let outside = Outside::connect(&netd);
+    let (_c, ns) = netd.foreign_netns("web");
+    let mut conf = conf(&netd, "cniports", "1.0.0");
+    conf["runtimeConfig"] = json!({
+        "portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}],
+        "mac": "02:42:0a:4e:00:99",
+        "ips": ["10.78.0.99/24"],
+    });
+    let add = call(&netd, "ADD", "web", &ns, "eth0", &conf);
+    assert!(add.ok, "{}", add.out);
+    assert_eq!(first_ip(&add.out), "10.78.0.99");
+    assert_eq!(add.out["interfaces"][0]["mac"], "02:42:0a:4e:00:99");
+    let sb = rt.block_on(netd.client.sandbox("cni-web")).unwrap();
+    let _web = netd.serve_http(&sb, "through-cni");
+    let url = format!("http://{HOST_ADDR}:18080/");
+    tests::wait_for("the published port", Duration::from_secs(10), || {
+        Ok(outside.fetches(&url, "through-cni").then_some(()))
+    })
+    .unwrap();
+    // Another container asking for the same address or port is refused, and
+    // leaves nothing behind.
+    let (_d, ns2) = netd.foreign_netns("web2");
+    let (code, msg) = call(&netd, "ADD", "web2", &ns2, "eth0", &conf).error();
+    assert_eq!(code, 100, "{msg}");
+    let left = rt.block_on(netd.client.sandbox("cni-web2"));
+    assert!(left.is_err(), "{left:?}");
+    assert!(call(&netd, "DEL", "web2", &ns2, "eth0", &conf).ok);
+    assert!(call(&netd, "DEL", "web", &ns, "eth0", &conf).ok);
+    assert!(!outside.fetches(&url, "through-cni"));
+}
+
+#[test]
+fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
+    let netd = Netd::start();
+    let rt = runtime();
+    rt.block_on(
+        netd.client
+            .create_network(&network("cnibad", "10.79.0.0/24")),
+    )
+    .unwrap();
+    let (_c, ns) = netd.foreign_netns("bad");
+    let good = conf(&netd, "cnibad", "1.0.0");
+    let env = |command: &'static str, ns: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("CNI_COMMAND", command.to_string()),
+            ("CNI_CONTAINERID", "bad".to_string()),
+            ("CNI_NETNS", ns.to_string()),
+            ("CNI_IFNAME", "eth0".to_string()),
+        ]
+    };
+    let run = |vars: Vec<(&'static str, String)>, stdin: &str| -> (u64, String) {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        cni(&netd, &vars, stdin).error()
+    };
+    // Malformed configuration, and one of the wrong shape.
+    let (code, msg) = run(env("ADD", &ns), "{not json");
+    assert_eq!(code, 6, "{msg}");
+    let (code, msg) = run(env("ADD", &ns), r#"{"cniVersion": 1, "name": "cnibad"}"#);
+    assert_eq!(code, 6, "{msg}");
+    // A version it does not speak.
+    let mut v = good.clone();
+    v["cniVersion"] = json!("9.9.9");
+    let (code, msg) = run(env("ADD", &ns), &v.to_string());
+    assert_eq!(code, 1, "{msg}");
+    // An ipam section (netd allocates).
+    let mut v = good.clone();
+    v["ipam"] = json!({"type": "host-local"});
+    let (code, msg) = run(env("ADD", &ns), &v.to_string());
+    assert_eq!(code, 2, "{msg}");
+    // An unknown network, named in the message.
+    let (code, msg) = run(
+        env("ADD", &ns),
+        &conf(&netd, "nosuchnet", "1.0.0").to_string(),
+    );
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains("nosuchnet"), "{msg}");
+    // A namespace path that is not a namespace, and one that does not exist.
+    let file = netd.host.dir().join("not-a-netns");
+    std::fs::write(&file, "x").unwrap();
+    let (code, msg) = run(env("ADD", file.to_str().unwrap()), &good.to_string());
+    assert!(code == 7 || code == 4, "{code} {msg}");
+    assert!(msg.contains("not-a-netns"), "{msg}");
+    let (code, msg) = run(env("ADD", "/nonexistent/netns"), &good.to_string());
+    assert_eq!(code, 4, "{msg}");
+    // Missing variables, each named.
+    for missing in ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS"] {
+        let vars: Vec<_> = env("ADD", &ns)
+            .into_iter()
+            .filter(|(k, _)| *k != missing)
+            .collect();
+        let (code, msg) = run(vars, &good.to_string());
+        assert_eq!(code, 4, "{missing}: {msg}");
+        assert!(msg.contains(missing), "{missing}: {msg}");
+    }
+    // A bad runtimeConfig address and an unknown CNI_ARGS key.
+    let mut v = good.clone();
+    v["runtimeConfig"] = json!({"ips": ["10.79.0.300"]});
+    let (code, msg) = run(env("ADD", &ns), &v.to_string());
+    assert_eq!(code, 7, "{msg}");
+    let mut vars = env("ADD", &ns);
+    vars.push(("CNI_ARGS", "K8S_POD_NAME=x".to_string()));
+    let (code, msg) = run(vars, &good.to_string());
+    assert_eq!(code, 4, "{msg}");
+    // netd not running: try again later.
+    let mut away = good.clone();
+    away["socket"] = json!("/nonexistent/netd.sock");
+    let (code, msg) = run(env("ADD", &ns), &away.to_string());
+    assert_eq!(code, 11, "{msg}");
+    let (code, _) = run(
+        vec![("CNI_COMMAND", "STATUS".to_string())],
+        &away.to_string(),
+    );
+    assert_eq!(code, 50);
+    // Nothing was made by any of them.
+    assert!(rt.block_on(netd.client.sandboxes()).unwrap().is_empty());
+    let inspect = rt.block_on(netd.client.network("cnibad")).unwrap();
+    assert!(inspect.endpoints.is_empty());
+    let links =
+        String::from_utf8_lossy(&inside(&netd, &ns, &["ip", "-o", "link"]).stdout).to_string();
+    assert!(!links.contains("eth0"), "{links}");
+}
