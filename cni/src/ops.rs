@@ -240,6 +240,9 @@ fn attach_request(env: &Env, conf: &NetConf, net: &NetworkRecord) -> Result<Atta
             host_port: m.host_port,
             host_port_end: None,
             container_port: m.container_port,
+            // As with CNI's own portmap plugin: the runtime holds the host
+            // port if it wants it held (podman does), not the plugin.
+            held_by_caller: true,
         });
     }
     Ok(req)

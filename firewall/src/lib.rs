@@ -519,6 +519,24 @@ impl Firewall {
                 }
             }
         }
+        // A port its caller holds is bound by no one here: another endpoint's
+        // publication of it is found in the state instead.
+        if failed.is_none() {
+            let taken = published.iter().filter(|p| p.held_by_caller).find_map(|p| {
+                state
+                    .ports
+                    .values()
+                    .flat_map(|e| e.ports.iter())
+                    .find(|q| ports::same_host_port(p, q))
+                    .map(|q| (p.clone(), q.clone()))
+            });
+            if let Some((p, q)) = taken {
+                failed = Some(FirewallError::PortTaken(format!(
+                    "host port {}/{} is published already (to {}:{})",
+                    p.host_port, p.proto, q.container_ip, q.container_port
+                )));
+            }
+        }
         // On failure, what it had is bound again.
         let restore = |state: &mut State| {
             if let Some(b) = before.clone() {

@@ -163,9 +163,19 @@ pub fn reserve(
                 host_port: port,
                 container_ip: *container,
                 container_port: req.container_port,
+                held_by_caller: req.held_by_caller,
             })
             .collect()
     };
+    if req.held_by_caller {
+        if req.host_port == 0 || req.host_port_end.is_some() {
+            return Err(FirewallError::invalid(
+                "port",
+                "a port its caller holds needs one fixed host port",
+            ));
+        }
+        return Ok((published(req.host_port), Reservation::default()));
+    }
     let candidates: Vec<u16> = match (req.host_port, req.host_port_end) {
         (0, _) => vec![0; PICK_ATTEMPTS],
         (start, Some(end)) => (start..=end).collect(),
@@ -211,10 +221,23 @@ pub fn listened_on(p: &PublishedPort) -> bool {
     })
 }
 
-/// Bind ports published before (at a restart).
+/// Whether `a` and `b` publish one host port: the same protocol and port, on
+/// the same address or on every address of the family.
+pub fn same_host_port(a: &PublishedPort, b: &PublishedPort) -> bool {
+    let family = |p: &PublishedPort| p.container_ip.is_ipv4();
+    a.proto == b.proto
+        && a.host_port == b.host_port
+        && family(a) == family(b)
+        && match (a.host_ip, b.host_ip) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+}
+
+/// Bind ports published before (at a restart), but those their caller holds.
 pub fn rebind(ports: &[PublishedPort]) -> Result<Reservation, FirewallError> {
     let mut sockets = Vec::new();
-    for p in ports {
+    for p in ports.iter().filter(|p| !p.held_by_caller) {
         let targets = [(p.host_ip, p.container_ip)];
         let (mut s, _) = bind_all(p.proto, &targets, p.host_port).map_err(|e| {
             let req = PortRequest {
@@ -223,6 +246,7 @@ pub fn rebind(ports: &[PublishedPort]) -> Result<Reservation, FirewallError> {
                 host_port: p.host_port,
                 host_port_end: None,
                 container_port: p.container_port,
+                held_by_caller: p.held_by_caller,
             };
             bind_error(&req, p.host_port, e)
         })?;

@@ -648,6 +648,7 @@ mod tests {
             host_port: 8080,
             container_ip: "10.1.0.2".parse().unwrap(),
             container_port: 80,
+            held_by_caller: false,
         };
         let s = add_ports(&[&port]);
         assert!(s.contains("open4 { 10.1.0.2 . tcp . 80 }"), "{s}");
@@ -661,6 +662,7 @@ mod tests {
             host_port: 8080,
             container_ip: "10.1.0.2".parse().unwrap(),
             container_port: 80,
+            held_by_caller: false,
         };
         let b = PublishedPort {
             host_port: 8081,

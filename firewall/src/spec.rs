@@ -277,6 +277,15 @@ pub struct PortRequest {
     pub host_port_end: Option<u16>,
     /// The container's port.
     pub container_port: u16,
+    /// The caller holds the host port itself (a runtime such as podman listens
+    /// on it to keep it, and CNI's convention is that a plugin does not): netd
+    /// neither binds it nor asks who listens on it. Needs a fixed host port.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub held_by_caller: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn tcp() -> Proto {
@@ -351,6 +360,9 @@ pub struct PublishedPort {
     pub container_ip: IpAddr,
     /// The container's port.
     pub container_port: u16,
+    /// The caller holds the host port (see [`PortRequest::held_by_caller`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub held_by_caller: bool,
 }
 
 impl PublishedPort {

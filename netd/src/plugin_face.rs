@@ -138,6 +138,7 @@ fn port_requests(options: &Options) -> Result<Vec<firewall::PortRequest>, Plugin
                 host_port_end: (b.host_port_end > b.host_port && b.host_port != 0)
                     .then_some(b.host_port_end),
                 container_port: b.port,
+                held_by_caller: false,
             })
         })
         .collect()

@@ -168,6 +168,7 @@ pub fn parse_publish(text: &str) -> Result<Vec<firewall::PortRequest>, String> {
             host_port,
             host_port_end,
             container_port,
+            held_by_caller: false,
         };
     match host {
         None => Ok((c_start..=c_end).map(|c| request(0, None, c)).collect()),

@@ -521,5 +521,6 @@ pub fn tcp(host: u16, container: u16) -> firewall::PortRequest {
         host_port: host,
         host_port_end: None,
         container_port: container,
+        held_by_caller: false,
     }
 }
