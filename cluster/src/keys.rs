@@ -65,6 +65,12 @@ impl Keys {
         )
     }
 
+    /// `PREFIX/cursors/NETWORK_ID`: the block claimed last, after which the
+    /// next claim looks first.
+    pub fn cursor(&self, network_id: &str) -> String {
+        format!("{}/cursors/{network_id}", self.prefix)
+    }
+
     /// `PREFIX/peers/NETWORK_ID/` (a network's endpoints on every host).
     pub fn peers(&self, network_id: &str) -> String {
         format!("{}/peers/{network_id}/", self.prefix)

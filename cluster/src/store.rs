@@ -94,6 +94,15 @@ fn random_id() -> Result<String, ClusterError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// How a block claim is written.
+#[derive(Debug, Clone, Copy)]
+enum BlockPut {
+    /// A free block, claimed anew: the network's cursor moves to it.
+    New,
+    /// A block claimed again, as it was at this revision (0: free).
+    Again(i64),
+}
+
 impl Cluster {
     /// Connect. etcd need not be up: calls made while it is away fail with
     /// [`ClusterError::Unreachable`] after the timeout.
@@ -332,6 +341,7 @@ impl Cluster {
             .and_then([
                 TxnOp::delete(net_key.as_str(), None),
                 TxnOp::delete(self.keys.vni(spec.vni), None),
+                TxnOp::delete(self.keys.cursor(&spec.id), None),
                 TxnOp::delete(
                     blocks.as_str(),
                     Some(etcd_client::DeleteOptions::new().with_range(prefix_end(&blocks))),
@@ -363,6 +373,11 @@ impl Cluster {
     }
 
     /// Claim a free block of `spec`'s subnet for `host`, bound to `lease`.
+    ///
+    /// The search starts after the block claimed last (kept in the network's
+    /// cursor), so a block freed by a lapsed lease is handed out again only
+    /// once the others were: its old holder's containers may still use its
+    /// addresses while that host is cut off.
     pub async fn claim_block(
         &self,
         spec: &OverlaySpec,
@@ -377,15 +392,29 @@ impl Cluster {
                 .into_iter()
                 .map(|b| b.block)
                 .collect();
-            let Some(block) =
-                blocks_of(&spec.subnet, spec.block_prefix).find(|b| !taken.contains(b))
+            let cursor: Option<IpNet> = self
+                .get_one::<IpNet>(&self.keys.cursor(&spec.id), &doing)
+                .await?
+                .map(|(b, _)| b);
+            let all: Vec<IpNet> = blocks_of(&spec.subnet, spec.block_prefix).collect();
+            let start = cursor
+                .and_then(|c| all.iter().position(|b| *b == c))
+                .map_or(0, |i| i + 1);
+            let Some(block) = all[start..]
+                .iter()
+                .chain(&all[..start])
+                .copied()
+                .find(|b| !taken.contains(b))
             else {
                 return Err(ClusterError::Conflict(format!(
                     "overlay network {}: every address block of {} is held by a host",
                     spec.name, spec.subnet
                 )));
             };
-            if self.put_block(spec, block, host, lease, 0, &doing).await? {
+            if self
+                .put_block(spec, block, (host, lease), BlockPut::New, &doing)
+                .await?
+            {
                 return Ok(block);
             }
         }
@@ -418,7 +447,13 @@ impl Cluster {
                 }
             };
             if self
-                .put_block(spec, block, host, lease, revision, &doing)
+                .put_block(
+                    spec,
+                    block,
+                    (host, lease),
+                    BlockPut::Again(revision),
+                    &doing,
+                )
                 .await?
             {
                 return Ok(());
@@ -431,27 +466,34 @@ impl Cluster {
         &self,
         spec: &OverlaySpec,
         block: IpNet,
-        host: &str,
-        lease: i64,
-        revision: i64,
+        (host, lease): (&str, i64),
+        how: BlockPut,
         doing: &str,
     ) -> Result<bool, ClusterError> {
+        let (revision, move_cursor) = match how {
+            BlockPut::New => (0, true),
+            BlockPut::Again(revision) => (revision, false),
+        };
         let key = self.keys.block(&spec.id, &block);
         let net_key = self.keys.network(&spec.name);
         let claim = BlockClaim {
             block,
             host: host.to_string(),
         };
+        let mut ops = vec![TxnOp::put(
+            key.as_str(),
+            encode(&claim),
+            Some(PutOptions::new().with_lease(lease)),
+        )];
+        if move_cursor {
+            ops.push(TxnOp::put(self.keys.cursor(&spec.id), encode(&block), None));
+        }
         let txn = Txn::new()
             .when([
                 Compare::mod_revision(key.as_str(), CompareOp::Equal, revision),
                 Compare::version(net_key.as_str(), CompareOp::Greater, 0),
             ])
-            .and_then([TxnOp::put(
-                key.as_str(),
-                encode(&claim),
-                Some(PutOptions::new().with_lease(lease)),
-            )]);
+            .and_then(ops);
         let resp = self
             .client()
             .txn(txn)

@@ -157,6 +157,43 @@ fn blocks_are_claimed_once_and_return_when_a_hosts_lease_lapses() {
 }
 
 #[test]
+fn a_freed_block_is_claimed_again_only_after_the_others() {
+    // A host cut off past its lease loses its blocks, but its containers keep
+    // their addresses: others take the blocks never held first.
+    with_etcd(|endpoint| async move {
+        let c = connect(&endpoint).await;
+        let ttl = Duration::from_secs(10);
+        let a = Membership::join(c.clone(), host("A", "192.168.50.1"), ttl, None)
+            .await
+            .unwrap();
+        let spec = c
+            .ensure_network(&request("ov2", "10.91.0.0/24"), "A")
+            .await
+            .unwrap();
+        let first = c.claim_block(&spec, "A", a.lease()).await.unwrap();
+        assert_eq!(first.to_string(), "10.91.0.0/28");
+        c.claim_block(&spec, "A", a.lease()).await.unwrap();
+        c.release_block(&spec, first, "A").await.unwrap();
+        let mut order = Vec::new();
+        for _ in 0..15 {
+            order.push(
+                c.claim_block(&spec, "A", a.lease())
+                    .await
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert_eq!(order[0], "10.91.0.32/28", "{order:?}");
+        assert_eq!(
+            order.last().map(String::as_str),
+            Some("10.91.0.0/28"),
+            "{order:?}"
+        );
+        a.leave().await.unwrap();
+    });
+}
+
+#[test]
 fn a_restarted_host_keeps_its_lease_and_its_blocks() {
     with_etcd(|endpoint| async move {
         let c = connect(&endpoint).await;

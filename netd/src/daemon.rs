@@ -173,14 +173,11 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
                     settings.advertise
                 )));
             };
-            // VXLAN's headers: 50 bytes over IPv4, 70 over IPv6.
-            let overhead = if settings.advertise.is_ipv4() { 50 } else { 70 };
-            // At most a jumbo frame's: no underlay NIC carries more.
             settings.mtu = link
                 .mtu
                 .unwrap_or(1500)
-                .saturating_sub(overhead)
-                .clamp(1280, 9000);
+                .saturating_sub(settings.mtu_overhead())
+                .min(9000);
             let agent = crate::overlay::Agent::new(
                 settings,
                 ctl.instance().to_string(),

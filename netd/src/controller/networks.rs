@@ -184,6 +184,7 @@ impl Controller {
         }
         let mut agreed = req.options.clone();
         agreed.remove(drivers::overlay::OPTION_OVERLAY);
+        let _claiming = agent.claiming().await;
         let (spec, block) = agent
             .prepare(&cluster_name, subnet, s.gateway, agreed)
             .await
@@ -194,10 +195,10 @@ impl Controller {
             spec,
             block,
         };
-        let (name, block) = (plan.spec.name.clone(), plan.block);
+        let name = plan.spec.name.clone();
         let made = self.create_network_with(req, Some(plan)).await;
         if made.is_err() {
-            agent.forget(&name, &[block]).await;
+            agent.forget(&name, &self.blocks_held(&name)).await;
         }
         made
     }
@@ -565,8 +566,7 @@ impl Controller {
                 .options
                 .get(crate::overlay::OPTION_NETWORK)
                 .unwrap_or(&net.name);
-            let blocks: Vec<IpNet> = net.subnets.iter().flat_map(|s| s.host_blocks()).collect();
-            agent.forget(name, &blocks).await;
+            agent.forget(name, &self.blocks_held(name)).await;
         }
         Ok(net)
     }

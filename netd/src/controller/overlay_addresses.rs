@@ -32,7 +32,8 @@ impl Controller {
         subnet: IpNet,
         pool: &PoolId,
     ) -> Result<IpNet, ControllerError> {
-        loop {
+        // Bounded: each round claims a block, and a subnet has only so many.
+        for _ in 0..64 {
             let seen = self.overlay_share(network_id, subnet)?;
             if let Some(addr) = self.take_from_blocks(pool, &seen.blocks)? {
                 return Ok(addr);
@@ -48,12 +49,19 @@ impl Controller {
                     "this host's address blocks are full, and netd is not in a cluster to claim another".into(),
                 )
             })?;
+            let _claiming = agent.claiming().await;
             let block = agent
                 .claim_another_block(&share.name, &share.cluster_id)
                 .await
                 .map_err(crate::overlay::cluster_error)?;
             tracing::info!(network = %share.name, %block, "claimed another address block: the ones before are full");
-            let mut record = self.network_record(network_id)?;
+            let mut record = match self.network_record(network_id) {
+                Ok(r) => r,
+                Err(e) => {
+                    agent.release_blocks(&share.name, &[block]).await;
+                    return Err(e);
+                }
+            };
             for s in record.subnets.iter_mut().filter(|s| s.subnet == subnet) {
                 s.more_blocks.push(block);
             }
@@ -62,6 +70,29 @@ impl Controller {
                 return Err(e);
             }
         }
+        Err(ControllerError::Conflict(format!(
+            "network {network_id}: no address found in this host's blocks, claimed again and again"
+        )))
+    }
+
+    /// The blocks local overlay networks hold of cluster network `name`.
+    pub(crate) fn blocks_held(&self, name: &str) -> Vec<IpNet> {
+        self.networks()
+            .iter()
+            .filter(|n| crate::overlay::is_overlay(n))
+            .filter(|n| {
+                n.options
+                    .get(crate::overlay::OPTION_NETWORK)
+                    .unwrap_or(&n.name)
+                    == name
+            })
+            .flat_map(|n| {
+                n.subnets
+                    .iter()
+                    .flat_map(|s| s.host_blocks())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     fn network_record(&self, id: &str) -> Result<crate::model::NetworkRecord, ControllerError> {

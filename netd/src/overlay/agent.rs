@@ -46,8 +46,20 @@ pub struct ClusterSettings {
     pub vxlan_port: u16,
     /// The membership lease's TTL: a host silent for longer is removed.
     pub lease_ttl: Duration,
-    /// The MTU of overlay networks that set none (underlay MTU - 50).
+    /// The largest overlay MTU the underlay carries, as read at start (its
+    /// link's MTU less VXLAN's headers).
     pub mtu: u32,
+}
+
+impl ClusterSettings {
+    /// VXLAN's headers: 50 bytes over IPv4, 70 over IPv6.
+    pub fn mtu_overhead(&self) -> u32 {
+        if self.advertise.is_ipv4() {
+            50
+        } else {
+            70
+        }
+    }
 }
 
 struct Joined {
@@ -67,7 +79,18 @@ pub struct Agent {
     wake: Notify,
     counters: Arc<Counters>,
     nl: Netlink,
+    /// Held (shared) from a block claim until its record is committed or the
+    /// claim given back; held alone while [`Agent::tidy`] gives back what no
+    /// record accounts for, so it never takes a claim in flight for an orphan.
+    claims: tokio::sync::RwLock<()>,
+    /// Whether what an earlier run left under this lease was looked at.
+    tidied: std::sync::atomic::AtomicBool,
 }
+
+/// An overlay network's MTU when neither its options nor its maker's underlay
+/// say less: Docker's (1500 less VXLAN's 50 bytes), so that a jumbo-frame host
+/// that makes a network does not lock out the hosts with ordinary links.
+pub const DEFAULT_MTU: u32 = 1450;
 
 /// What a failed cluster call becomes for the controller.
 pub fn cluster_error(e: ClusterError) -> crate::controller::ControllerError {
@@ -116,7 +139,14 @@ impl Agent {
             wake: Notify::new(),
             counters: Arc::default(),
             nl,
+            claims: tokio::sync::RwLock::new(()),
+            tidied: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Hold while claiming a block and committing its record (see `claims`).
+    pub async fn claiming(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.claims.read().await
     }
 
     /// This host's id in the cluster.
@@ -207,24 +237,30 @@ impl Agent {
         options: BTreeMap<String, String>,
     ) -> Result<(OverlaySpec, IpNet), ClusterError> {
         let (cluster, lease) = self.cluster().await?;
+        let limit = self.underlay_limit().await;
+        let existed = cluster.network(name).await?.is_some();
         let req = OverlayRequest {
             name: name.to_string(),
             subnet,
             gateway,
             vni: None,
             options,
-            mtu: Some(self.settings.mtu),
+            mtu: Some(limit.min(DEFAULT_MTU)),
         };
         let spec = cluster.ensure_network(&req, &self.host).await?;
         let mtu = self.mtu_of(&spec);
-        if mtu > self.settings.mtu {
-            if spec.created_by == self.host {
+        if mtu > limit {
+            if !existed && spec.created_by == self.host {
                 // Made just now by this request: not left behind unused.
                 let _ = cluster.remove_network(name).await;
             }
+            let overhead = self.settings.mtu_overhead();
             return Err(ClusterError::Conflict(format!(
-                "overlay network {name} has MTU {mtu}, more than this host's underlay carries with VXLAN's headers ({} at most): raise the MTU of the link with {}",
-                self.settings.mtu, self.settings.advertise
+                "overlay network {name} has MTU {mtu} (set with -o {} or, when not, by host {} that made it), more than this host's underlay carries with VXLAN's {overhead} bytes of headers ({limit} at most): raise the MTU of the link with {} to {} or more",
+                drivers::bridge::OPTION_MTU,
+                spec.created_by,
+                self.settings.advertise,
+                mtu + overhead
             )));
         }
         let block = cluster.claim_block(&spec, &self.host, lease).await?;
@@ -253,7 +289,19 @@ impl Agent {
             .get(drivers::bridge::OPTION_MTU)
             .and_then(|m| m.parse().ok())
             .or(spec.mtu)
-            .unwrap_or(self.settings.mtu)
+            .unwrap_or(self.settings.mtu.min(DEFAULT_MTU))
+    }
+
+    /// The largest overlay MTU this host's underlay carries now (its link's
+    /// MTU less VXLAN's headers, read again each time: an operator may have
+    /// raised it), or the one worked out at start if the link cannot be read.
+    async fn underlay_limit(&self) -> u32 {
+        match self.nl.link_with_address(self.settings.advertise).await {
+            Ok(Some(link)) => link.mtu.map_or(self.settings.mtu, |m| {
+                m.saturating_sub(self.settings.mtu_overhead()).min(9000)
+            }),
+            _ => self.settings.mtu,
+        }
     }
 
     /// One more block of overlay network `name` (cluster id `id`) for this
@@ -278,23 +326,53 @@ impl Agent {
         let Ok((cluster, _)) = self.cluster().await else {
             return;
         };
-        if let (false, Ok(Some(spec))) = (blocks.is_empty(), cluster.network(name).await) {
-            for &block in blocks {
-                if let Err(e) = cluster.release_block(&spec, block, &self.host).await {
-                    tracing::warn!(network = %name, %block, error = %e, "releasing an address block");
-                }
+        if blocks.is_empty() {
+            return;
+        }
+        let spec = match cluster.network(name).await {
+            Ok(Some(spec)) => spec,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(network = %name, error = %e, "looking up an overlay network to give blocks back");
+                return;
+            }
+        };
+        for &block in blocks {
+            if let Err(e) = cluster.release_block(&spec, block, &self.host).await {
+                tracing::warn!(network = %name, %block, error = %e, "releasing an address block");
             }
         }
     }
 
-    /// This host no longer has network `name` (with `blocks`): give the blocks
-    /// back, and remove the network from the cluster if no host holds a block.
-    pub async fn forget(&self, name: &str, blocks: &[IpNet]) {
+    /// This host no longer has network `name` (as far as a local network holds
+    /// the blocks in `keep`, it still does): give back every other block etcd
+    /// says it holds of it (also one a request claimed while the network was
+    /// being deleted, which no record had yet), and remove the network from the
+    /// cluster if no host holds a block.
+    pub async fn forget(&self, name: &str, keep: &[IpNet]) {
         let Ok((cluster, _)) = self.cluster().await else {
             // The blocks go with the lease if netd never gets back.
             return;
         };
-        self.release_blocks(name, blocks).await;
+        match cluster.network(name).await {
+            Ok(Some(spec)) => match cluster.blocks(&spec.id).await {
+                Ok(claims) => {
+                    let mine: Vec<IpNet> = claims
+                        .into_iter()
+                        .filter(|c| c.host == self.host && !keep.contains(&c.block))
+                        .map(|c| c.block)
+                        .collect();
+                    self.release_blocks(name, &mine).await;
+                }
+                Err(e) => {
+                    tracing::warn!(network = %name, error = %e, "listing this host's address blocks to give them back")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(network = %name, error = %e, "looking up an overlay network to give its blocks back")
+            }
+        }
         match cluster.remove_network(name).await {
             Ok(_) | Err(ClusterError::Conflict(_)) => {}
             Err(e) => {
@@ -311,11 +389,7 @@ impl Agent {
     /// between a delete's commit and its withdrawal).
     pub async fn try_join(&self, wait: Duration, ctl: &Controller) {
         match tokio::time::timeout(wait, self.join()).await {
-            Ok(Ok(())) => {
-                if let Err(e) = self.tidy(ctl).await {
-                    tracing::warn!(error = %e, "giving back what an earlier run left in the cluster");
-                }
-            }
+            Ok(Ok(())) => self.tidy_once(ctl).await,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "joining the cluster at start; netd serves and keeps trying")
             }
@@ -325,7 +399,22 @@ impl Agent {
         }
     }
 
+    /// [`Agent::tidy`], once per run: at the first join, whenever it comes.
+    async fn tidy_once(&self, ctl: &Controller) {
+        use std::sync::atomic::Ordering;
+        if self.tidied.load(Ordering::Acquire) {
+            return;
+        }
+        match self.tidy(ctl).await {
+            Ok(()) => self.tidied.store(true, Ordering::Release),
+            Err(e) => {
+                tracing::warn!(error = %e, "giving back what an earlier run left in the cluster; trying again at the next sync")
+            }
+        }
+    }
+
     async fn tidy(&self, ctl: &Controller) -> Result<(), ClusterError> {
+        let _alone = self.claims.write().await;
         let (cluster, _) = self.cluster().await?;
         let nets: Vec<NetworkRecord> = ctl.networks().into_iter().filter(is_overlay).collect();
         for spec in cluster.networks().await? {
@@ -406,6 +495,8 @@ impl Agent {
                     continue;
                 }
             }
+            // Joined after serving began (etcd was slow or away at start).
+            self.tidy_once(&ctl).await;
             let (cluster, lease, mut changes) = {
                 let guard = self.joined.read().await;
                 let Some(j) = guard.as_ref() else { continue };

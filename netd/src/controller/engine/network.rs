@@ -192,6 +192,7 @@ impl Controller {
         // Every host's options must agree, whichever face made the network.
         let mut agreed = options.clone();
         agreed.remove(drivers::overlay::OPTION_OVERLAY);
+        let _claiming = agent.claiming().await;
         let (spec, block) = agent
             .prepare(&cluster_name, s.subnet, s.gateway, agreed)
             .await
@@ -211,7 +212,9 @@ impl Controller {
             self.engine_create_network_with(id, options, subnets).await
         };
         if made.is_err() {
-            agent.forget(&cluster_name, &[block]).await;
+            agent
+                .forget(&cluster_name, &self.blocks_held(&cluster_name))
+                .await;
         }
         made
     }
