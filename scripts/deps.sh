@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs with apt what building and testing need, if missing: protoc (etcd's
 # gRPC client is generated at build time), the kernel tools, a stock dockerd,
-# docker-compose, runc, etcd, a static busybox for the test image, mkfs tools.
+# docker-compose, runc, etcd, podman, containerd and the reference CNI plugins, a
+# static busybox for the test image, mkfs tools.
 # Usage: scripts/deps.sh [build]   (build: only what a build needs)
 set -euo pipefail
 
 if [ "${1:-}" = build ]; then
   packages=(protobuf-compiler)
 else
-  packages=(protobuf-compiler iproute2 nftables iptables docker.io docker-compose runc busybox-static util-linux e2fsprogs xfsprogs etcd-server etcd-client tar procps curl)
+  packages=(protobuf-compiler iproute2 nftables iptables docker.io docker-compose runc busybox-static util-linux e2fsprogs xfsprogs etcd-server etcd-client tar procps curl podman containerd containernetworking-plugins)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,7 @@ mod examples;
 mod host;
 mod image;
 mod names;
+mod podman;
 mod process;
 mod reap;
 
@@ -30,5 +31,6 @@ pub use examples::{example_binary, workspace_binary};
 pub use host::TestHost;
 pub use image::busybox_rootfs_tar;
 pub use names::unique_name;
+pub use podman::{Podman, ULIMITS};
 pub use process::{wait_for, Daemon};
 pub use reap::sweep_stale;
