@@ -64,20 +64,31 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
     let inode = netns_inode(netns)?;
     let c = client(conf);
     let key = network_key(conf);
-    let net = c
-        .network(key)
-        .await
-        .map_err(|e| match not_found(&e) {
-            true => CniError::config(format!(
-                "netd has no network {key:?}: create it with `netd network create {key}`, or name another with the configuration's \"network\" key"
-            )),
-            false => CniError::netd("looking up the network", e),
-        })?
-        .network;
-    let req = attach_request(env, conf, &net)?;
-    let sb = sandbox_for(&c, env, netns, inode).await?;
+    let req = attach_request(env, conf, key)?;
+    // The network (for the result) and the sandbox at once: a runtime waits
+    // on every round trip.
+    let (net, sandbox) = tokio::join!(c.network(key), sandbox_for(&c, env, netns, inode));
+    let (sb, fresh) = sandbox?;
+    let net = match net {
+        Ok(n) => n.network,
+        Err(e) => {
+            if fresh {
+                let _ = remove_if_empty(&c, &sb.name).await;
+            }
+            return Err(match not_found(&e) {
+                true => CniError::config(format!(
+                    "netd has no network {key:?}: create it with `netd network create {key}`, or name another with the configuration's \"network\" key"
+                )),
+                false => CniError::netd("looking up the network", e),
+            });
+        }
+    };
     // The same ADD again (a runtime retrying): the attachment there already.
-    if let Some(ep) = endpoint_at(&c, &sb, &env.ifname).await? {
+    let existing = match fresh {
+        true => None,
+        false => endpoint_at(&c, &sb, &env.ifname).await?,
+    };
+    if let Some(ep) = existing {
         if ep.network != net.id {
             return Err(CniError::new(
                 Code::Refused,
@@ -104,18 +115,29 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
     }
 }
 
-/// The container's sandbox: found (if it still has the same namespace), or
-/// adopted from `netns`.
+/// The container's sandbox, and whether this call made it: adopted from
+/// `netns`, or found (if it still has the same namespace).
 async fn sandbox_for(
     c: &Client,
     env: &Env,
     netns: &Path,
     inode: u64,
-) -> Result<SandboxRecord, CniError> {
+) -> Result<(SandboxRecord, bool), CniError> {
     let name = sandbox_name(&env.container_id);
     for _ in 0..3 {
+        let req = SandboxCreate {
+            name: Some(name.clone()),
+            netns: Some(netns.to_path_buf()),
+            ..Default::default()
+        };
+        match c.create_sandbox(&req).await {
+            Ok(sb) => return Ok((sb, true)),
+            // There already (an ADD for another network, or this one again).
+            Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => {}
+            Err(e) => return Err(CniError::netd("adopting the container's namespace", e)),
+        }
         match c.sandbox(&name).await {
-            Ok(sb) if sb.netns_inode == Some(inode) => return Ok(sb),
+            Ok(sb) if sb.netns_inode == Some(inode) => return Ok((sb, false)),
             Ok(_) => {
                 // A namespace of an earlier life of the container, never DELeted.
                 match c.delete_sandbox(&name).await {
@@ -131,17 +153,6 @@ async fn sandbox_for(
             }
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
-        }
-        let req = SandboxCreate {
-            name: Some(name.clone()),
-            netns: Some(netns.to_path_buf()),
-            ..Default::default()
-        };
-        match c.create_sandbox(&req).await {
-            Ok(sb) => return Ok(sb),
-            // Another ADD for the same container (another network) made it.
-            Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => continue,
-            Err(e) => return Err(CniError::netd("adopting the container's namespace", e)),
         }
     }
     Err(CniError::new(
@@ -171,9 +182,9 @@ async fn endpoint_at(
 
 /// The attach an ADD asks for: the interface name, fixed addresses and MAC
 /// (runtimeConfig first, then CNI_ARGS), and ports.
-fn attach_request(env: &Env, conf: &NetConf, net: &NetworkRecord) -> Result<Attach, CniError> {
+fn attach_request(env: &Env, conf: &NetConf, network: &str) -> Result<Attach, CniError> {
     let mut req = Attach {
-        network: net.id.clone(),
+        network: network.to_string(),
         name: Some(endpoint_name(&env.container_id, &env.ifname)),
         interface: Some(env.ifname.clone()),
         mac: conf

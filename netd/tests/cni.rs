@@ -245,7 +245,21 @@ fn port_mappings_mac_and_ips_from_the_runtime_are_honoured() {
     .unwrap();
     let outside = Outside::connect(&netd);
     let (_c, ns) = netd.foreign_netns("web");
-    let mut conf = conf(&netd, "cniports", "1.0.0");
+    // docs/cni.md's example conflist, as a runtime hands its plugin over: the
+    // list's version and name, the plugin's keys (this netd's socket).
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/cni/netd.conflist"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut conf = example["plugins"][0].clone();
+    conf["cniVersion"] = example["cniVersion"].clone();
+    conf["name"] = json!("cniports");
+    conf["socket"] = json!(netd.host.dir().join("netd.sock"));
+    assert_eq!(conf["capabilities"]["portMappings"], true);
     conf["runtimeConfig"] = json!({
         "portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}],
         "mac": "02:42:0a:4e:00:99",

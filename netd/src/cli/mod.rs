@@ -4,6 +4,7 @@
 mod docker_view;
 mod table;
 
+pub mod oci_hook;
 use crate::client::{Client, ClientError, DEFAULT_SOCKET};
 use crate::controller::{Attach, EndpointCreate, NetworkCreate, SandboxCreate, SubnetRequest};
 use crate::model::{short_id, EndpointRecord, NetworkRecord, SandboxRecord};
@@ -76,6 +77,14 @@ pub enum Command {
         /// The state dir of the netd whose links go [default: /var/lib/netd].
         #[arg(long)]
         state_dir: Option<PathBuf>,
+    },
+    /// An OCI runtime hook (runc, crun): attach the container to the networks
+    /// its annotation `org.netd.networks` names, publishing `org.netd.ports`
+    /// (create), or take it out again (poststop). Reads the OCI state on stdin.
+    OciHook {
+        /// create (as a createRuntime, createContainer or prestart hook) or poststop.
+        #[arg(value_enum)]
+        stage: oci_hook::Stage,
     },
 }
 
@@ -650,6 +659,7 @@ pub async fn run_client(socket: Option<PathBuf>, command: Command) -> anyhow::Re
         Command::Endpoint(cmd) => endpoint(&client, cmd).await,
         Command::Sandbox(cmd) => sandbox(&client, cmd).await,
         Command::DockerSync(args) => docker_sync(&client, args).await,
+        Command::OciHook { stage } => oci_hook::run(&client, stage, std::io::stdin()).await,
         Command::Port { target, format } => port(&client, target, format.format).await,
         Command::Publish { endpoint, publish } => {
             let ports: Vec<_> = publish.into_iter().flatten().collect();

@@ -1,0 +1,154 @@
+//! `netd oci-hook create|poststop`: networking for a plain OCI runtime (runc,
+//! crun) with no engine. The runtime runs the hook with the container's state
+//! on stdin; the annotations name what it joins:
+//!
+//! - `org.netd.networks`: netd networks, comma-separated; the container's
+//!   namespace gets `eth0`, `eth1`, ... on them, in that order;
+//! - `org.netd.ports`: ports to publish on the first network, comma-separated,
+//!   each as `-p` takes it (`8080:80`, `127.0.0.1:5353:53/udp`).
+//!
+//! At `create` (a createRuntime, createContainer or prestart hook: the state has
+//! the container's pid) the container's network namespace is adopted as sandbox
+//! `oci-<id>` and attached; at `poststop` the sandbox is deleted, taking its
+//! endpoints and ports with it. A failed create leaves nothing behind.
+
+use crate::client::{Client, ClientError};
+use crate::controller::{Attach, SandboxCreate};
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+/// The annotation naming the networks.
+pub const NETWORKS: &str = "org.netd.networks";
+/// The annotation naming the ports to publish on the first network.
+pub const PORTS: &str = "org.netd.ports";
+
+/// When the hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    /// createRuntime, createContainer or prestart: attach.
+    #[value(alias = "createRuntime", alias = "createContainer", alias = "prestart")]
+    Create,
+    /// poststop: detach and forget.
+    Poststop,
+}
+
+/// The OCI state the runtime gives on stdin.
+#[derive(Debug, Deserialize)]
+struct State {
+    id: String,
+    #[serde(default)]
+    pid: Option<u32>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// More than any OCI state needs.
+const MAX_STATE: u64 = 1 << 20;
+
+/// The sandbox that stands for container `id`.
+pub fn sandbox_name(id: &str) -> String {
+    format!("oci-{}", &id[..id.len().min(60)])
+}
+
+/// Run the hook: the state from `input`.
+pub async fn run(client: &Client, stage: Stage, input: impl Read) -> Result<()> {
+    let mut text = String::new();
+    input
+        .take(MAX_STATE + 1)
+        .read_to_string(&mut text)
+        .context("reading the OCI state from stdin")?;
+    if text.len() as u64 > MAX_STATE {
+        bail!("the OCI state on stdin is over {MAX_STATE} bytes");
+    }
+    let state: State = serde_json::from_str(&text)
+        .context("the OCI state on stdin is not valid (netd oci-hook is run by an OCI runtime, with the container's state)")?;
+    crate::model::Name::parse("container", &state.id).map_err(anyhow::Error::msg)?;
+    match stage {
+        Stage::Create => create(client, &state).await,
+        Stage::Poststop => poststop(client, &state).await,
+    }
+}
+
+async fn create(client: &Client, state: &State) -> Result<()> {
+    let networks: Vec<&str> = state
+        .annotations
+        .get(NETWORKS)
+        .map(|n| {
+            n.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if networks.is_empty() {
+        // The hook is installed for every container; this one asks for nothing.
+        return Ok(());
+    }
+    let ports = match state.annotations.get(PORTS) {
+        Some(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(super::parse_publish)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("annotation {PORTS}: {e}"))?
+            .into_iter()
+            .flatten()
+            .collect(),
+        None => Vec::new(),
+    };
+    let Some(pid) = state.pid.filter(|p| *p > 0) else {
+        bail!("the OCI state has no pid: run `netd oci-hook create` as a createRuntime, createContainer or prestart hook");
+    };
+    let netns = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let theirs = std::fs::metadata(&netns)
+        .with_context(|| format!("the container's network namespace {}", netns.display()))?
+        .ino();
+    let ours = std::fs::metadata("/proc/self/ns/net")
+        .context("this process's network namespace")?
+        .ino();
+    if theirs == ours {
+        bail!("container {} shares this host's network namespace: give it one of its own (a \"network\" entry without a path in linux.namespaces)", state.id);
+    }
+    let name = sandbox_name(&state.id);
+    let sb = client
+        .create_sandbox(&SandboxCreate {
+            name: Some(name.clone()),
+            netns: Some(netns),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("adopting container {}'s network namespace", state.id))?;
+    for (i, network) in networks.iter().enumerate() {
+        let req = Attach {
+            network: network.to_string(),
+            name: Some(format!("{}-{i}", &state.id[..state.id.len().min(50)])),
+            ports: if i == 0 { ports.clone() } else { Vec::new() },
+            ..Default::default()
+        };
+        if let Err(e) = client.attach(&sb.name, &req).await {
+            // Nothing half-made: what was attached goes with the sandbox.
+            if let Err(undo) = client.delete_sandbox(&sb.name).await {
+                eprintln!("netd oci-hook: removing sandbox {} again: {undo}", sb.name);
+            }
+            return Err(anyhow::Error::new(e).context(format!(
+                "attaching container {} to network {network}",
+                state.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn poststop(client: &Client, state: &State) -> Result<()> {
+    match client.delete_sandbox(&sandbox_name(&state.id)).await {
+        Ok(_) => Ok(()),
+        Err(ClientError::Api { status, .. }) if status.as_u16() == 404 => Ok(()),
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("removing container {}'s sandbox", state.id)))
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! `netd oci-hook` with Debian's runc and no engine: a bundle whose
+//! annotations name a netd network and a port gets them at create and gives
+//! them back at delete (poststop); bad hook input is refused, leaving nothing.
+
+mod common;
+
+use common::{network, runtime, sandbox, Netd, Outside, HOST_ADDR};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A runc bundle in `dir` running `args`, with `annotations` and netd's hooks.
+fn bundle(netd: &Netd, dir: &Path, args: &[&str], annotations: Value) -> PathBuf {
+    let bundle = dir.to_path_buf();
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let tar = tests::busybox_rootfs_tar(&bundle).unwrap();
+    netd.host
+        .run(
+            "tar",
+            &["-C", rootfs.to_str().unwrap(), "-xf", tar.to_str().unwrap()],
+        )
+        .unwrap();
+    netd.host
+        .run("runc", &["spec", "--bundle", bundle.to_str().unwrap()])
+        .unwrap();
+    let path = bundle.join("config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let bin = tests::workspace_binary("netd").unwrap();
+    let socket = netd.host.dir().join("netd.sock");
+    let hook = |stage: &str| {
+        json!([{
+            "path": bin,
+            "args": ["netd", "--socket", socket, "oci-hook", stage],
+        }])
+    };
+    spec["process"]["terminal"] = json!(false);
+    spec["process"]["args"] = json!(args);
+    spec["annotations"] = annotations;
+    spec["hooks"] = json!({"createRuntime": hook("create"), "poststop": hook("poststop")});
+    // Named as the host: a run killed midway leaves a cgroup the harness's
+    // sweep of dead tests' hosts removes, with what runs in it.
+    spec["linux"]["cgroupsPath"] = json!(format!("/{}", netd.host.name()));
+    std::fs::write(&path, spec.to_string()).unwrap();
+    bundle
+}
+
+/// `runc --root ... args`, its stdio away from the test's: a detached
+/// container keeps what it was given, so its stderr goes to a file, not a pipe
+/// the test would wait on.
+fn runc(netd: &Netd, args: &[&str]) -> Result<(), String> {
+    let root = netd.host.dir().join("runc");
+    let log = netd.host.dir().join("runc.stderr");
+    let status = netd
+        .host
+        .command("runc")
+        .arg("--root")
+        .arg(&root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::fs::read_to_string(&log).unwrap_or_default())
+    }
+}
+
+/// Container `id`, deleted (killed if running) when dropped, also when the
+/// test fails: it runs in a namespace of its own, which the host's teardown
+/// does not reach.
+struct Container<'a>(&'a Netd, &'static str);
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = runc(self.0, &["delete", "--force", self.1]);
+    }
+}
+
+#[test]
+fn a_runc_container_gets_its_network_and_port_from_annotations() {
+    let netd = Netd::start();
+    let rt = runtime();
+    rt.block_on(
+        netd.client
+            .create_network(&network("ocinet", "10.84.0.0/24")),
+    )
+    .unwrap();
+    let outside = Outside::connect(&netd);
+    let dir = netd.host.dir().join("web");
+    let web = bundle(
+        &netd,
+        &dir,
+        &["httpd", "-f", "-p", "80", "-h", "/etc"],
+        json!({"org.netd.networks": "ocinet", "org.netd.ports": "18083:80"}),
+    );
+    let _web = Container(&netd, "web");
+    runc(
+        &netd,
+        &["run", "-d", "--bundle", web.to_str().unwrap(), "web"],
+    )
+    .unwrap();
+    let sb = rt.block_on(netd.client.sandbox("oci-web")).unwrap();
+    assert_eq!(sb.endpoints.len(), 1, "{sb:?}");
+    let ep = rt.block_on(netd.client.endpoint(&sb.endpoints[0])).unwrap();
+    let ip = ep.addresses[0].addr().to_string();
+    // A netd sandbox on the same network fetches from it, and so does a host
+    // outside through the published port.
+    let peer = rt
+        .block_on(netd.client.create_sandbox(&sandbox("peer")))
+        .unwrap();
+    rt.block_on(netd.client.attach(&peer.name, &common::attach("ocinet")))
+        .unwrap();
+    tests::wait_for(
+        "the runc container answers",
+        Duration::from_secs(10),
+        || {
+            Ok(netd
+                .sandbox_fetches(&peer, &format!("http://{ip}/passwd"), "root:")
+                .then_some(()))
+        },
+    )
+    .unwrap();
+    let url = format!("http://{HOST_ADDR}:18083/passwd");
+    assert!(outside.fetches(&url, "root:"));
+    // Deleted, the container leaves netd (poststop).
+    runc(&netd, &["kill", "web", "KILL"]).unwrap();
+    tests::wait_for("the container stops", Duration::from_secs(10), || {
+        Ok(runc(&netd, &["delete", "web"]).is_ok().then_some(()))
+    })
+    .unwrap();
+    let gone = rt.block_on(netd.client.sandbox("oci-web"));
+    assert!(gone.is_err(), "{gone:?}");
+    let inspect = rt.block_on(netd.client.network("ocinet")).unwrap();
+    assert_eq!(
+        inspect.endpoints.len(),
+        1,
+        "only the peer's: {:?}",
+        inspect.endpoints
+    );
+    assert!(!outside.fetches(&url, "root:"));
+}
+
+#[test]
+fn bad_hook_input_is_refused_and_leaves_nothing() {
+    let netd = Netd::start();
+    let rt = runtime();
+    rt.block_on(
+        netd.client
+            .create_network(&network("ocibad", "10.85.0.0/24")),
+    )
+    .unwrap();
+    // An unknown network: runc fails the start with netd's message, and netd
+    // holds nothing for the container.
+    let dir = netd.host.dir().join("bad");
+    let b = bundle(
+        &netd,
+        &dir,
+        &["sleep", "600"],
+        json!({"org.netd.networks": "ocibad,nosuchnet"}),
+    );
+    let _bad = Container(&netd, "bad");
+    let err = runc(
+        &netd,
+        &["run", "-d", "--bundle", b.to_str().unwrap(), "bad"],
+    )
+    .unwrap_err();
+    assert!(err.contains("nosuchnet"), "{err}");
+    assert!(rt.block_on(netd.client.sandboxes()).unwrap().is_empty());
+    let inspect = rt.block_on(netd.client.network("ocibad")).unwrap();
+    assert!(inspect.endpoints.is_empty(), "{:?}", inspect.endpoints);
+    // The hook run by hand with bad state: each refused, saying why.
+    let hook = |stage: &str, stdin: &str| -> String {
+        let mut child = netd
+            .host
+            .command(tests::workspace_binary("netd").unwrap())
+            .args([
+                "--socket",
+                netd.host.dir().join("netd.sock").to_str().unwrap(),
+            ])
+            .args(["oci-hook", stage])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{stage} {stdin}: succeeded");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let msg = hook(
+        "create",
+        r#"{"ociVersion":"1.0.2","id":"x","annotations":{"org.netd.networks":"ocibad"}}"#,
+    );
+    assert!(msg.contains("no pid"), "{msg}");
+    let msg = hook("create", "{not json");
+    assert!(msg.contains("OCI state"), "{msg}");
+    let msg = hook("create", r#"{"ociVersion":"1.0.2","id":"../x","pid":1}"#);
+    assert!(msg.contains("container name"), "{msg}");
+    // A container in the host's own network namespace (netd's pid stands for
+    // it): attaching would move interfaces into the host.
+    let shared = format!(
+        r#"{{"ociVersion":"1.0.2","id":"shared","pid":{},"annotations":{{"org.netd.networks":"ocibad"}}}}"#,
+        netd.daemon.as_ref().unwrap().pid()
+    );
+    let msg = hook("create", &shared);
+    assert!(
+        msg.contains("shares this host's network namespace"),
+        "{msg}"
+    );
+    let msg = hook(
+        "create",
+        r#"{"ociVersion":"1.0.2","id":"p","pid":1,"annotations":{"org.netd.networks":"ocibad","org.netd.ports":"notaport"}}"#,
+    );
+    assert!(msg.contains("org.netd.ports"), "{msg}");
+    assert!(rt.block_on(netd.client.sandboxes()).unwrap().is_empty());
+}
