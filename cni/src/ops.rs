@@ -39,6 +39,15 @@ fn not_found(e: &ClientError) -> bool {
     matches!(e, ClientError::Api { status, .. } if status.as_u16() == 404)
 }
 
+/// CNI_NETNS, which ADD and CHECK need, and its inode.
+fn container_netns(env: &Env) -> Result<(&Path, u64), CniError> {
+    let netns = env
+        .netns
+        .as_deref()
+        .ok_or_else(|| CniError::env("CNI_NETNS is not set"))?;
+    Ok((netns, netns_inode(netns)?))
+}
+
 /// The inode of namespace file `path` (`net:[N]`).
 fn netns_inode(path: &Path) -> Result<u64, CniError> {
     std::fs::metadata(path).map(|m| m.ino()).map_err(|e| {
@@ -57,11 +66,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
             "netd-cni takes no ipam section: netd allocates addresses from the network's own subnets (give runtimeConfig.ips or CNI_ARGS IP= for a fixed one)",
         ));
     }
-    let netns = env
-        .netns
-        .as_deref()
-        .ok_or_else(|| CniError::env("CNI_NETNS is not set"))?;
-    let inode = netns_inode(netns)?;
+    let (netns, inode) = container_netns(env)?;
     let c = client(conf);
     let key = network_key(conf);
     let req = attach_request(env, conf, key)?;
@@ -364,11 +369,7 @@ pub async fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
             ))
         }
     };
-    let netns = env
-        .netns
-        .as_deref()
-        .ok_or_else(|| CniError::env("CNI_NETNS is not set"))?;
-    let inode = netns_inode(netns)?;
+    let (netns, inode) = container_netns(env)?;
     let c = client(conf);
     let unknown = |what: String| CniError::new(Code::UnknownContainer, what);
     let sb = match c.sandbox(&sandbox_name(&env.container_id)).await {

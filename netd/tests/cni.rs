@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{network, runtime, Netd, Outside, HOST_ADDR};
+use common::{Netd, Outside, HOST_ADDR};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::Stdio;
@@ -116,13 +116,7 @@ fn first_ip(result: &Value) -> String {
 
 #[test]
 fn add_check_del_del_again_and_add_after_a_restart() {
-    let mut netd = Netd::start();
-    let rt = runtime();
-    rt.block_on(
-        netd.client
-            .create_network(&network("cninet", "10.77.0.0/24")),
-    )
-    .unwrap();
+    let (mut netd, rt) = Netd::start_with_network("cninet", "10.77.0.0/24");
     let conf = conf(&netd, "cninet", "1.0.0");
     let version = cni(
         &netd,
@@ -236,13 +230,7 @@ fn add_check_del_del_again_and_add_after_a_restart() {
 
 #[test]
 fn port_mappings_mac_and_ips_from_the_runtime_are_honoured() {
-    let netd = Netd::start();
-    let rt = runtime();
-    rt.block_on(
-        netd.client
-            .create_network(&network("cniports", "10.78.0.0/24")),
-    )
-    .unwrap();
+    let (netd, rt) = Netd::start_with_network("cniports", "10.78.0.0/24");
     let outside = Outside::connect(&netd);
     let (_c, ns) = netd.foreign_netns("web");
     // docs/cni.md's example conflist, as a runtime hands its plugin over: the
@@ -290,13 +278,7 @@ fn port_mappings_mac_and_ips_from_the_runtime_are_honoured() {
 
 #[test]
 fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
-    let netd = Netd::start();
-    let rt = runtime();
-    rt.block_on(
-        netd.client
-            .create_network(&network("cnibad", "10.79.0.0/24")),
-    )
-    .unwrap();
+    let (netd, rt) = Netd::start_with_network("cnibad", "10.79.0.0/24");
     let (_c, ns) = netd.foreign_netns("bad");
     let good = conf(&netd, "cnibad", "1.0.0");
     let env = |command: &'static str, ns: &str| -> Vec<(&'static str, String)> {

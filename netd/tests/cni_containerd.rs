@@ -5,18 +5,12 @@
 
 mod common;
 
-use common::{network, runtime, Netd};
+use common::Netd;
 use std::time::Duration;
 
 #[test]
 fn ctr_run_with_cni_joins_a_netd_network() {
-    let netd = Netd::start();
-    let rt = runtime();
-    rt.block_on(
-        netd.client
-            .create_network(&network("ctrnet", "10.82.0.0/24")),
-    )
-    .unwrap();
+    let (netd, rt) = Netd::start_with_network("ctrnet", "10.82.0.0/24");
     let host = &netd.host;
     let dir = host.dir().to_path_buf();
     assert!(

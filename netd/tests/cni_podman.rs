@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{network, runtime, Netd, Outside, HOST_ADDR};
+use common::{Netd, Outside, HOST_ADDR};
 use std::time::Duration;
 use tests::{Podman, ULIMITS};
 
@@ -33,13 +33,7 @@ pub fn cni_dirs(netd: &Netd, name: &str) -> (std::path::PathBuf, std::path::Path
 
 #[test]
 fn podman_containers_on_a_netd_network_reach_each_other_and_publish() {
-    let netd = Netd::start();
-    let rt = runtime();
-    rt.block_on(
-        netd.client
-            .create_network(&network("podnet", "10.81.0.0/24")),
-    )
-    .unwrap();
+    let (netd, rt) = Netd::start_with_network("podnet", "10.81.0.0/24");
     let outside = Outside::connect(&netd);
     let (bin, conf) = cni_dirs(&netd, "podnet");
     let podman = Podman::new(&netd.host, &bin, &conf).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{network, runtime, sandbox, Netd, Outside, HOST_ADDR};
+use common::{sandbox, Netd, Outside, HOST_ADDR};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -83,13 +83,7 @@ impl Drop for Container<'_> {
 
 #[test]
 fn a_runc_container_gets_its_network_and_port_from_annotations() {
-    let netd = Netd::start();
-    let rt = runtime();
-    rt.block_on(
-        netd.client
-            .create_network(&network("ocinet", "10.84.0.0/24")),
-    )
-    .unwrap();
+    let (netd, rt) = Netd::start_with_network("ocinet", "10.84.0.0/24");
     let outside = Outside::connect(&netd);
     let dir = netd.host.dir().join("web");
     let web = bundle(
@@ -147,13 +141,7 @@ fn a_runc_container_gets_its_network_and_port_from_annotations() {
 
 #[test]
 fn bad_hook_input_is_refused_and_leaves_nothing() {
-    let netd = Netd::start();
-    let rt = runtime();
-    rt.block_on(
-        netd.client
-            .create_network(&network("ocibad", "10.85.0.0/24")),
-    )
-    .unwrap();
+    let (netd, rt) = Netd::start_with_network("ocibad", "10.85.0.0/24");
     // An unknown network: runc fails the start with netd's message, and netd
     // holds nothing for the container.
     let dir = netd.host.dir().join("bad");

@@ -29,6 +29,16 @@ impl Netd {
         Self::start_with(false)
     }
 
+    /// A host with netd and one bridge network `name` on `subnet`, and a
+    /// runtime for the test's client calls.
+    pub fn start_with_network(name: &str, subnet: &str) -> (Netd, tokio::runtime::Runtime) {
+        let netd = Self::start();
+        let rt = runtime();
+        rt.block_on(netd.client.create_network(&network(name, subnet)))
+            .expect("creating the test's network");
+        (netd, rt)
+    }
+
     /// A host with netd serving the Docker plugin socket too.
     pub fn start_with_docker() -> Netd {
         Self::start_with(true)
