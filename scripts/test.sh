@@ -13,4 +13,7 @@ fi
 
 scripts/deps.sh
 
+# Tests exec binaries of other packages (netd's tests run netd-cni), which
+# cargo builds for a package's own tests only.
+cargo build --workspace --bins --locked
 exec cargo test --workspace --locked "$@"

@@ -11,6 +11,7 @@ pub enum Command {
     Del,
     Check,
     Status,
+    Gc,
     Version,
 }
 
@@ -37,10 +38,11 @@ impl Env {
             Some("DEL") => Command::Del,
             Some("CHECK") => Command::Check,
             Some("STATUS") => Command::Status,
+            Some("GC") => Command::Gc,
             Some("VERSION") => Command::Version,
             Some(other) => {
                 return Err(CniError::env(format!(
-                    "CNI_COMMAND {other:?} is not one of ADD, DEL, CHECK, STATUS, VERSION"
+                    "CNI_COMMAND {other:?} is not one of ADD, DEL, CHECK, STATUS, GC, VERSION"
                 )))
             }
             None => {
@@ -56,7 +58,7 @@ impl Env {
             ifname: String::new(),
             args: BTreeMap::new(),
         };
-        if matches!(command, Command::Status | Command::Version) {
+        if matches!(command, Command::Status | Command::Gc | Command::Version) {
             return Ok(env);
         }
         let need = |key: &str| -> Result<String, CniError> {
@@ -88,7 +90,10 @@ impl Env {
             _ => Some(PathBuf::from(need("CNI_NETNS")?)),
         };
         if let Some(args) = get("CNI_ARGS").filter(|a| !a.is_empty()) {
-            env.args = parse_args(&args)?;
+            // DEL needs none of them, and must not fail for them.
+            if command != Command::Del {
+                env.args = parse_args(&args)?;
+            }
         }
         Ok(env)
     }
@@ -177,12 +182,22 @@ mod unit {
         assert_eq!(e.args.get("IP").map(String::as_str), Some("10.1.0.9"));
         assert!(!e.args.contains_key("K8S_POD_NAME"));
         let e = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/proc/1/ns/net"),
+            ("CNI_ARGS", "K8S_POD_NAME=x"),
+        ])
+        .unwrap_err();
+        assert!(e.msg.contains("IgnoreUnknown"), "{e:?}");
+        // DEL needs no argument and never fails for one.
+        let e = env(&[
             ("CNI_COMMAND", "DEL"),
             ("CNI_CONTAINERID", "c1"),
             ("CNI_IFNAME", "eth0"),
             ("CNI_ARGS", "K8S_POD_NAME=x"),
         ])
-        .unwrap_err();
-        assert!(e.msg.contains("IgnoreUnknown"), "{e:?}");
+        .unwrap();
+        assert!(e.args.is_empty());
     }
 }

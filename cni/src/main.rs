@@ -102,12 +102,23 @@ fn run() -> (String, Result<Option<String>, CniError>) {
             )
         }
     };
+    // One call at a time per container (a runtime may run a list's at once).
+    let _lock = match env.command {
+        Command::Add | Command::Del | Command::Check => {
+            match ops::lock_container(&env.container_id) {
+                Ok(l) => Some(l),
+                Err(e) => return (version, Err(e)),
+            }
+        }
+        _ => None,
+    };
     let result = runtime.block_on(async {
         match env.command {
             Command::Add => to_json(&ops::add(&env, &conf).await?).map(Some),
             Command::Del => ops::del(&env, &conf).await.map(|_| None),
             Command::Check => ops::check(&env, &conf).await.map(|_| None),
             Command::Status => ops::status(&conf).await.map(|_| None),
+            Command::Gc => ops::gc(&conf).await.map(|_| None),
             Command::Version => Ok(None),
         }
     });

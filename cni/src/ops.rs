@@ -12,14 +12,47 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+/// The label that names the container a sandbox stands for (its full id).
+pub const LABEL_CONTAINER: &str = "org.netd.cni.container";
+
+/// `id` as it fits in `room` characters: whole, or cut with a hash of the
+/// whole appended, so two ids that share a long prefix never meet.
+fn fitted(id: &str, room: usize) -> String {
+    if id.len() <= room {
+        return id.to_string();
+    }
+    // FNV-1a: stable across builds, which std's hasher is not.
+    let hash = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    format!("{}-{hash:016x}", &id[..room - 17])
+}
+
 /// The sandbox that stands for container `id`.
 pub fn sandbox_name(id: &str) -> String {
-    format!("cni-{}", &id[..id.len().min(60)])
+    format!("cni-{}", fitted(id, 60))
 }
 
 /// The endpoint that stands for interface `ifname` of container `id`.
 fn endpoint_name(id: &str, ifname: &str) -> String {
-    format!("{}-{ifname}", &id[..id.len().min(40)])
+    format!("{}-{ifname}", fitted(id, 40))
+}
+
+/// Held while one call works on container `id`: a runtime may run the calls
+/// of a conflist's networks at once (containerd does), and each must see the
+/// others' work whole. Released when dropped (the process ends).
+pub fn lock_container(id: &str) -> Result<std::fs::File, CniError> {
+    let dir = Path::new("/run/netd-cni");
+    let io = |e: std::io::Error| {
+        CniError::new(
+            Code::Io,
+            format!("locking container {id} in {}: {e}", dir.display()),
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let file = std::fs::File::create(dir.join(format!("{}.lock", sandbox_name(id)))).map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
 }
 
 /// A client for the configuration's socket (or netd's default one).
@@ -94,16 +127,19 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
         false => endpoint_at(&c, &sb, &env.ifname).await?,
     };
     if let Some(ep) = existing {
-        if ep.network != net.id {
-            return Err(CniError::new(
-                Code::Refused,
-                format!(
-                    "container {}'s interface {} is on another netd network already; DEL it first",
-                    env.container_id, env.ifname
-                ),
-            ));
-        }
-        return Ok(outcome(conf, env, netns, &net, &sb, &ep));
+        // The specification: an interface of that name is an error.
+        let on = if ep.network == net.id {
+            "this network"
+        } else {
+            "another netd network"
+        };
+        return Err(CniError::new(
+            Code::Refused,
+            format!(
+                "container {} has an interface {} on {on} already; DEL it first",
+                env.container_id, env.ifname
+            ),
+        ));
     }
     match c.attach(&sb.name, &req).await {
         Ok(ep) => Ok(outcome(conf, env, netns, &net, &sb, &ep)),
@@ -133,15 +169,22 @@ async fn sandbox_for(
         let req = SandboxCreate {
             name: Some(name.clone()),
             netns: Some(netns.to_path_buf()),
+            labels: [(LABEL_CONTAINER.to_string(), env.container_id.clone())].into(),
             ..Default::default()
         };
-        match c.create_sandbox(&req).await {
+        let refused = match c.create_sandbox(&req).await {
             Ok(sb) => return Ok((sb, true)),
             // There already (an ADD for another network, or this one again).
-            Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => {}
+            Err(ClientError::Api { status, body }) if status.as_u16() == 409 => body.message,
             Err(e) => return Err(CniError::netd("adopting the container's namespace", e)),
-        }
+        };
         match c.sandbox(&name).await {
+            Ok(sb) if sb.labels.get(LABEL_CONTAINER) != Some(&env.container_id) => {
+                return Err(CniError::new(
+                    Code::Refused,
+                    format!("netd has a sandbox named {name} that is not container {}'s; netd-cni leaves it alone", env.container_id),
+                ))
+            }
             Ok(sb) if sb.netns_inode == Some(inode) => return Ok((sb, false)),
             Ok(_) => {
                 // A namespace of an earlier life of the container, never DELeted.
@@ -156,7 +199,8 @@ async fn sandbox_for(
                     }
                 }
             }
-            Err(e) if not_found(&e) => {}
+            // Not ours by name: the namespace is another sandbox's.
+            Err(e) if not_found(&e) => return Err(CniError::new(Code::Refused, refused)),
             Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
         }
     }
@@ -320,7 +364,20 @@ pub async fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         Err(e) if not_found(&e) => return Ok(()),
         Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
     };
-    if let Some(ep) = endpoint_at(&c, &sb, &env.ifname).await? {
+    if sb.labels.get(LABEL_CONTAINER) != Some(&env.container_id) {
+        // A sandbox of that name someone else made: not this plugin's to touch.
+        return Ok(());
+    }
+    let network = match c.network(network_key(conf)).await {
+        Ok(n) => Some(n.network.id),
+        // Gone, and its endpoints with it.
+        Err(e) if not_found(&e) => None,
+        Err(e) => return Err(CniError::netd("looking up the network", e)),
+    };
+    let ep = endpoint_at(&c, &sb, &env.ifname)
+        .await?
+        .filter(|ep| Some(&ep.network) == network.as_ref());
+    if let Some(ep) = ep {
         match c.detach(&sb.name, &ep.id).await {
             Ok(_) => {}
             Err(e) if not_found(&e) => {}
@@ -330,14 +387,13 @@ pub async fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     remove_if_empty(&c, &name).await
 }
 
-/// Remove sandbox `name` if no endpoint is joined to it.
+/// Remove sandbox `name` if no endpoint is joined to it. The caller holds the
+/// container's lock, so no ADD of this plugin attaches meanwhile.
 async fn remove_if_empty(c: &Client, name: &str) -> Result<(), CniError> {
     match c.sandbox(name).await {
         Ok(sb) if sb.endpoints.is_empty() => match c.delete_sandbox(name).await {
             Ok(_) => Ok(()),
             Err(e) if not_found(&e) => Ok(()),
-            // Another ADD attached it meanwhile: it stays.
-            // Another ADD attached it meanwhile: it stays.
             Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => Ok(()),
             Err(e) => Err(CniError::netd("removing the container's sandbox", e)),
         },
@@ -441,6 +497,50 @@ pub async fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
             Code::Failed,
             format!("interface {} lacks its address {missing}", env.ifname),
         ));
+    }
+    Ok(())
+}
+
+/// GC (1.1.0): take out of this network every attachment of netd-cni's whose
+/// container and interface are not among the runtime's valid attachments, and
+/// the sandboxes left with none.
+pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
+    let valid: Vec<(String, String)> = conf
+        .valid_attachments
+        .iter()
+        .map(|a| (a.container_id.clone(), a.ifname.clone()))
+        .collect();
+    let c = client(conf);
+    let network = match c.network(network_key(conf)).await {
+        Ok(n) => n.network.id,
+        Err(e) if not_found(&e) => return Ok(()),
+        Err(e) => return Err(CniError::netd("looking up the network", e)),
+    };
+    let sandboxes = c
+        .sandboxes()
+        .await
+        .map_err(|e| CniError::netd("listing sandboxes", e))?;
+    for sb in sandboxes {
+        let Some(container) = sb.labels.get(LABEL_CONTAINER) else {
+            continue;
+        };
+        let _lock = lock_container(container)?;
+        for id in &sb.endpoints {
+            let Ok(ep) = c.endpoint(id).await else {
+                continue;
+            };
+            let Some(ifname) = ep.join.as_ref().map(|j| j.interface.clone()) else {
+                continue;
+            };
+            if ep.network == network && !valid.contains(&(container.clone(), ifname)) {
+                match c.detach(&sb.name, &ep.id).await {
+                    Ok(_) => {}
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => return Err(CniError::netd("detaching a stale interface", e)),
+                }
+            }
+        }
+        remove_if_empty(&c, &sb.name).await?;
     }
     Ok(())
 }

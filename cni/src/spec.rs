@@ -70,9 +70,20 @@ pub struct NetConf {
     pub runtime_config: RuntimeConfig,
     #[serde(default)]
     pub prev_result: Option<serde_json::Value>,
+    /// GC's valid attachments (`cni.dev/valid-attachments`).
+    #[serde(default, rename = "cni.dev/valid-attachments")]
+    pub valid_attachments: Vec<Attachment>,
     /// An `ipam` section: netd allocates the addresses itself, so one is refused.
     #[serde(default)]
     pub ipam: Option<serde_json::Value>,
+}
+
+/// One of GC's valid attachments.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Attachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
 }
 
 /// What the runtime passes for the capabilities the configuration declares.

@@ -519,14 +519,16 @@ impl Firewall {
                 }
             }
         }
-        // A port its caller holds is bound by no one here: another endpoint's
-        // publication of it is found in the state instead.
+        // A port its caller holds is bound by no one here, so a clash with
+        // one (either way round, or within this request) is found in the
+        // state, not by bind(); and one a program listens on now is refused.
         if failed.is_none() {
-            let taken = published.iter().filter(|p| p.held_by_caller).find_map(|p| {
-                state
-                    .ports
-                    .values()
-                    .flat_map(|e| e.ports.iter())
+            let others = state.ports.values().flat_map(|e| e.ports.iter());
+            let taken = published.iter().enumerate().find_map(|(i, p)| {
+                others
+                    .clone()
+                    .chain(published[..i].iter())
+                    .filter(|q| p.held_by_caller || q.held_by_caller)
                     .find(|q| ports::same_host_port(p, q))
                     .map(|q| (p.clone(), q.clone()))
             });
@@ -534,6 +536,14 @@ impl Firewall {
                 failed = Some(FirewallError::PortTaken(format!(
                     "host port {}/{} is published already (to {}:{})",
                     p.host_port, p.proto, q.container_ip, q.container_port
+                )));
+            } else if let Some(p) = published
+                .iter()
+                .find(|p| p.held_by_caller && ports::listened_on(p))
+            {
+                failed = Some(FirewallError::PortTaken(format!(
+                    "host port {}/{}: a program on this host listens on it",
+                    p.host_port, p.proto
                 )));
             }
         }

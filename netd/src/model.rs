@@ -156,6 +156,9 @@ pub struct SandboxRecord {
     pub endpoints: Vec<String>,
     /// RFC 3339.
     pub created: String,
+    /// Labels its maker gave.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A pool dockerd holds through netd's IpamDriver (`RequestPool`), kept until its

@@ -103,6 +103,11 @@ fn pings(netd: &Netd, netns: &str, ip: &str) -> bool {
         .success()
 }
 
+/// Whether CHECK with `conf` (holding the ADD's result) passes for c1/eth0.
+fn check_ok(netd: &Netd, ns: &str, conf: &Value) -> bool {
+    call(netd, "CHECK", "c1", ns, "eth0", conf).ok
+}
+
 /// The address part of a result's first IP.
 fn first_ip(result: &Value) -> String {
     result["ips"][0]["address"]
@@ -170,13 +175,19 @@ fn add_check_del_del_again_and_add_after_a_restart() {
     assert!(pings(&netd, &ns2, &ip1));
     assert_ne!(first_ip(&add2.out), ip1);
 
-    // CHECK with the ADD's result; the same ADD again gives the same result.
+    // CHECK with the ADD's result; the same ADD again is an error (the
+    // specification: the interface exists).
     let mut checked = conf.clone();
     checked["prevResult"] = add1.out.clone();
     let check = call(&netd, "CHECK", "c1", &ns1, "eth0", &checked);
     assert!(check.ok, "{}", check.out);
-    let again = call(&netd, "ADD", "c1", &ns1, "eth0", &conf);
-    assert!(again.ok && again.out == add1.out, "{}", again.out);
+    let (code, msg) = call(&netd, "ADD", "c1", &ns1, "eth0", &conf).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("has an interface eth0"), "{msg}");
+    assert!(
+        check_ok(&netd, &ns1, &checked),
+        "the refused ADD broke the attachment"
+    );
     // CHECK sees an address taken away by hand.
     inside(
         &netd,
@@ -202,6 +213,16 @@ fn add_check_del_del_again_and_add_after_a_restart() {
     let add3 = call(&netd, "ADD", "c3", &ns3, "eth0", &conf);
     assert!(add3.ok, "{}", add3.out);
     assert!(pings(&netd, &ns3, &ip1));
+
+    // A container whose namespace is gone (its process died) before its DEL:
+    // DEL without CNI_NETNS takes it out of netd.
+    let (c4, ns4) = netd.foreign_netns("c4");
+    assert!(call(&netd, "ADD", "c4", &ns4, "eth0", &conf).ok);
+    drop(c4);
+    let del = call(&netd, "DEL", "c4", "", "eth0", &conf);
+    assert!(del.ok, "{}", del.out);
+    let gone = rt.block_on(netd.client.sandbox("cni-c4"));
+    assert!(gone.is_err(), "{gone:?}");
 
     // DEL: the interface leaves the namespace, netd forgets the container.
     let del = call(&netd, "DEL", "c1", &ns1, "eth0", &conf);
@@ -264,16 +285,43 @@ fn port_mappings_mac_and_ips_from_the_runtime_are_honoured() {
         Ok(outside.fetches(&url, "through-cni").then_some(()))
     })
     .unwrap();
-    // Another container asking for the same address or port is refused, and
-    // leaves nothing behind.
+    // Another container asking for the same address, or (with another
+    // address) the same host port, is refused, and leaves nothing behind.
     let (_d, ns2) = netd.foreign_netns("web2");
     let (code, msg) = call(&netd, "ADD", "web2", &ns2, "eth0", &conf).error();
     assert_eq!(code, 100, "{msg}");
+    let mut other = conf.clone();
+    other["runtimeConfig"]["ips"] = json!(["10.78.0.98"]);
+    other["runtimeConfig"]["mac"] = json!("02:42:0a:4e:00:98");
+    let (code, msg) = call(&netd, "ADD", "web2", &ns2, "eth0", &other).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("18080"), "{msg}");
     let left = rt.block_on(netd.client.sandbox("cni-web2"));
     assert!(left.is_err(), "{left:?}");
+    // A port a program on the host listens on is refused too (the runtime
+    // holds its ports only after the ADD).
+    let _listener = netd
+        .host
+        .spawn("listener", "busybox", &["nc", "-l", "-p", "18081"])
+        .unwrap();
+    tests::wait_for("the listener", Duration::from_secs(5), || {
+        Ok(netd
+            .host
+            .run("ss", &["-ltn", "sport = :18081"])
+            .unwrap_or_default()
+            .contains("18081")
+            .then_some(()))
+    })
+    .unwrap();
+    other["runtimeConfig"]["portMappings"] = json!([{"hostPort": 18081, "containerPort": 80}]);
+    let (code, msg) = call(&netd, "ADD", "web2", &ns2, "eth0", &other).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("listens"), "{msg}");
     assert!(call(&netd, "DEL", "web2", &ns2, "eth0", &conf).ok);
     assert!(call(&netd, "DEL", "web", &ns, "eth0", &conf).ok);
-    assert!(!outside.fetches(&url, "through-cni"));
+    // The port is no longer published (the firewall's own view).
+    let ports = netd.cli(&["port"]).unwrap();
+    assert!(!ports.contains("18080"), "{ports}");
 }
 
 #[test]
@@ -359,4 +407,44 @@ fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
     let links =
         String::from_utf8_lossy(&inside(&netd, &ns, &["ip", "-o", "link"]).stdout).to_string();
     assert!(!links.contains("eth0"), "{links}");
+}
+
+#[test]
+fn sandboxes_are_the_containers_own_and_gc_takes_the_stale() {
+    let (netd, rt) = Netd::start_with_network("cniown", "10.86.0.0/24");
+    let conf = conf(&netd, "cniown", "1.1.0");
+    // An operator's sandbox that happens to be named as container x's would
+    // be: an ADD for x is refused, a DEL for x leaves it.
+    rt.block_on(netd.client.create_sandbox(&common::sandbox("cni-x")))
+        .unwrap();
+    let (_x, nsx) = netd.foreign_netns("x");
+    let (code, msg) = call(&netd, "ADD", "x", &nsx, "eth0", &conf).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(call(&netd, "DEL", "x", &nsx, "eth0", &conf).ok);
+    assert!(rt.block_on(netd.client.sandbox("cni-x")).is_ok());
+    // Two containers whose long ids share their first 65 characters are two.
+    let stem = "a".repeat(65);
+    let (id_a, id_b) = (format!("{stem}11111"), format!("{stem}22222"));
+    let (_a, nsa) = netd.foreign_netns("a");
+    let (_b, nsb) = netd.foreign_netns("b");
+    let add_a = call(&netd, "ADD", &id_a, &nsa, "eth0", &conf);
+    let add_b = call(&netd, "ADD", &id_b, &nsb, "eth0", &conf);
+    assert!(add_a.ok && add_b.ok, "{} {}", add_a.out, add_b.out);
+    assert!(pings(&netd, &nsa, &first_ip(&add_b.out)));
+    // GC with only A valid takes B out, sandbox and all; A stays.
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": id_a, "ifname": "eth0"}]);
+    let done = cni(&netd, &[("CNI_COMMAND", "GC")], &gc.to_string());
+    assert!(done.ok, "{}", done.out);
+    let names: Vec<String> = rt
+        .block_on(netd.client.sandboxes())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"cni-x".to_string()), "{names:?}");
+    assert!(pings(&netd, &nsa, "10.86.0.1"));
+    assert!(!pings(&netd, &nsa, &first_ip(&add_b.out)));
+    assert!(call(&netd, "DEL", &id_a, &nsa, "eth0", &conf).ok);
 }

@@ -121,6 +121,32 @@ fn a_runc_container_gets_its_network_and_port_from_annotations() {
     .unwrap();
     let url = format!("http://{HOST_ADDR}:18083/passwd");
     assert!(outside.fetches(&url, "root:"));
+    // A poststop for a container of the same id in another bundle (another
+    // runtime root) leaves this one's sandbox alone.
+    let mut other = netd
+        .host
+        .command(tests::workspace_binary("netd").unwrap())
+        .args([
+            "--socket",
+            netd.host.dir().join("netd.sock").to_str().unwrap(),
+        ])
+        .args(["oci-hook", "poststop"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        other
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                br#"{"ociVersion":"1.0.2","id":"web","bundle":"/elsewhere","status":"stopped"}"#,
+            )
+            .unwrap();
+    }
+    assert!(other.wait().unwrap().success());
+    assert!(rt.block_on(netd.client.sandbox("oci-web")).is_ok());
     // Deleted, the container leaves netd (poststop).
     runc(&netd, &["kill", "web", "KILL"]).unwrap();
     tests::wait_for("the container stops", Duration::from_secs(10), || {

@@ -958,6 +958,7 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
                 netns,
                 hostname,
                 dns,
+                ..Default::default()
             };
             let sb = client.create_sandbox(&req).await?;
             created(format.format, &sb.id, &sb)

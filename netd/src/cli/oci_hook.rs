@@ -25,11 +25,17 @@ pub const NETWORKS: &str = "org.netd.networks";
 /// The annotation naming the ports to publish on the first network.
 pub const PORTS: &str = "org.netd.ports";
 
+/// The label naming the bundle of the container a sandbox stands for: OCI
+/// ids are unique per runtime root only, bundles per host.
+pub const LABEL_BUNDLE: &str = "org.netd.oci.bundle";
+
 /// When the hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Stage {
-    /// createRuntime, createContainer or prestart: attach.
-    #[value(alias = "createRuntime", alias = "createContainer", alias = "prestart")]
+    /// createRuntime or prestart (run in the runtime's namespaces): attach.
+    /// Not createContainer: it runs inside the container, where the pid in
+    /// the state is not the host's.
+    #[value(alias = "createRuntime", alias = "prestart")]
     Create,
     /// poststop: detach and forget.
     Poststop,
@@ -39,6 +45,8 @@ pub enum Stage {
 #[derive(Debug, Deserialize)]
 struct State {
     id: String,
+    #[serde(default)]
+    bundle: String,
     #[serde(default)]
     pid: Option<u32>,
     #[serde(default)]
@@ -101,7 +109,7 @@ async fn create(client: &Client, state: &State) -> Result<()> {
         None => Vec::new(),
     };
     let Some(pid) = state.pid.filter(|p| *p > 0) else {
-        bail!("the OCI state has no pid: run `netd oci-hook create` as a createRuntime, createContainer or prestart hook");
+        bail!("the OCI state has no pid: run `netd oci-hook create` as a createRuntime or prestart hook");
     };
     let netns = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
     let theirs = std::fs::metadata(&netns)
@@ -118,10 +126,16 @@ async fn create(client: &Client, state: &State) -> Result<()> {
         .create_sandbox(&SandboxCreate {
             name: Some(name.clone()),
             netns: Some(netns),
+            labels: [(LABEL_BUNDLE.to_string(), state.bundle.clone())].into(),
             ..Default::default()
         })
         .await
         .with_context(|| format!("adopting container {}'s network namespace", state.id))?;
+    if sb.netns_inode != Some(theirs) {
+        // The pid went, and another process took it, between the two looks.
+        let _ = client.delete_sandbox(&sb.name).await;
+        bail!("container {}'s process (pid {pid}) is gone", state.id);
+    }
     for (i, network) in networks.iter().enumerate() {
         let req = Attach {
             network: network.to_string(),
@@ -144,7 +158,19 @@ async fn create(client: &Client, state: &State) -> Result<()> {
 }
 
 async fn poststop(client: &Client, state: &State) -> Result<()> {
-    match client.delete_sandbox(&sandbox_name(&state.id)).await {
+    let name = sandbox_name(&state.id);
+    match client.sandbox(&name).await {
+        // Another container's (the same id under another runtime root): its
+        // own poststop removes it.
+        Ok(sb) if sb.labels.get(LABEL_BUNDLE) != Some(&state.bundle) => return Ok(()),
+        Ok(_) => {}
+        Err(ClientError::Api { status, .. }) if status.as_u16() == 404 => return Ok(()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("looking up container {}'s sandbox", state.id)))
+        }
+    }
+    match client.delete_sandbox(&name).await {
         Ok(_) => Ok(()),
         Err(ClientError::Api { status, .. }) if status.as_u16() == 404 => Ok(()),
         Err(e) => {

@@ -88,6 +88,10 @@ pub struct SandboxCreate {
     /// Name servers; the host's (or Docker's fallback) by default.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
+    /// Labels, for its maker (netd-cni and `netd oci-hook` record whose
+    /// container it stands for).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Join an existing endpoint to a sandbox.

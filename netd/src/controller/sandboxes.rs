@@ -195,6 +195,9 @@ impl Controller {
             None if files::valid_hostname(name.as_str()) => name.to_string(),
             None => short_id(&id).to_string(),
         };
+        if req.labels.keys().any(|k| k.is_empty()) {
+            return Err(ControllerError::Invalid("a label has an empty key".into()));
+        }
         let adopted_inode = match &req.netns {
             Some(path) => Some(check_adoptable(path, &self.settings.run_dir, |ino| {
                 self.sandbox_holding(ino)
@@ -264,6 +267,7 @@ impl Controller {
             hosts: dir.join("hosts"),
             endpoints: Vec::new(),
             created: now(),
+            labels: req.labels.clone(),
         };
         let result = async {
             self.write_files(&record, &[])?;
@@ -328,7 +332,8 @@ impl Controller {
         self.records()
             .sandboxes
             .values()
-            .find(|s| s.netns_inode == Some(ino))
+            // One whose namespace is gone holds nothing: nsfs numbers are reused.
+            .find(|s| s.netns_inode == Some(ino) && Self::namespace_alive(s))
             .map(|s| s.name.clone())
     }
 
