@@ -175,10 +175,17 @@ mod unit {
             ("CNI_COMMAND", "DEL"),
             ("CNI_CONTAINERID", "c1"),
             ("CNI_IFNAME", "eth0"),
-            ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.1.0.9"),
         ])
         .unwrap();
         assert_eq!(e.netns, None);
+        let e = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/proc/1/ns/net"),
+            ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.1.0.9"),
+        ])
+        .unwrap();
         assert_eq!(e.args.get("IP").map(String::as_str), Some("10.1.0.9"));
         assert!(!e.args.contains_key("K8S_POD_NAME"));
         let e = env(&[
