@@ -545,11 +545,18 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
     Ok(())
 }
 
-/// STATUS: whether netd answers.
+/// STATUS: whether an ADD could work: netd answers and has the network.
 pub async fn status(conf: &NetConf) -> Result<(), CniError> {
-    client(conf)
-        .info()
-        .await
-        .map(|_| ())
-        .map_err(|e| CniError::new(Code::NotAvailable, format!("netd does not answer: {e}")))
+    let key = network_key(conf);
+    match client(conf).network(key).await {
+        Ok(_) => Ok(()),
+        Err(e) if not_found(&e) => Err(CniError::new(
+            Code::NotAvailable,
+            format!("netd has no network {key:?}"),
+        )),
+        Err(e) => Err(CniError::new(
+            Code::NotAvailable,
+            format!("netd does not answer: {e}"),
+        )),
+    }
 }

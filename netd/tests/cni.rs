@@ -400,6 +400,18 @@ fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
         &away.to_string(),
     );
     assert_eq!(code, 50);
+    // STATUS for a network netd does not have: ADD could not work.
+    let (code, msg) = run(
+        vec![("CNI_COMMAND", "STATUS".to_string())],
+        &conf(&netd, "nosuchnet", "1.1.0").to_string(),
+    );
+    assert_eq!(code, 50, "{msg}");
+    assert!(msg.contains("nosuchnet"), "{msg}");
+    // An interface name the kernel would read as a pattern.
+    let mut vars = env("ADD", &ns);
+    vars[3].1 = "eth%d".to_string();
+    let (code, msg) = run(vars, &good.to_string());
+    assert_eq!(code, 4, "{msg}");
     // Nothing was made by any of them.
     assert!(rt.block_on(netd.client.sandboxes()).unwrap().is_empty());
     let inspect = rt.block_on(netd.client.network("cnibad")).unwrap();

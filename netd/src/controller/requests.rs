@@ -129,20 +129,21 @@ pub struct Attach {
     pub interface: Option<String>,
 }
 
-/// Check a Linux interface name: 1 to 15 bytes, none of them '/', ':' or
-/// whitespace, and not `.` or `..`.
+/// Check a Linux interface name: 1 to 15 bytes, none of them '/', ':', '%'
+/// (the kernel reads `eth%d` as a pattern to fill in) or whitespace, and not
+/// `.` or `..`.
 pub fn check_interface_name(name: &str) -> Result<(), String> {
     let ok = (1..=15).contains(&name.len())
         && name != "."
         && name != ".."
-        && !name
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control());
+        && !name.bytes().any(|b| {
+            matches!(b, b'/' | b':' | b'%') || b.is_ascii_whitespace() || b.is_ascii_control()
+        });
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "invalid interface name {name:?}: use 1 to 15 characters, without '/', ':' or spaces"
+            "invalid interface name {name:?}: use 1 to 15 characters, without '/', ':', '%' or spaces"
         ))
     }
 }
