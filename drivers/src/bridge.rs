@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub const OPTION_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 /// `-o com.docker.network.driver.mtu=N`: MTU of the bridge and every veth.
 pub const OPTION_MTU: &str = "com.docker.network.driver.mtu";
+/// `com.netd.dns`: `false` gives the network no DNS responder (netd's, on the
+/// gateway address); read by netd, checked here with the other options.
+pub const OPTION_DNS: &str = "com.netd.dns";
 
 /// `-o com.docker.network.bridge.default_bridge`: accepted for compose files; netd
 /// has no default bridge.
@@ -227,7 +230,7 @@ impl Driver for BridgeDriver {
                 }
             } else if key.starts_with(crate::overlay::OPTION_OVERLAY) {
                 // Checked together below.
-            } else if key == OPTION_DEFAULT_BRIDGE {
+            } else if key == OPTION_DEFAULT_BRIDGE || key == OPTION_DNS {
                 firewall::spec::parse_bool(key, value).map_err(firewall_option)?;
             } else if key.starts_with("com.docker.network.bridge.")
                 && !firewall::spec::OPTIONS.contains(&key.as_str())

@@ -8,6 +8,7 @@
 //! socket = "/run/netd/netd.sock"       # the native API
 //! host_id = "..."                      # seeds the IPv6 ULA prefix; /etc/machine-id by default
 //! dns = ["192.0.2.53"]                 # sandboxes' fallback name servers
+//! resolv_conf = "/etc/resolv.conf"     # the host's resolvers (sandboxes', DNS responders' upstream)
 //! default_address_pools = [{ base = "172.24.0.0/14", size = 24 }]
 //! default_address_pools_v6 = [{ base = "fd00:1::/48", size = 64 }]
 //! idle_timeout = 30                    # seconds; idle connections and slow bodies
@@ -42,6 +43,8 @@ pub struct FileConfig {
     pub host_id: Option<String>,
     /// Fallback name servers.
     pub dns: Option<Vec<IpAddr>>,
+    /// The host's resolv.conf.
+    pub resolv_conf: Option<PathBuf>,
     /// Local IPv4 default pools.
     pub default_address_pools: Option<Vec<DefaultPool>>,
     /// Local IPv6 default pools.

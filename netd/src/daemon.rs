@@ -210,6 +210,8 @@ pub async fn run(opts: DaemonOptions, passed: activation::Passed) -> Result<(), 
         tracing::info!("firewall off: no rules are programmed and no ports published");
         None
     };
+    // Each network's DNS responder, on its gateway (the bridges exist now).
+    ctl.start_dns();
     let agent = match &agent {
         Some(agent) => {
             agent

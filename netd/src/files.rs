@@ -44,6 +44,12 @@ fn read_host(path: &Path) -> HostResolv {
     HostResolv { servers, other }
 }
 
+/// Every name server of the host's resolv.conf, loopback ones too (netd's DNS
+/// responders, in the host's namespace, reach those).
+pub fn all_name_servers(path: &Path) -> Vec<IpAddr> {
+    read_host(path).servers
+}
+
 /// The host's name servers that a container can reach (not loopback).
 pub fn host_name_servers(path: &Path) -> Vec<IpAddr> {
     read_host(path)

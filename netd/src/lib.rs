@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod daemon;
+pub mod dns;
 pub mod files;
 pub mod model;
 pub mod overlay;

@@ -29,7 +29,11 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
             .dns
             .clone()
             .unwrap_or_else(|| netd::files::FALLBACK_DNS.to_vec()),
-        host_resolv_conf: "/etc/resolv.conf".into(),
+        host_resolv_conf: args
+            .resolv_conf
+            .clone()
+            .or(file.resolv_conf.clone())
+            .unwrap_or_else(|| "/etc/resolv.conf".into()),
     };
     let plugin_dir = if args.no_docker {
         None

@@ -121,6 +121,9 @@ pub struct EndpointRecord {
     /// Ports published to it (host side chosen), while joined.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<firewall::PublishedPort>,
+    /// More names its addresses answer to in the network's DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Who made it.
     #[serde(default)]
     pub origin: Origin,
@@ -146,8 +149,12 @@ pub struct SandboxRecord {
     pub netns_inode: Option<u64>,
     /// Host name written into the hosts file.
     pub hostname: String,
-    /// Name servers written into resolv.conf.
+    /// Name servers written into resolv.conf: those asked for, else the DNS
+    /// responders of the networks joined, else the host's.
     pub dns: Vec<IpAddr>,
+    /// Whether `dns` was asked for at creation (and joins leave it alone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dns_asked: bool,
     /// The sandbox's resolv.conf, for the runtime to mount.
     pub resolv_conf: PathBuf,
     /// The sandbox's hosts file, for the runtime to mount.

@@ -236,6 +236,10 @@ pub struct DaemonArgs {
     /// Do not serve the Docker plugin protocol.
     #[arg(long)]
     pub no_docker: bool,
+    /// The host's resolver configuration: where sandboxes' name servers, and the
+    /// DNS responders' upstream resolvers, come from [default: /etc/resolv.conf].
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<PathBuf>,
     /// The plugin's name, as given to `docker network create -d` [default: netd].
     #[arg(long)]
     pub plugin_name: Option<String>,
@@ -394,6 +398,9 @@ pub struct EndpointArgs {
     /// Fixed MAC address.
     #[arg(long)]
     pub mac: Option<String>,
+    /// Another name it answers to in the network's DNS (repeatable).
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
 }
 
 /// `netd sandbox ...`.
@@ -913,6 +920,7 @@ async fn endpoint(client: &Client, cmd: EndpointCmd) -> anyhow::Result<()> {
                 ip: spec.ip,
                 ipv6: spec.ipv6,
                 mac: spec.mac,
+                aliases: spec.aliases,
             };
             let ep = client.create_endpoint(&req).await?;
             created(format.format, &ep.id, &ep)
@@ -1002,6 +1010,7 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
                 ip: spec.ip,
                 ipv6: spec.ipv6,
                 mac: spec.mac,
+                aliases: spec.aliases,
                 ports: publish.into_iter().flatten().collect(),
                 interface,
             };

@@ -56,6 +56,7 @@ impl Controller {
             None => Name::parse("endpoint", &format!("ep-{}", short_id(&id)))
                 .map_err(ControllerError::Invalid)?,
         };
+        super::requests::check_aliases(&req.aliases).map_err(ControllerError::Invalid)?;
         let fixed_mac = match &req.mac {
             Some(m) => Some(parse_mac(m).map_err(ControllerError::Invalid)?),
             None => None,
@@ -142,6 +143,7 @@ impl Controller {
                 join: None,
                 attached: false,
                 ports: Vec::new(),
+                aliases: req.aliases.clone(),
                 origin: Origin::Native,
                 created: now(),
             },

@@ -10,6 +10,7 @@
 
 mod addressing;
 mod allocation;
+mod dns;
 mod endpoints;
 pub mod engine;
 mod error;
@@ -27,7 +28,7 @@ pub use engine::{EngineJoin, EnginePool, EnginePoolRequest, EngineView, SyncRepo
 pub use error::{ControllerError, ErrorKind};
 pub use reconcile::Reconciled;
 pub use requests::{
-    check_interface_name, Attach, EndpointCreate, Join, NetworkCreate, Ports, SandboxCreate,
+    check_aliases, check_interface_name, Attach, EndpointCreate, Join, NetworkCreate, Ports, SandboxCreate,
     SubnetRequest,
 };
 
@@ -115,6 +116,8 @@ pub struct Controller {
     nl: Netlink,
     /// The firewall, started after reconcile (unset with `--firewall off`).
     firewall: std::sync::OnceLock<Arc<::firewall::Firewall>>,
+    /// The networks' DNS responders, started after reconcile.
+    dns: std::sync::OnceLock<Arc<crate::dns::Service>>,
     /// The cluster agent, with `--cluster-store` (overlay networks).
     overlay: std::sync::OnceLock<Arc<crate::overlay::Agent>>,
     /// The host's routes, kept current (`None` if watching failed: then listed).
@@ -222,6 +225,7 @@ impl Controller {
             sandbox_netlink: Mutex::new(HashMap::new()),
             drivers,
             firewall: std::sync::OnceLock::new(),
+            dns: std::sync::OnceLock::new(),
             overlay: std::sync::OnceLock::new(),
             routes: match nl.watch_routes() {
                 Ok(w) => Some(w),

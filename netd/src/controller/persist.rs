@@ -72,6 +72,7 @@ impl Controller {
             }
         }
         let follow = self.firewall().is_some().then(|| ops.clone());
+        let networks_changed = self.dns_changes(&ops);
         let overlay_changed = ops
             .iter()
             .any(|op| matches!(op, Op::Network(_) | Op::Endpoint(_) | Op::Delete(..)));
@@ -95,6 +96,7 @@ impl Controller {
                         agent.wake();
                     }
                 }
+                self.dns_follow(networks_changed);
                 Ok(())
             }
             Some(Err(e)) => Err(e.into()),

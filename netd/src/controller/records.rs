@@ -33,6 +33,8 @@ pub(crate) struct Records {
     /// Each record's JSON as stored, by kind and id: a listing is these joined,
     /// with nothing encoded again.
     stored: HashMap<Kind, BTreeMap<String, Arc<[u8]>>>,
+    /// One more with every batch applied (what the DNS responders cache by).
+    pub version: u64,
 }
 
 /// What an endpoint holds on its network, that no other endpoint there may have.
@@ -82,6 +84,7 @@ impl Records {
 
     /// A committed batch's writes, with each write's JSON as stored.
     pub fn apply(&mut self, ops: &[Op], stored: &[Option<Arc<[u8]>>]) {
+        self.version += 1;
         for (op, json) in ops.iter().zip(stored) {
             let key = match op {
                 Op::Network(r) => Some((Kind::Network, r.id.clone())),

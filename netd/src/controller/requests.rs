@@ -69,6 +69,9 @@ pub struct EndpointCreate {
     /// A fixed MAC address.
     #[serde(default)]
     pub mac: Option<String>,
+    /// More names the endpoint answers to in the network's DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// Create a sandbox, or adopt an existing namespace as one.
@@ -120,6 +123,9 @@ pub struct Attach {
     /// A fixed MAC address.
     #[serde(default)]
     pub mac: Option<String>,
+    /// More names the endpoint answers to in the network's DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Ports to publish (`-p` semantics).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<firewall::PortRequest>,
@@ -148,6 +154,35 @@ pub fn check_interface_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The most aliases one endpoint may have.
+pub const MAX_ALIASES: usize = 32;
+
+/// Check an endpoint's DNS aliases: host names (letters, digits, '-' and '_' in
+/// dot-separated labels of up to 63, 253 in all), at most [`MAX_ALIASES`].
+pub fn check_aliases(aliases: &[String]) -> Result<(), String> {
+    if aliases.len() > MAX_ALIASES {
+        return Err(format!(
+            "{} aliases: at most {MAX_ALIASES} per endpoint",
+            aliases.len()
+        ));
+    }
+    for a in aliases {
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if a.len() > 253 || !a.split('.').all(label_ok) {
+            return Err(format!(
+                "invalid alias {a:?}: use letters, digits, '-' and '_' in dot-separated labels of up to 63"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `PUT /v1/endpoints/{key}/ports`: the ports a joined endpoint publishes, replacing
 /// what it published (an empty list unpublishes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +201,7 @@ impl Attach {
             ip: self.ip,
             ipv6: self.ipv6,
             mac: self.mac.clone(),
+            aliases: self.aliases.clone(),
         }
     }
 }

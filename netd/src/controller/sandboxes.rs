@@ -34,6 +34,17 @@ fn written(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ControllerE
     }
 }
 
+/// Overwrite a sandbox file in place (bind mounts hold its inode).
+fn rewrite(path: &Path, text: &str) -> Result<(), ControllerError> {
+    let mut result = files::overwrite(path, text);
+    if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        // The sandbox's dir went away under netd (the run dir is a tmpfs).
+        ensure_parent(path)?;
+        result = files::overwrite(path, text);
+    }
+    result.map_err(written(path))
+}
+
 /// A sandbox and an endpoint, locked for a join or leave, with fresh records.
 struct Pair<'a> {
     sb: SandboxRecord,
@@ -263,6 +274,7 @@ impl Controller {
             netns_inode,
             hostname,
             dns,
+            dns_asked: !req.dns.is_empty(),
             resolv_conf: dir.join("resolv.conf"),
             hosts: dir.join("hosts"),
             endpoints: Vec::new(),
@@ -310,21 +322,38 @@ impl Controller {
         Ok(())
     }
 
-    /// The hosts file, which is all a join or leave changes (resolv.conf is the
-    /// sandbox's, not its endpoints'), written without reading it first.
+    /// The hosts file, which every join or leave changes, written without
+    /// reading it first.
     pub(super) fn write_hosts(
         &self,
         sb: &SandboxRecord,
         joined: &[EndpointRecord],
     ) -> Result<(), ControllerError> {
-        let text = hosts_text(sb, joined);
-        let mut result = files::overwrite(&sb.hosts, &text);
-        if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
-            // The sandbox's dir went away under netd (the run dir is a tmpfs).
-            ensure_parent(&sb.hosts)?;
-            result = files::overwrite(&sb.hosts, &text);
+        rewrite(&sb.hosts, &hosts_text(sb, joined))
+    }
+
+    /// resolv.conf, which a join or leave changes when the sandbox's name
+    /// servers are its networks' DNS responders.
+    pub(super) fn write_resolv(&self, sb: &SandboxRecord) -> Result<(), ControllerError> {
+        rewrite(
+            &sb.resolv_conf,
+            &files::resolv_conf(&sb.dns, &self.settings.host_resolv_conf),
+        )
+    }
+
+    /// Both files after a join or leave: `resolv` says whether the name servers
+    /// changed.
+    fn write_join_files(
+        &self,
+        sb: &SandboxRecord,
+        joined: &[EndpointRecord],
+        resolv: bool,
+    ) -> Result<(), ControllerError> {
+        self.write_hosts(sb, joined)?;
+        if resolv {
+            self.write_resolv(sb)?;
         }
-        result.map_err(written(&sb.hosts))
+        Ok(())
     }
 
     /// The sandbox `ino` names, if one holds that namespace.
@@ -490,6 +519,9 @@ impl Controller {
         });
         sb.endpoints.push(ep.id.clone());
         joined.push(ep.clone());
+        let servers = self.sandbox_name_servers(&sb, &joined);
+        let resolv = servers != sb.dns;
+        sb.dns = servers;
         let ops = vec![Op::Endpoint(ep.clone()), Op::Sandbox(sb.clone())];
         // The commit goes to the store's writer thread at once; the kernel work,
         // which mostly runs without yielding, and the hosts file overlap it.
@@ -497,7 +529,7 @@ impl Controller {
         let started = poll_fn(|cx| Poll::Ready(store.as_mut().poll(cx))).await;
         let kernel = async {
             let made = driver.join(&nspec, &espec, &sspec, &ifname).await?;
-            if let Err(e) = self.write_hosts(&sb, &joined) {
+            if let Err(e) = self.write_join_files(&sb, &joined, resolv) {
                 if let Err(undo) = driver.leave(&nspec, &espec, &sspec, &ifname).await {
                     tracing::warn!(endpoint = %ep.name, error = %undo, "could not undo a join");
                 }
@@ -515,8 +547,8 @@ impl Controller {
         };
         if made.is_err() || stored.is_err() {
             joined.pop();
-            if let Err(e) = self.write_hosts(&old_sb, &joined) {
-                tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not restore the hosts file");
+            if let Err(e) = self.write_join_files(&old_sb, &joined, resolv) {
+                tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not restore the sandbox's files");
             }
         }
         match (made, stored) {
@@ -671,6 +703,10 @@ impl Controller {
             .await?;
         ep.join = None;
         sb.endpoints.retain(|id| *id != ep.id);
+        let joined = self.joined(&sb).unwrap_or_default();
+        let servers = self.sandbox_name_servers(&sb, &joined);
+        let resolv = servers != sb.dns;
+        sb.dns = servers;
         let mut ops = vec![Op::Sandbox(sb.clone())];
         if delete {
             ops.push(Op::Delete(Kind::Endpoint, ep.id.clone()));
@@ -683,9 +719,8 @@ impl Controller {
             // the endpoint back, and its addresses had to stay its own.
             self.give_back(Vec::new(), self.endpoint_holdings(net, &ep));
         }
-        let joined = self.joined(&sb)?;
-        if let Err(e) = self.write_hosts(&sb, &joined) {
-            tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not rewrite the hosts file");
+        if let Err(e) = self.write_join_files(&sb, &joined, resolv) {
+            tracing::warn!(sandbox = %sb.name, error = %e.full_message(), "could not rewrite the sandbox's files");
         }
         Ok((ep, sb))
     }

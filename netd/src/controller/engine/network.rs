@@ -423,6 +423,7 @@ impl Controller {
                 join: None,
                 attached: false,
                 ports: Vec::new(),
+                aliases: Vec::new(),
                 origin: Origin::Docker,
                 created: now(),
             },
