@@ -99,8 +99,8 @@ impl Env {
     }
 }
 
-/// `K=V;K=V`, keeping `IP` and `MAC`; other keys refused unless `IgnoreUnknown`
-/// is `1` or `true`.
+/// `K=V;K=V`, keeping `IP`, `MAC` and `K8S_POD_NAME` (a DNS name for the
+/// container); other keys refused unless `IgnoreUnknown` is `1` or `true`.
 fn parse_args(text: &str) -> Result<BTreeMap<String, String>, CniError> {
     let mut all = BTreeMap::new();
     for pair in text.split(';').filter(|p| !p.is_empty()) {
@@ -117,14 +117,14 @@ fn parse_args(text: &str) -> Result<BTreeMap<String, String>, CniError> {
     let mut kept = BTreeMap::new();
     for (k, v) in all {
         match k.as_str() {
-            "IP" | "MAC" => {
+            "IP" | "MAC" | "K8S_POD_NAME" => {
                 kept.insert(k, v);
             }
             "IgnoreUnknown" => {}
             _ if ignore => {}
             _ => {
                 return Err(CniError::env(format!(
-                    "CNI_ARGS: netd-cni does not know {k:?} (it takes IP and MAC; add IgnoreUnknown=1 to pass others)"
+                    "CNI_ARGS: netd-cni does not know {k:?} (it takes IP, MAC and K8S_POD_NAME; add IgnoreUnknown=1 to pass others)"
                 )))
             }
         }
@@ -187,13 +187,14 @@ mod unit {
         ])
         .unwrap();
         assert_eq!(e.args.get("IP").map(String::as_str), Some("10.1.0.9"));
-        assert!(!e.args.contains_key("K8S_POD_NAME"));
+        assert_eq!(e.args.get("K8S_POD_NAME").map(String::as_str), Some("x"));
+        assert!(!e.args.contains_key("IgnoreUnknown"));
         let e = env(&[
             ("CNI_COMMAND", "ADD"),
             ("CNI_CONTAINERID", "c1"),
             ("CNI_IFNAME", "eth0"),
             ("CNI_NETNS", "/proc/1/ns/net"),
-            ("CNI_ARGS", "K8S_POD_NAME=x"),
+            ("CNI_ARGS", "K8S_POD_UID=x"),
         ])
         .unwrap_err();
         assert!(e.msg.contains("IgnoreUnknown"), "{e:?}");

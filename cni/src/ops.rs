@@ -107,8 +107,8 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
     // on every round trip.
     let (net, sandbox) = tokio::join!(c.network(key), sandbox_for(&c, env, netns, inode));
     let (sb, fresh) = sandbox?;
-    let net = match net {
-        Ok(n) => n.network,
+    let (net, dns) = match net {
+        Ok(n) => (n.network, n.dns),
         Err(e) => {
             if fresh {
                 let _ = remove_if_empty(&c, &sb.name).await;
@@ -142,7 +142,15 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
         ));
     }
     match c.attach(&sb.name, &req).await {
-        Ok(ep) => Ok(outcome(conf, env, netns, &net, &sb, &ep)),
+        Ok(ep) => {
+            // The network's responder (which answers the names of every
+            // network the container is on), else the host's name servers.
+            let servers = match dns {
+                Some(d) => vec![d],
+                None => sb.dns.clone(),
+            };
+            Ok(outcome(conf, env, netns, &net, &servers, &ep))
+        }
         Err(e) => {
             // Nothing half-made: a sandbox left with no interface goes.
             if let Err(undo) = remove_if_empty(&c, &sb.name).await {
@@ -241,6 +249,7 @@ fn attach_request(env: &Env, conf: &NetConf, network: &str) -> Result<Attach, Cn
             .mac
             .clone()
             .or_else(|| env.args.get("MAC").cloned()),
+        aliases: aliases(env, conf),
         ..Default::default()
     };
     let mut wanted: Vec<String> = conf.runtime_config.ips.clone();
@@ -308,13 +317,38 @@ fn attach_request(env: &Env, conf: &NetConf, network: &str) -> Result<Attach, Cn
     Ok(req)
 }
 
+/// The names the container answers to in the network's DNS: the runtime's
+/// `aliases` for this network (podman: the short id) and `K8S_POD_NAME` from
+/// CNI_ARGS (podman: the container's name; Kubernetes: the pod's), if it
+/// makes a host name. An alias the runtime gives that does not is refused by
+/// netd, with its message.
+fn aliases(env: &Env, conf: &NetConf) -> Vec<String> {
+    let mut out = conf
+        .runtime_config
+        .aliases
+        .get(&conf.name)
+        .cloned()
+        .unwrap_or_default();
+    let host_name = |n: &str| {
+        (1..=63).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some(pod) = env.args.get("K8S_POD_NAME").filter(|n| host_name(n)) {
+        if !out.contains(pod) {
+            out.push(pod.clone());
+        }
+    }
+    out
+}
+
 /// The result of an attachment, in the configuration's version.
 fn outcome(
     conf: &NetConf,
     env: &Env,
     netns: &Path,
     net: &NetworkRecord,
-    sb: &SandboxRecord,
+    name_servers: &[IpAddr],
     ep: &EndpointRecord,
 ) -> Outcome {
     let old = spec::before_1_0(&conf.cni_version);
@@ -349,7 +383,7 @@ fn outcome(
         ips,
         routes,
         dns: Dns {
-            nameservers: sb.dns.iter().map(|d| d.to_string()).collect(),
+            nameservers: name_servers.iter().map(|d| d.to_string()).collect(),
         },
     }
 }
@@ -462,8 +496,18 @@ pub async fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
             format!("interface {} is on another netd network", env.ifname),
         ));
     }
-    let want: Vec<String> = prev.ips.iter().map(|i| i.address.clone()).collect();
-    let held = outcome(conf, env, netns, &net, &sb, &ep);
+    // Only this interface's addresses: a chained prevResult lists others too.
+    let ours = |i: &IpConfig| match i.interface {
+        Some(n) => prev.interfaces.get(n).is_some_and(|f| f.name == env.ifname),
+        None => true,
+    };
+    let want: Vec<String> = prev
+        .ips
+        .iter()
+        .filter(|i| ours(i))
+        .map(|i| i.address.clone())
+        .collect();
+    let held = outcome(conf, env, netns, &net, &sb.dns, &ep);
     let have: Vec<String> = held.ips.iter().map(|i| i.address.clone()).collect();
     if want != have {
         return Err(CniError::new(

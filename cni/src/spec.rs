@@ -97,6 +97,10 @@ pub struct RuntimeConfig {
     /// Addresses wanted (`10.88.0.5/16` or `10.88.0.5`).
     #[serde(default)]
     pub ips: Vec<String>,
+    /// Names the container answers to, by CNI network name (the `aliases`
+    /// capability, as podman passes the container's name and short id).
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// One entry of `runtimeConfig.portMappings`.

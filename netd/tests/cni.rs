@@ -387,7 +387,7 @@ fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
     let (code, msg) = run(env("ADD", &ns), &v.to_string());
     assert_eq!(code, 7, "{msg}");
     let mut vars = env("ADD", &ns);
-    vars.push(("CNI_ARGS", "K8S_POD_NAME=x".to_string()));
+    vars.push(("CNI_ARGS", "K8S_POD_UID=x".to_string()));
     let (code, msg) = run(vars, &good.to_string());
     assert_eq!(code, 4, "{msg}");
     // netd not running: try again later.

@@ -24,7 +24,7 @@ pub fn cni_dirs(netd: &Netd, name: &str) -> (std::path::PathBuf, std::path::Path
         "plugins": [{
             "type": "netd-cni",
             "socket": netd.host.dir().join("netd.sock"),
-            "capabilities": {"portMappings": true, "mac": true, "ips": true},
+            "capabilities": {"portMappings": true, "mac": true, "ips": true, "aliases": true},
         }],
     });
     std::fs::write(conf.join(format!("{name}.conflist")), list.to_string()).unwrap();
@@ -102,6 +102,13 @@ fn podman_containers_on_a_netd_network_reach_each_other_and_publish() {
     assert_eq!(held, want);
     podman
         .run(&["exec", "c1", "ping", "-c", "1", "-W", "2", &ip2])
+        .unwrap();
+    // By name, through the network's DNS responder, which podman's resolv.conf
+    // names (from the CNI result).
+    let resolv = podman.run(&["exec", "c1", "cat", "/etc/resolv.conf"]).unwrap();
+    assert!(resolv.contains("nameserver 10.81.0.1"), "{resolv}");
+    podman
+        .run(&["exec", "c1", "ping", "-c", "1", "-W", "2", "c2"])
         .unwrap();
     // -p publishes through netd's firewall: the page answers from outside.
     let url = format!("http://{HOST_ADDR}:18082/passwd");

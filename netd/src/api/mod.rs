@@ -42,6 +42,9 @@ pub struct NetworkInspect {
     pub network: NetworkRecord,
     /// Its endpoints.
     pub endpoints: Vec<EndpointRecord>,
+    /// Where its DNS responder listens (its gateway), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<std::net::IpAddr>,
 }
 
 /// `GET /v1/info`.
@@ -205,7 +208,12 @@ async fn inspect_network(
 ) -> Reply<impl IntoResponse> {
     let network = s.ctl.network(&key)?;
     let endpoints = s.ctl.network_endpoints(&network.id);
-    Ok(Json(NetworkInspect { network, endpoints }))
+    let dns = s.ctl.network_name_server(&network.id);
+    Ok(Json(NetworkInspect {
+        network,
+        endpoints,
+        dns,
+    }))
 }
 
 async fn delete_network(

@@ -75,6 +75,11 @@ impl Controller {
         self.dns.get()
     }
 
+    /// Where network `id`'s DNS responder listens, if it has one.
+    pub fn network_name_server(&self, id: &str) -> Option<IpAddr> {
+        self.dns()?.name_server(id)
+    }
+
     /// The networks a batch makes, changes or deletes (none without responders).
     pub(super) fn dns_changes(&self, ops: &[super::persist::Op]) -> Vec<NetworkChange> {
         use super::persist::Op;
