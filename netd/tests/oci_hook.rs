@@ -90,7 +90,7 @@ fn a_runc_container_gets_its_network_and_port_from_annotations() {
         &netd,
         &dir,
         &["httpd", "-f", "-p", "80", "-h", "/etc"],
-        json!({"org.netd.networks": "ocinet", "org.netd.ports": "18083:80"}),
+        json!({"org.netd.networks": "ocinet", "org.netd.ports": "18083:80", "org.netd.aliases": "www"}),
     );
     let _web = Container(&netd, "web");
     runc(
@@ -121,6 +121,13 @@ fn a_runc_container_gets_its_network_and_port_from_annotations() {
     .unwrap();
     let url = format!("http://{HOST_ADDR}:18083/passwd");
     assert!(outside.fetches(&url, "root:"));
+    // The network's DNS knows it by its id, its config's host name (runc
+    // spec's "runc") and the annotation's alias.
+    for name in ["web", "runc", "www"] {
+        let out = netd.in_sandbox(&peer, &["busybox", "nslookup", name, "10.84.0.1"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("Address: {ip}")), "{name}: {out:?}");
+    }
     // A poststop for a container of the same id in another bundle (another
     // runtime root) leaves this one's sandbox alone.
     let mut other = netd

@@ -5,7 +5,10 @@
 //! - `org.netd.networks`: netd networks, comma-separated; the container's
 //!   namespace gets `eth0`, `eth1`, ... on them, in that order;
 //! - `org.netd.ports`: ports to publish on the first network, comma-separated,
-//!   each as `-p` takes it (`8080:80`, `127.0.0.1:5353:53/udp`).
+//!   each as `-p` takes it (`8080:80`, `127.0.0.1:5353:53/udp`);
+//! - `org.netd.aliases`: more names the container answers to in its networks'
+//!   DNS, comma-separated (it answers to its id, and to the `hostname` of its
+//!   bundle's config.json, anyway).
 //!
 //! At `create` (a createRuntime, createContainer or prestart hook: the state has
 //! the container's pid) the container's network namespace is adopted as sandbox
@@ -24,6 +27,41 @@ use std::os::unix::fs::MetadataExt;
 pub const NETWORKS: &str = "org.netd.networks";
 /// The annotation naming the ports to publish on the first network.
 pub const PORTS: &str = "org.netd.ports";
+/// The annotation naming more DNS names.
+pub const ALIASES: &str = "org.netd.aliases";
+
+/// The names the container answers to: its id and its config's host name when
+/// they make DNS names, and the annotation's (checked by netd).
+fn aliases(state: &State) -> Vec<String> {
+    let plausible = |n: &str| {
+        (1..=63).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(default)]
+        hostname: Option<String>,
+    }
+    let hostname = std::fs::read(std::path::Path::new(&state.bundle).join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Config>(&b).ok())
+        .and_then(|c| c.hostname);
+    let mut out: Vec<String> = Vec::new();
+    for name in [Some(state.id.clone()), hostname].into_iter().flatten() {
+        if plausible(&name) && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    if let Some(list) = state.annotations.get(ALIASES) {
+        for a in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            if !out.iter().any(|o| o == a) {
+                out.push(a.to_string());
+            }
+        }
+    }
+    out
+}
 
 /// The label naming the bundle of the container a sandbox stands for: OCI
 /// ids are unique per runtime root only, bundles per host.
@@ -141,6 +179,7 @@ async fn create(client: &Client, state: &State) -> Result<()> {
             network: network.to_string(),
             name: Some(format!("{}-{i}", &state.id[..state.id.len().min(50)])),
             ports: if i == 0 { ports.clone() } else { Vec::new() },
+            aliases: aliases(&state),
             ..Default::default()
         };
         if let Err(e) = client.attach(&sb.name, &req).await {
