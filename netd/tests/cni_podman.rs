@@ -4,38 +4,16 @@
 
 mod common;
 
+use common::runtimes::cni_dirs;
 use common::{Netd, Outside, HOST_ADDR};
 use std::time::Duration;
 use tests::{Podman, ULIMITS};
-
-/// A CNI plugin directory with `netd-cni`, and a conflist for network `name`
-/// in a network directory; the two directories.
-pub fn cni_dirs(netd: &Netd, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let bin = netd.host.dir().join("cni-bin");
-    let conf = netd.host.dir().join("cni-net");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(&conf).unwrap();
-    let plugin = tests::workspace_binary("netd-cni").unwrap();
-    let _ = std::fs::remove_file(bin.join("netd-cni"));
-    std::os::unix::fs::symlink(plugin, bin.join("netd-cni")).unwrap();
-    let list = serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": name,
-        "plugins": [{
-            "type": "netd-cni",
-            "socket": netd.host.dir().join("netd.sock"),
-            "capabilities": {"portMappings": true, "mac": true, "ips": true, "aliases": true},
-        }],
-    });
-    std::fs::write(conf.join(format!("{name}.conflist")), list.to_string()).unwrap();
-    (bin, conf)
-}
 
 #[test]
 fn podman_containers_on_a_netd_network_reach_each_other_and_publish() {
     let (netd, rt) = Netd::start_with_network("podnet", "10.81.0.0/24");
     let outside = Outside::connect(&netd);
-    let (bin, conf) = cni_dirs(&netd, "podnet");
+    let (bin, conf) = cni_dirs(&netd, "podnet", None);
     let podman = Podman::new(&netd.host, &bin, &conf).unwrap();
     let run = |args: &[&str]| {
         let mut all = vec!["run", "-d"];

@@ -181,8 +181,6 @@ fn the_native_api_cannot_change_what_dockerd_made() {
         ("POST", "/v1/sandboxes/sb/join", json!({"endpoint": EP})),
         ("POST", "/v1/sandboxes/sb/leave", json!({"endpoint": EP})),
         ("POST", "/v1/sandboxes/sb/detach", json!({"endpoint": EP})),
-        ("POST", "/v1/sandboxes/sb/attach", json!({"network": NET})),
-        ("POST", "/v1/endpoints", json!({"network": NET})),
         ("DELETE", &format!("/v1/endpoints/{EP}"), Value::Null),
         ("DELETE", &format!("/v1/networks/{NET}"), Value::Null),
     ] {
@@ -198,6 +196,37 @@ fn the_native_api_cannot_change_what_dockerd_made() {
         );
         assert!(text.contains(dockers), "{method} {path}: {text}");
     }
+
+    // Other runtimes' containers may join dockerd's network (netd-cni, oci-hook):
+    // their addresses come from the pool dockerd holds through netd's
+    // IpamDriver, so neither side is given the other's.
+    let native = rt.block_on(c.attach("sb", &attach(NET))).unwrap();
+    assert_eq!(ipv4(&native), "10.86.0.3");
+    let next = engine.ok("IpamDriver.RequestAddress", json!({"PoolID": pool}));
+    assert_eq!(next["Address"], "10.86.0.4/24");
+    engine.ok(
+        "IpamDriver.ReleaseAddress",
+        json!({"PoolID": pool, "Address": "10.86.0.4"}),
+    );
+    // dockerd cannot delete the network from under it.
+    engine.refused(
+        "NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": NET}),
+        &native.name,
+    );
+    rt.block_on(c.detach("sb", &native.id)).unwrap();
+    // A network dockerd made with Docker's own IPAM cannot be joined so:
+    // dockerd hands its addresses out without netd.
+    engine.ok(
+        "NetworkDriver.CreateNetwork",
+        json!({"NetworkID": EP2, "Options": {}, "IPv4Data": [{"Pool": "10.87.0.0/24", "Gateway": "10.87.0.1/24"}]}),
+    );
+    let err = rt
+        .block_on(c.attach("sb", &attach(EP2)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--ipam-driver netd"), "{err}");
+    engine.ok("NetworkDriver.DeleteNetwork", json!({"NetworkID": EP2}));
 
     // dockerd's own calls still work, and leave nothing behind.
     engine.ok(

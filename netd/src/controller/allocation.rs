@@ -70,7 +70,7 @@ pub(crate) fn derive(
             continue;
         };
         for a in &ep.addresses {
-            let Some(pool) = pool_of(net, a.addr()) else {
+            let Some(pool) = pool_of(records, net, a.addr()) else {
                 continue;
             };
             if let Err(e) = ipam.request_address(&pool, Some(a.addr())) {
@@ -104,12 +104,46 @@ pub(crate) fn engine_owner() -> String {
     "dockerd (through netd's IpamDriver)".to_string()
 }
 
-/// The pool an address of `net` belongs to.
-pub(crate) fn pool_of(net: &NetworkRecord, addr: IpAddr) -> Option<PoolId> {
+/// The pool a native endpoint's address on `net` comes from: the subnet's own,
+/// or on a network dockerd made, the pool dockerd holds the subnet with
+/// through netd's IpamDriver.
+pub(crate) fn pool_of(records: &Records, net: &NetworkRecord, addr: IpAddr) -> Option<PoolId> {
+    let s = net.subnets.iter().find(|s| s.subnet.contains(&addr))?;
+    s.pool.or_else(|| engine_pool(records, s.subnet))
+}
+
+fn engine_pool(records: &Records, subnet: ipnet::IpNet) -> Option<PoolId> {
+    records
+        .engine_pools
+        .values()
+        .find(|p| p.id.subnet == subnet && !p.released)
+        .map(|p| p.id)
+}
+
+/// Where a native endpoint on `net` gets its addresses: each subnet and its
+/// pool. A network dockerd made with Docker's own IPAM has none netd may hand
+/// out (dockerd chooses its containers' addresses without asking netd).
+pub(crate) fn endpoint_pools(
+    records: &Records,
+    net: &NetworkRecord,
+) -> Result<Vec<(ipnet::IpNet, PoolId)>, super::ControllerError> {
+    if net.origin == Origin::Native {
+        return Ok(net
+            .subnets
+            .iter()
+            .filter_map(|s| s.pool.map(|p| (s.subnet, p)))
+            .collect());
+    }
     net.subnets
         .iter()
-        .find(|s| s.subnet.contains(&addr))
-        .and_then(|s| s.pool)
+        .map(|s| match engine_pool(records, s.subnet) {
+            Some(p) => Ok((s.subnet, p)),
+            None => Err(super::ControllerError::Conflict(format!(
+                "network {} was made by dockerd with Docker's own IPAM, which gives out addresses without netd: only dockerd's containers can join it; create it with `--ipam-driver netd` to attach other runtimes' containers",
+                net.name
+            ))),
+        })
+        .collect()
 }
 
 /// Allocator holdings made by an operation: given back unless committed.
@@ -173,9 +207,10 @@ impl Controller {
         if ep.origin != Origin::Native {
             return Vec::new();
         }
+        let records = self.records();
         ep.addresses
             .iter()
-            .filter_map(|a| pool_of(net, a.addr()).map(|p| (p, a.addr())))
+            .filter_map(|a| pool_of(&records, net, a.addr()).map(|p| (p, a.addr())))
             .collect()
     }
 }

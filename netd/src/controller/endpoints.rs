@@ -44,12 +44,9 @@ impl Controller {
         slot: &'a Arc<NetSlot>,
         req: &EndpointCreate,
     ) -> Result<Prepared<'a>, ControllerError> {
-        if net.origin == Origin::Docker {
-            return Err(ControllerError::Conflict(format!(
-                "network {} belongs to dockerd; connect containers with `docker network connect`",
-                net.name
-            )));
-        }
+        // Each subnet's pool: on a network dockerd made, the one dockerd holds
+        // through netd's IpamDriver, so the two never hand out one address.
+        let pools = super::allocation::endpoint_pools(&self.records(), net)?;
         let id = new_random_id()?;
         let name = match &req.name {
             Some(n) => Name::parse("endpoint", n).map_err(ControllerError::Invalid)?,
@@ -98,27 +95,24 @@ impl Controller {
         let mut addresses = Vec::new();
         if overlay && req.ip.is_none() {
             // An overlay network has one subnet, an IPv4 one.
-            for s in &net.subnets {
-                let Some(pool) = s.pool else { continue };
-                let addr = self.take_overlay_address(&net.id, s.subnet, &pool).await?;
-                holdings.addresses.push((pool, addr.addr()));
+            for (subnet, pool) in &pools {
+                let addr = self.take_overlay_address(&net.id, *subnet, pool).await?;
+                holdings.addresses.push((*pool, addr.addr()));
                 addresses.push(addr);
             }
         } else {
             let mut ipam = self.lock_ipam();
-            for s in &net.subnets {
-                let Some(pool) = s.pool else { continue };
+            for (subnet, pool) in &pools {
                 let wanted: Option<IpAddr> = [req.ip, req.ipv6]
                     .into_iter()
                     .flatten()
-                    .find(|a| s.subnet.contains(a));
+                    .find(|a| subnet.contains(a));
                 let addr = ipam
-                    .request_address(&pool, wanted)
+                    .request_address(pool, wanted)
                     .map_err(ControllerError::ipam(format!(
-                        "allocating an address in {} for endpoint {name}",
-                        s.subnet
+                        "allocating an address in {subnet} for endpoint {name}"
                     )))?;
-                holdings.addresses.push((pool, addr.addr()));
+                holdings.addresses.push((*pool, addr.addr()));
                 addresses.push(addr);
             }
         }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod runtimes;
 
 use netd::client::Client;
 use netd::model::SandboxRecord;
