@@ -6,7 +6,7 @@ use crate::env::Env;
 use crate::error::CniError;
 use crate::spec::{self, Code, Dns, Interface, IpConfig, NetConf, Outcome, Route};
 use netd::client::{Client, ClientError};
-use netd::controller::{Attach, SandboxCreate};
+use netd::controller::{Attach, Attachment, SandboxCreate};
 use netd::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
@@ -103,15 +103,19 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
     let c = client(conf);
     let key = network_key(conf);
     let req = attach_request(env, conf, key)?;
-    // The network (for the result) and the sandbox at once: a runtime waits
-    // on every round trip.
-    let (net, sandbox) = tokio::join!(c.network(key), sandbox_for(&c, env, netns, inode));
-    let (sb, fresh) = sandbox?;
+    // First the container's sandbox made and attached in one request (one
+    // commit), beside the network's lookup for the result: a runtime waits on
+    // every round trip.
+    let both = Attachment {
+        sandbox: sandbox_request(env, netns),
+        attach: req.clone(),
+    };
+    let (net, made) = tokio::join!(c.network(key), c.create_attached(&both));
     let (net, dns) = match net {
         Ok(n) => (n.network, n.dns),
         Err(e) => {
-            if fresh {
-                let _ = remove_if_empty(&c, &sb.name).await;
+            if let Ok(a) = &made {
+                let _ = c.delete_sandbox(&a.sandbox.name).await;
             }
             return Err(match not_found(&e) {
                 true => CniError::config(format!(
@@ -121,6 +125,35 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
             });
         }
     };
+    // The network's responder (which answers the names of every network the
+    // container is on), else the host's name servers.
+    let servers = |sb: &SandboxRecord| match dns {
+        Some(d) => vec![d],
+        None => sb.dns.clone(),
+    };
+    match made {
+        Ok(a) => {
+            return Ok(outcome(
+                conf,
+                env,
+                netns,
+                &net,
+                &servers(&a.sandbox),
+                &a.endpoint,
+            ))
+        }
+        // The sandbox may be there already (the container's ADD for another
+        // network, or this one again): the steps one by one, below, tell. Any
+        // other refusal is met there again and answered.
+        Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => {}
+        Err(e) => {
+            return Err(CniError::netd(
+                &format!("attaching to network {}", net.name),
+                e,
+            ))
+        }
+    }
+    let (sb, fresh) = sandbox_for(&c, env, netns, inode).await?;
     // The same ADD again (a runtime retrying): the attachment there already.
     let existing = match fresh {
         true => None,
@@ -142,15 +175,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
         ));
     }
     match c.attach(&sb.name, &req).await {
-        Ok(ep) => {
-            // The network's responder (which answers the names of every
-            // network the container is on), else the host's name servers.
-            let servers = match dns {
-                Some(d) => vec![d],
-                None => sb.dns.clone(),
-            };
-            Ok(outcome(conf, env, netns, &net, &servers, &ep))
-        }
+        Ok(ep) => Ok(outcome(conf, env, netns, &net, &servers(&sb), &ep)),
         Err(e) => {
             // Nothing half-made: a sandbox left with no interface goes.
             if let Err(undo) = remove_if_empty(&c, &sb.name).await {
@@ -164,6 +189,17 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
     }
 }
 
+/// The container's sandbox as netd-cni asks for it: named for the container,
+/// labelled with its id, adopting its namespace.
+fn sandbox_request(env: &Env, netns: &Path) -> SandboxCreate {
+    SandboxCreate {
+        name: Some(sandbox_name(&env.container_id)),
+        netns: Some(netns.to_path_buf()),
+        labels: [(LABEL_CONTAINER.to_string(), env.container_id.clone())].into(),
+        ..Default::default()
+    }
+}
+
 /// The container's sandbox, and whether this call made it: adopted from
 /// `netns`, or found (if it still has the same namespace).
 async fn sandbox_for(
@@ -174,12 +210,7 @@ async fn sandbox_for(
 ) -> Result<(SandboxRecord, bool), CniError> {
     let name = sandbox_name(&env.container_id);
     for _ in 0..3 {
-        let req = SandboxCreate {
-            name: Some(name.clone()),
-            netns: Some(netns.to_path_buf()),
-            labels: [(LABEL_CONTAINER.to_string(), env.container_id.clone())].into(),
-            ..Default::default()
-        };
+        let req = sandbox_request(env, netns);
         let refused = match c.create_sandbox(&req).await {
             Ok(sb) => return Ok((sb, true)),
             // There already (an ADD for another network, or this one again).

@@ -26,7 +26,9 @@ async fn ask(sock: &UdpSocket, id: u16, name: &str, buf: &mut [u8]) -> Result<Du
         .context("no answer in 2 s")??;
     let took = started.elapsed();
     let m = Message::from_vec(&buf[..n])?;
-    if m.metadata.id != id || m.metadata.response_code != ResponseCode::NoError || m.answers.is_empty()
+    if m.metadata.id != id
+        || m.metadata.response_code != ResponseCode::NoError
+        || m.answers.is_empty()
     {
         bail!("bad answer for {name}: {:?}", m.metadata.response_code);
     }
@@ -102,10 +104,7 @@ async fn main() -> Result<()> {
         t.await??;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "qps {:.0}",
-        answered.load(Ordering::Relaxed) as f64 / secs
-    );
+    println!("qps {:.0}", answered.load(Ordering::Relaxed) as f64 / secs);
     println!("qps_sockets {sockets}");
     println!("failed {}", failed.load(Ordering::Relaxed));
     Ok(())

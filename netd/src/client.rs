@@ -142,6 +142,14 @@ impl Client {
         self.call(Method::POST, "/v1/sandboxes", Some(req)).await
     }
 
+    /// Create a sandbox and attach it to a network, in one request and one commit.
+    pub async fn create_attached(
+        &self,
+        req: &crate::controller::Attachment,
+    ) -> Result<crate::api::Attached, ClientError> {
+        self.call(Method::POST, "/v1/attachments", Some(req)).await
+    }
+
     /// List sandboxes.
     pub async fn sandboxes(&self) -> Result<Vec<SandboxRecord>, ClientError> {
         self.get("/v1/sandboxes").await

@@ -83,7 +83,9 @@ fn podman_containers_on_a_netd_network_reach_each_other_and_publish() {
         .unwrap();
     // By name, through the network's DNS responder, which podman's resolv.conf
     // names (from the CNI result).
-    let resolv = podman.run(&["exec", "c1", "cat", "/etc/resolv.conf"]).unwrap();
+    let resolv = podman
+        .run(&["exec", "c1", "cat", "/etc/resolv.conf"])
+        .unwrap();
     assert!(resolv.contains("nameserver 10.81.0.1"), "{resolv}");
     podman
         .run(&["exec", "c1", "ping", "-c", "1", "-W", "2", "c2"])

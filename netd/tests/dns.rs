@@ -66,7 +66,15 @@ fn upstream_resolver(netd: &Netd, stop: Arc<AtomicBool>) -> std::thread::JoinHan
 fn lookup(netd: &Netd, sb: &SandboxRecord, name: &str, server: &str) -> (bool, String) {
     let out = netd.in_sandbox(
         sb,
-        &["timeout", "5", "busybox", "nslookup", "-timeout=1", name, server],
+        &[
+            "timeout",
+            "5",
+            "busybox",
+            "nslookup",
+            "-timeout=1",
+            name,
+            server,
+        ],
     );
     let text = format!(
         "{}{}",

@@ -69,7 +69,11 @@ fn docker_podman_and_runc_containers_share_one_network() {
         json!({ "org.netd.networks": netd_name }),
     );
     let _r1 = Container(&netd, "r1");
-    runc(&netd, &["run", "-d", "--bundle", r1.to_str().unwrap(), "r1"]).unwrap();
+    runc(
+        &netd,
+        &["run", "-d", "--bundle", r1.to_str().unwrap(), "r1"],
+    )
+    .unwrap();
     let sb = rt.block_on(netd.client.sandbox("oci-r1")).unwrap();
     let ep = rt.block_on(netd.client.endpoint(&sb.endpoints[0])).unwrap();
     let runc_ip = ep.addresses[0].addr().to_string();
@@ -118,9 +122,7 @@ fn docker_podman_and_runc_containers_share_one_network() {
     // once they are gone, it can, and nothing is left.
     let refused = docker.run(&["network", "rm", "mixed"]);
     assert!(refused.is_err(), "{refused:?}");
-    podman
-        .run(&["rm", "--force", "--time", "0", "p1"])
-        .unwrap();
+    podman.run(&["rm", "--force", "--time", "0", "p1"]).unwrap();
     runc(&netd, &["delete", "--force", "r1"]).unwrap();
     docker.run(&["rm", "-f", "d1"]).unwrap();
     docker.run(&["network", "rm", "mixed"]).unwrap();

@@ -552,3 +552,62 @@ fn a_client_that_goes_away_mid_call_leaves_nothing_inconsistent() {
         assert_eq!(addrs.len(), eps.len(), "an address handed out twice");
     });
 }
+
+#[test]
+fn a_sandbox_made_and_attached_in_one_request_or_not_at_all() {
+    use netd::controller::Attachment;
+    let (netd, rt) = Netd::start_with_network("n1", "10.70.9.0/24");
+    let c = &netd.client;
+    let ask = |name: &str, attach: Attach| {
+        rt.block_on(c.create_attached(&Attachment {
+            sandbox: sandbox(name),
+            attach,
+        }))
+    };
+    let a = ask("a", attach("n1")).unwrap();
+    assert_eq!(a.sandbox.endpoints, std::slice::from_ref(&a.endpoint.id));
+    assert_eq!(a.endpoint.join.as_ref().unwrap().interface, "eth0");
+    let b = ask(
+        "b",
+        Attach {
+            interface: Some("net1".into()),
+            ..attach("n1")
+        },
+    )
+    .unwrap();
+    assert_eq!(b.endpoint.join.as_ref().unwrap().interface, "net1");
+    assert!(netd.pings(&a.sandbox, &ipv4(&b.endpoint)));
+    // Refusals leave no sandbox, and its name free: an unknown network, a taken
+    // address, a taken host port, a sandbox name in use.
+    let taken = Attach {
+        ip: Some(a.endpoint.addresses[0].addr()),
+        ..attach("n1")
+    };
+    for (req, fragment) in [(attach("nosuch"), "nosuch"), (taken, "already allocated")] {
+        let err = ask("c", req).unwrap_err().to_string();
+        assert!(err.contains(fragment), "{err}");
+    }
+    rt.block_on(c.set_ports(&a.endpoint.id, &[common::tcp(18091, 80)]))
+        .unwrap();
+    let err = ask(
+        "c",
+        Attach {
+            ports: vec![common::tcp(18091, 81)],
+            ..attach("n1")
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("18091"), "{err}");
+    let err = ask("a", attach("n1")).unwrap_err().to_string();
+    assert!(err.contains("exists already"), "{err}");
+    let names: Vec<String> = rt
+        .block_on(c.sandboxes())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(rt.block_on(c.endpoints()).unwrap().len(), 2);
+    ask("c", attach("n1")).unwrap();
+}

@@ -7,9 +7,10 @@ pub mod metrics;
 pub use error::{ApiError, ApiErrorBody};
 
 use crate::controller::{
-    Attach, Controller, EndpointCreate, EngineView, Join, NetworkCreate, Ports, SandboxCreate,
+    Attach, Attachment, Controller, EndpointCreate, EngineView, Join, NetworkCreate, Ports,
+    SandboxCreate,
 };
-use crate::model::{EndpointRecord, NetworkRecord};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::store::Kind;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
@@ -45,6 +46,15 @@ pub struct NetworkInspect {
     /// Where its DNS responder listens (its gateway), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<std::net::IpAddr>,
+}
+
+/// `POST /v1/attachments`: the sandbox made and its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attached {
+    /// The sandbox.
+    pub sandbox: SandboxRecord,
+    /// Its endpoint on the network.
+    pub endpoint: EndpointRecord,
 }
 
 /// `GET /v1/info`.
@@ -93,6 +103,7 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route("/v1/sandboxes/{key}/leave", post(leave))
         .route("/v1/sandboxes/{key}/attach", post(attach))
         .route("/v1/sandboxes/{key}/detach", post(detach))
+        .route("/v1/attachments", post(create_attached))
         .route("/v1/endpoints/{key}/ports", axum::routing::put(set_ports))
         .route("/v1/firewall", get(firewall_show))
         .route("/v1/cluster", get(cluster_status))
@@ -261,6 +272,16 @@ async fn create_sandbox(
 ) -> Reply<impl IntoResponse> {
     let req: SandboxCreate = body(&headers, b, "sandbox create").await?;
     Ok((StatusCode::CREATED, Json(s.ctl.create_sandbox(req).await?)))
+}
+
+async fn create_attached(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Reply<impl IntoResponse> {
+    let req: Attachment = body(&headers, b, "attachment").await?;
+    let (sandbox, endpoint) = s.ctl.create_attached(req.sandbox, req.attach).await?;
+    Ok((StatusCode::CREATED, Json(Attached { sandbox, endpoint })))
 }
 
 async fn inspect_sandbox(

@@ -179,7 +179,7 @@ async fn create(client: &Client, state: &State) -> Result<()> {
             network: network.to_string(),
             name: Some(format!("{}-{i}", &state.id[..state.id.len().min(50)])),
             ports: if i == 0 { ports.clone() } else { Vec::new() },
-            aliases: aliases(&state),
+            aliases: aliases(state),
             ..Default::default()
         };
         if let Err(e) = client.attach(&sb.name, &req).await {

@@ -130,7 +130,10 @@ impl Controller {
             .or(gateways.first())
             .copied()?;
         let driver = self.driver(&net.driver).ok()?;
-        let bridge = driver.network_links(&network_spec(net)).into_iter().next()?;
+        let bridge = driver
+            .network_links(&network_spec(net))
+            .into_iter()
+            .next()?;
         let internal = firewall::Policy::from_options(&net.options).is_ok_and(|p| p.internal);
         Some(Target {
             network: net.id.clone(),

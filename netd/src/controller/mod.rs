@@ -28,8 +28,8 @@ pub use engine::{EngineJoin, EnginePool, EnginePoolRequest, EngineView, SyncRepo
 pub use error::{ControllerError, ErrorKind};
 pub use reconcile::Reconciled;
 pub use requests::{
-    check_aliases, check_interface_name, Attach, EndpointCreate, Join, NetworkCreate, Ports, SandboxCreate,
-    SubnetRequest,
+    check_aliases, check_interface_name, Attach, Attachment, EndpointCreate, Join, NetworkCreate,
+    Ports, SandboxCreate, SubnetRequest,
 };
 
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};

@@ -154,6 +154,17 @@ pub fn check_interface_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// `POST /v1/attachments`: create a sandbox (or adopt a namespace) and attach
+/// it to a network in one request, stored in one commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// The sandbox.
+    pub sandbox: SandboxCreate,
+    /// The attach.
+    pub attach: Attach,
+}
+
 /// The most aliases one endpoint may have.
 pub const MAX_ALIASES: usize = 32;
 

@@ -182,12 +182,65 @@ fn check_adoptable(
     Ok(id.ino)
 }
 
+/// A sandbox made (namespace, files, name and namespace reserved) but not yet
+/// stored: dropped, it is undone; [`MadeSandbox::keep`] once its record is
+/// durable.
+pub(super) struct MadeSandbox<'a> {
+    ctl: &'a Controller,
+    pub(super) record: SandboxRecord,
+    dir: PathBuf,
+    reservation: Option<NameGuard<'a>>,
+    namespace_claim: Option<NameGuard<'a>>,
+    netns: NetnsGuard,
+    kept: bool,
+}
+
+impl MadeSandbox<'_> {
+    /// Its record is stored: the guards let go.
+    pub(super) fn keep(mut self) {
+        self.kept = true;
+        self.netns.0 = None;
+        if let Some(r) = self.reservation.take() {
+            r.commit();
+        }
+        match self.namespace_claim.take() {
+            Some(claim) => claim.commit(),
+            None => {
+                if let Some(ino) = self.record.netns_inode {
+                    lock(&self.ctl.sandbox_namespaces).insert(ino.to_string());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MadeSandbox<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            lock(&self.ctl.sandbox_netlink).remove(&self.record.id);
+        }
+    }
+}
+
 impl Controller {
     /// Create a sandbox: a new namespace under the run dir, or an adopted one.
     pub async fn create_sandbox(
         &self,
         req: SandboxCreate,
     ) -> Result<SandboxRecord, ControllerError> {
+        let made = self.make_sandbox(&req)?;
+        self.commit(vec![Op::Sandbox(made.record.clone())]).await?;
+        let record = made.record.clone();
+        made.keep();
+        Ok(record)
+    }
+
+    /// Everything a sandbox's creation does but store it.
+    pub(super) fn make_sandbox(
+        &self,
+        req: &SandboxCreate,
+    ) -> Result<MadeSandbox<'_>, ControllerError> {
         let id = new_random_id()?;
         let name = match &req.name {
             Some(n) => Name::parse("sandbox", n).map_err(ControllerError::Invalid)?,
@@ -226,7 +279,7 @@ impl Controller {
             )?),
             None => None,
         };
-        let (netns_path, owned, netns_inode, mut guard) = match &req.netns {
+        let (netns_path, owned, netns_inode, guard) = match &req.netns {
             Some(path) => (path.clone(), false, adopted_inode, NetnsGuard(None)),
             None => {
                 let path = self.settings.run_dir.join("netns").join(&id);
@@ -281,27 +334,17 @@ impl Controller {
             created: now(),
             labels: req.labels.clone(),
         };
-        let result = async {
-            self.write_files(&record, &[])?;
-            self.commit(vec![Op::Sandbox(record.clone())]).await
-        }
-        .await;
-        if let Err(e) = result {
-            let _ = std::fs::remove_dir_all(&dir);
-            lock(&self.sandbox_netlink).remove(&id);
-            return Err(e);
-        }
-        guard.0 = None;
-        reservation.commit();
-        match namespace_claim {
-            Some(claim) => claim.commit(),
-            None => {
-                if let Some(ino) = netns_inode {
-                    lock(&self.sandbox_namespaces).insert(ino.to_string());
-                }
-            }
-        }
-        Ok(record)
+        let made = MadeSandbox {
+            ctl: self,
+            record,
+            dir,
+            reservation: Some(reservation),
+            namespace_claim,
+            netns: guard,
+            kept: false,
+        };
+        self.write_files(&made.record, &[])?;
+        Ok(made)
     }
 
     /// Both of a sandbox's files, each left alone if it holds its text already: at
@@ -455,7 +498,7 @@ impl Controller {
             )));
         }
         let (ep, _) = self
-            .join_locked(&p.net, p.ep.clone(), p.sb.clone(), None, None)
+            .join_locked(&p.net, p.ep.clone(), p.sb.clone(), None, None, false)
             .await?;
         Ok(ep)
     }
@@ -497,6 +540,7 @@ impl Controller {
         sb: SandboxRecord,
         fresh: Option<Holdings<'_>>,
         interface: Option<&str>,
+        new_sandbox: bool,
     ) -> Result<(EndpointRecord, SandboxRecord), ControllerError> {
         let mut joined = self.joined(&sb)?;
         let driver = self.driver(&net.driver)?;
@@ -566,7 +610,11 @@ impl Controller {
                 Err(e)
             }
             (Err(e), Ok(())) => {
-                let mut undo = vec![Op::Sandbox(old_sb)];
+                // A sandbox stored by this commit goes again with it.
+                let mut undo = vec![match new_sandbox {
+                    true => Op::Delete(Kind::Sandbox, old_sb.id.clone()),
+                    false => Op::Sandbox(old_sb),
+                }];
                 match &fresh {
                     Some(_) => undo.push(Op::Delete(Kind::Endpoint, old_ep.id.clone())),
                     None => undo.push(Op::Endpoint(old_ep)),
@@ -617,6 +665,7 @@ impl Controller {
                 sb,
                 Some(prepared.holdings),
                 req.interface.as_deref(),
+                false,
             )
             .await;
         // Stored (or left stored by an undo that could not be saved), the
@@ -636,6 +685,68 @@ impl Controller {
                     tracing::warn!(endpoint = %ep.name, error = %undo.full_message(), "could not undo an attach whose ports failed");
                 } else {
                     lock(&slot.endpoint_names).remove(&ep.name);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Create a sandbox and attach it to a network, both stored by one commit (a
+    /// CNI ADD's whole work in one request). A failure leaves neither; ports
+    /// refused take the new sandbox away again.
+    pub async fn create_attached(
+        &self,
+        sandbox: SandboxCreate,
+        req: Attach,
+    ) -> Result<(SandboxRecord, EndpointRecord), ControllerError> {
+        if let Some(name) = &req.interface {
+            super::requests::check_interface_name(name).map_err(ControllerError::Invalid)?;
+        }
+        let net = self.network(&req.network)?;
+        let made = self.make_sandbox(&sandbox)?;
+        let joined = {
+            let lock_ = self.sandbox_lock(&made.record.id);
+            let _sb_lock = lock_.lock().await;
+            let slot = self.slot(&net.id);
+            let _gate = slot.gate.read().await;
+            let net = self.network_by_id(&net.id)?;
+            let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint()).await?;
+            prepared.record.attached = true;
+            let id = prepared.record.id.clone();
+            let _claim = self.claim_endpoint(&prepared.record)?;
+            let joined = self
+                .join_locked(
+                    &net,
+                    prepared.record,
+                    made.record.clone(),
+                    Some(prepared.holdings),
+                    req.interface.as_deref(),
+                    true,
+                )
+                .await;
+            if joined.is_ok() || self.records().endpoints.contains_key(&id) {
+                prepared.name.commit();
+            }
+            joined?
+        };
+        made.keep();
+        let (ep, sb) = joined;
+        if req.ports.is_empty() {
+            return Ok((sb, ep));
+        }
+        let published = {
+            let lock_ = self.sandbox_lock(&sb.id);
+            let _sb_lock = lock_.lock().await;
+            let slot = self.slot(&net.id);
+            let _gate = slot.gate.read().await;
+            self.publish_locked(ep.clone(), &req.ports).await
+        };
+        match published {
+            Ok(ep) => Ok((sb, ep)),
+            Err(e) => {
+                // Nothing half-made: the sandbox goes, with its endpoint.
+                if let Err(undo) = self.delete_sandbox(&sb.id).await {
+                    tracing::warn!(sandbox = %sb.name, error = %undo.full_message(), "could not undo a sandbox whose ports failed");
                 }
                 Err(e)
             }

@@ -75,7 +75,9 @@ pub fn answer(query: &[u8], tables: &[&Names], forward: bool, udp: bool) -> Repl
                 Err(_) => local(ResponseCode::ServFail, Vec::new()),
             },
             // The network's own addresses are answered here, held or not.
-            None if tables.iter().any(|t| t.in_network(&address)) => local(ResponseCode::NXDomain, Vec::new()),
+            None if tables.iter().any(|t| t.in_network(&address)) => {
+                local(ResponseCode::NXDomain, Vec::new())
+            }
             None => elsewhere(),
         };
     }
@@ -143,11 +145,8 @@ fn encode(m: &Message, udp: bool) -> Vec<u8> {
         Ok(_) => m.truncate().to_vec().unwrap_or_default(),
         // Only a name past DNS's limits fails to encode; none is held.
         Err(_) => {
-            let mut short = Message::error_msg(
-                m.metadata.id,
-                m.metadata.op_code,
-                ResponseCode::ServFail,
-            );
+            let mut short =
+                Message::error_msg(m.metadata.id, m.metadata.op_code, ResponseCode::ServFail);
             short.queries = m.queries.clone();
             short.to_vec().unwrap_or_default()
         }
@@ -198,7 +197,12 @@ mod tests {
         assert_eq!(m.metadata.id, 7);
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         assert_eq!(rdata(&m), ["10.1.0.2"]);
-        let m = parsed(answer(&query(8, "front", RecordType::AAAA), &[&n], true, true));
+        let m = parsed(answer(
+            &query(8, "front", RecordType::AAAA),
+            &[&n],
+            true,
+            true,
+        ));
         assert_eq!(rdata(&m), ["fd00:1::2"]);
         let m = parsed(answer(&query(9, "web", RecordType::MX), &[&n], true, true));
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
@@ -207,12 +211,22 @@ mod tests {
             answer(&query(10, "example.com.", RecordType::A), &[&n], true, true),
             Reply::Forward
         );
-        let m = parsed(answer(&query(11, "example.com.", RecordType::A), &[&n], false, true));
+        let m = parsed(answer(
+            &query(11, "example.com.", RecordType::A),
+            &[&n],
+            false,
+            true,
+        ));
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
         // The asker's other network answers what this one does not hold.
         let mut other = Names::new(vec!["10.2.0.0/24".parse().unwrap()]);
         other.add(["db"], &["10.2.0.5".parse().unwrap()]);
-        let m = parsed(answer(&query(12, "db", RecordType::A), &[&n, &other], true, true));
+        let m = parsed(answer(
+            &query(12, "db", RecordType::A),
+            &[&n, &other],
+            true,
+            true,
+        ));
         assert_eq!(rdata(&m), ["10.2.0.5"]);
     }
 

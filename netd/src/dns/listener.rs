@@ -29,7 +29,11 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(target: Target, tables: Arc<Tables>, upstream: Arc<super::Upstream>) -> Shared {
+    pub(super) fn new(
+        target: Target,
+        tables: Arc<Tables>,
+        upstream: Arc<super::Upstream>,
+    ) -> Shared {
         Shared {
             target,
             tables,
@@ -118,7 +122,8 @@ pub(super) async fn serve_udp(sock: UdpSocket, shared: Arc<Shared>) {
                     }
                     continue;
                 };
-                let (query, sock, shared) = (query.to_vec(), Arc::clone(&sock), Arc::clone(&shared));
+                let (query, sock, shared) =
+                    (query.to_vec(), Arc::clone(&sock), Arc::clone(&shared));
                 tokio::spawn(async move {
                     let _permit = permit;
                     let own = shared.target.address;

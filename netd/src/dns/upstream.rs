@@ -43,7 +43,9 @@ impl Upstream {
     /// The name servers now, except `own` (a responder never asks itself).
     pub fn servers(&self, own: &IpAddr) -> Vec<SocketAddr> {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = cached.as_ref().is_some_and(|c| c.checked.elapsed() < RECHECK);
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|c| c.checked.elapsed() < RECHECK);
         if !fresh {
             let modified = std::fs::metadata(&self.resolv_conf)
                 .and_then(|m| m.modified())
@@ -65,7 +67,13 @@ impl Upstream {
         }
         cached
             .as_ref()
-            .map(|c| c.servers.iter().filter(|s| s.ip() != *own).copied().collect())
+            .map(|c| {
+                c.servers
+                    .iter()
+                    .filter(|s| s.ip() != *own)
+                    .copied()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

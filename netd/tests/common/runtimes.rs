@@ -103,4 +103,3 @@ impl Drop for Container<'_> {
         let _ = runc(self.0, &["delete", "--force", self.1]);
     }
 }
-
