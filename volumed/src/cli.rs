@@ -28,6 +28,14 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// An OCI runtime hook (createRuntime/prestart, poststop): volumes named in
+    /// the annotation `org.volumed.mounts` (`NAME:/path[:ro]`, comma-separated)
+    /// mounted into the container, and released when it stops.
+    OciHook {
+        /// When the hook runs.
+        #[arg(value_enum)]
+        stage: crate::oci_hook::Stage,
+    },
 }
 
 /// `volumed daemon`.

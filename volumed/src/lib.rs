@@ -11,6 +11,7 @@ pub mod image;
 pub mod manager;
 pub mod model;
 pub mod mounts;
+pub mod oci_hook;
 pub mod options;
 pub mod paths;
 pub mod plugin_face;

@@ -91,6 +91,12 @@ fn main() -> std::process::ExitCode {
                         volumed::daemon::run(opts, passed).await
                     }
                     Command::Volume(cmd) => volumed::cli::run_client(cli.socket, cmd).await,
+                    Command::OciHook { stage } => {
+                        let socket = cli
+                            .socket
+                            .unwrap_or_else(|| volumed::client::DEFAULT_SOCKET.into());
+                        volumed::oci_hook::run(&volumed::client::Client::new(socket), stage).await
+                    }
                 }
             })
         });

@@ -235,3 +235,104 @@ fn the_config_file_adds_to_the_deny_list_and_metrics_count_references() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("data_rot"), "{err}");
 }
+
+/// A busybox bundle in `dir` running `script`, with volumed's OCI hooks and
+/// `annotations`.
+fn hooked_bundle(v: &Volumed, dir: &std::path::Path, script: &str, annotations: serde_json::Value) {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let tar = tests::busybox_rootfs_tar(dir).unwrap();
+    v.host
+        .run(
+            "tar",
+            &["-C", rootfs.to_str().unwrap(), "-xf", tar.to_str().unwrap()],
+        )
+        .unwrap();
+    v.host
+        .run("runc", &["spec", "-b", dir.to_str().unwrap()])
+        .unwrap();
+    let path = dir.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let bin = tests::workspace_binary("volumed").unwrap();
+    let socket = v.host.dir().join("volumed.sock");
+    let hook = |stage: &str| json!([{"path": bin, "args": ["volumed", "--socket", socket, "oci-hook", stage]}]);
+    spec["process"]["terminal"] = json!(false);
+    spec["process"]["args"] = json!(["sh", "-c", script]);
+    spec["annotations"] = annotations;
+    spec["hooks"] = json!({"createRuntime": hook("create"), "poststop": hook("poststop")});
+    spec["linux"]["cgroupsPath"] = json!(format!("/{}", v.host.name()));
+    std::fs::write(&path, spec.to_string()).unwrap();
+}
+
+/// `runc run` of the bundle in `dir` in the foreground: its stdout, or stderr
+/// as the error.
+fn runc_run(v: &Volumed, dir: &std::path::Path, id: &str) -> Result<String, String> {
+    let state = v.host.dir().join("runc-state");
+    let out = v
+        .host
+        .command("runc")
+        .args(["--root", state.to_str().unwrap(), "run", "-b"])
+        .arg(dir)
+        .arg(id)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_runc_container_gets_its_volumes_from_annotations_through_the_hooks() {
+    let v = Volumed::start();
+    // First run: the volume is made, written, and read back read-only.
+    let dir = v.host.dir().join("writer");
+    hooked_bundle(
+        &v,
+        &dir,
+        "echo kept > /data/f && cat /cache/f 2>/dev/null; (echo x > /ro/x) 2>/dev/null && echo WROTE || echo REFUSED",
+        json!({"org.volumed.mounts": "appdata:/data,appdata:/ro:ro,scratch:/cache"}),
+    );
+    let id = format!("{}w", v.host.name());
+    let out = runc_run(&v, &dir, &id).unwrap();
+    assert!(out.contains("REFUSED"), "{out}");
+    let vol = v.client.volume("appdata").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(&vol.mountpoint).join("f")).unwrap(),
+        "kept\n"
+    );
+    // poststop dropped the references.
+    assert_eq!(vol.references(), 0, "{:?}", vol.refs);
+    assert!(v.client.volume("scratch").is_ok());
+    // A second container sees what the first wrote.
+    let dir = v.host.dir().join("reader");
+    hooked_bundle(
+        &v,
+        &dir,
+        "cat /data/f",
+        json!({"org.volumed.mounts": "appdata:/data"}),
+    );
+    let out = runc_run(&v, &dir, &format!("{}r", v.host.name())).unwrap();
+    assert_eq!(out.trim(), "kept");
+
+    // A path through a symbolic link in the image is refused, and no
+    // reference is left.
+    let dir = v.host.dir().join("escape");
+    hooked_bundle(
+        &v,
+        &dir,
+        "true",
+        json!({"org.volumed.mounts": "appdata:/link/x"}),
+    );
+    std::os::unix::fs::symlink("/etc", dir.join("rootfs/link")).unwrap();
+    let err = runc_run(&v, &dir, &format!("{}e", v.host.name())).unwrap_err();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(v.client.volume("appdata").unwrap().references(), 0);
+    // A bad annotation is refused before anything is taken.
+    let dir = v.host.dir().join("bad");
+    hooked_bundle(&v, &dir, "true", json!({"org.volumed.mounts": "appdata"}));
+    let err = runc_run(&v, &dir, &format!("{}b", v.host.name())).unwrap_err();
+    assert!(err.contains("VOLUME:/PATH"), "{err}");
+}
