@@ -15,5 +15,5 @@ scripts/deps.sh
 
 # Tests exec binaries of other packages (netd's tests run netd-cni), which
 # cargo builds for a package's own tests only.
-cargo build --workspace --bins --locked
+cargo build --workspace --bins --examples --locked
 exec cargo test --workspace --locked "$@"

@@ -173,6 +173,14 @@ pub enum DriverError {
         #[source]
         source: NetlinkError,
     },
+    /// A remote plugin refused or failed (its own message).
+    #[error("{doing}: {message}")]
+    Plugin {
+        /// What the driver asked.
+        doing: String,
+        /// What the plugin said.
+        message: String,
+    },
     /// A step inside the sandbox's namespace (a sysctl) failed.
     #[error("{doing}")]
     Sandbox {

@@ -9,6 +9,7 @@ mod driver;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;
+pub mod remote;
 mod simple;
 
 pub use bridge::BridgeDriver;

@@ -308,6 +308,42 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// A route to `destination` on link `index`, through `via` or on the link
+    /// itself (one that exists already counts).
+    pub fn route(mut self, index: u32, destination: ipnet::IpNet, via: Option<IpAddr>) -> Self {
+        let route = match destination {
+            ipnet::IpNet::V4(d) => {
+                let b = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .output_interface(index)
+                    .destination_prefix(d.addr(), d.prefix_len());
+                match via {
+                    Some(IpAddr::V4(gw)) => b.gateway(gw).build(),
+                    _ => b.build(),
+                }
+            }
+            ipnet::IpNet::V6(d) => {
+                let b = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .output_interface(index)
+                    .destination_prefix(d.addr(), d.prefix_len());
+                match via {
+                    Some(IpAddr::V6(gw)) => b.gateway(gw).build(),
+                    _ => b.build(),
+                }
+            }
+        };
+        self.0.push(
+            Request::new(
+                RouteNetlinkMessage::NewRoute(route),
+                NLM_F_CREATE | NLM_F_EXCL,
+                format!("adding a route to {destination}"),
+            )
+            .tolerating(Errno::EEXIST),
+        );
+        self
+    }
+}
+
 /// A veth pair to create; see [`Netlink::add_veth`].
 #[derive(Debug)]
 pub struct VethPair<'a> {
@@ -625,6 +661,22 @@ impl Netlink {
                 .address(mac.to_vec())
                 .build(),
             format!("setting the MAC of link {index}"),
+        )
+    }
+
+    /// Move link `index` into the namespace `netns`, named `name` there.
+    pub async fn move_to_netns(
+        &self,
+        index: u32,
+        netns: &File,
+        name: &str,
+    ) -> Result<(), NetlinkError> {
+        self.set_link(
+            LinkUnspec::new_with_index(index)
+                .setns_by_fd(netns.as_raw_fd())
+                .name(name.to_string())
+                .build(),
+            format!("moving link {index} into the sandbox as {name}"),
         )
     }
 

@@ -34,6 +34,11 @@ fn daemon_options(socket: Option<PathBuf>, args: DaemonArgs) -> anyhow::Result<D
             .clone()
             .or(file.resolv_conf.clone())
             .unwrap_or_else(|| "/etc/resolv.conf".into()),
+        plugin_dir: args
+            .plugin_dir
+            .clone()
+            .or(file.plugin_dir.clone())
+            .unwrap_or_else(|| plugin_api::server::DEFAULT_SOCKET_DIR.into()),
     };
     let plugin_dir = if args.no_docker {
         None

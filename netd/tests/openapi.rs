@@ -486,6 +486,7 @@ async fn the_server_answers_as_documented() {
             ipam: ipam::Config::defaults("openapi-test"),
             fallback_dns: netd::files::FALLBACK_DNS.to_vec(),
             host_resolv_conf: "/etc/resolv.conf".into(),
+            plugin_dir: dir.path().join("plugins"),
         },
         nl.clone(),
     )

@@ -56,6 +56,9 @@ pub struct Settings {
     pub fallback_dns: Vec<IpAddr>,
     /// The host's resolv.conf, read for sandboxes' name servers.
     pub host_resolv_conf: PathBuf,
+    /// Where remote network plugins' sockets are found (`remote:NAME` drivers),
+    /// as dockerd finds them.
+    pub plugin_dir: PathBuf,
 }
 
 /// A network's gate and the endpoint names taken on it.
@@ -113,6 +116,8 @@ pub struct Controller {
     /// namespaces get none: a socket would keep a dead container's namespace alive.
     sandbox_netlink: Mutex<HashMap<String, Netlink>>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
+    /// `remote:NAME` drivers, found at first use.
+    remotes: Mutex<BTreeMap<String, Arc<dyn Driver>>>,
     nl: Netlink,
     /// The firewall, started after reconcile (unset with `--firewall off`).
     firewall: std::sync::OnceLock<Arc<::firewall::Firewall>>,
@@ -224,6 +229,7 @@ impl Controller {
             sandbox_locks: Mutex::new(HashMap::new()),
             sandbox_netlink: Mutex::new(HashMap::new()),
             drivers,
+            remotes: Mutex::new(BTreeMap::new()),
             firewall: std::sync::OnceLock::new(),
             dns: std::sync::OnceLock::new(),
             overlay: std::sync::OnceLock::new(),
@@ -308,13 +314,46 @@ impl Controller {
     }
 
     fn driver(&self, name: &str) -> Result<Arc<dyn Driver>, ControllerError> {
-        self.drivers.get(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = self.drivers.keys().copied().collect();
-            ControllerError::Invalid(format!(
-                "unknown driver {name:?}: use one of {}",
-                known.join(", ")
-            ))
-        })
+        if let Some(d) = self.drivers.get(name) {
+            return Ok(Arc::clone(d));
+        }
+        if let Some(plugin) = name.strip_prefix(drivers::remote::PREFIX) {
+            return self.remote_driver(name, plugin);
+        }
+        let known: Vec<&str> = self.drivers.keys().copied().collect();
+        Err(ControllerError::Invalid(format!(
+            "unknown driver {name:?}: use one of {}, or remote:NAME for a network plugin",
+            known.join(", ")
+        )))
+    }
+
+    /// The driver `remote:NAME`: plugin NAME, found as dockerd finds plugins (a
+    /// socket in the plugin directory, or a spec file), at its first use.
+    fn remote_driver(&self, name: &str, plugin: &str) -> Result<Arc<dyn Driver>, ControllerError> {
+        let mut remotes = lock(&self.remotes);
+        if let Some(d) = remotes.get(name) {
+            return Ok(Arc::clone(d));
+        }
+        let specs = [
+            Path::new("/etc/docker/plugins"),
+            Path::new("/usr/lib/docker/plugins"),
+        ];
+        let addr = plugin_api::client::discover(plugin, &self.settings.plugin_dir, &specs)
+            .map_err(|e| {
+                ControllerError::Invalid(format!("driver {name}: {e} (is the plugin running?)"))
+            })?;
+        let client: Arc<dyn plugin_api::NetworkDriver> = Arc::new(plugin_api::RemoteDriver::new(
+            plugin_api::PluginClient::new(addr),
+        ));
+        // One name per plugin found, kept for the daemon's life.
+        let kind: &'static str = Box::leak(name.to_string().into_boxed_str());
+        let driver: Arc<dyn Driver> = Arc::new(drivers::remote::RemoteNetworkDriver::new(
+            kind,
+            client,
+            self.nl.clone(),
+        ));
+        remotes.insert(name.to_string(), Arc::clone(&driver));
+        Ok(driver)
     }
 
     /// Every network, by id.
