@@ -360,10 +360,8 @@ fn aliases(env: &Env, conf: &NetConf) -> Vec<String> {
         .get(&conf.name)
         .cloned()
         .unwrap_or_default();
-    let host_name = |n: &str| {
-        (1..=63).contains(&n.len())
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    let host_name = |n: &String| {
+        !n.contains('.') && netd::controller::check_aliases(std::slice::from_ref(n)).is_ok()
     };
     if let Some(pod) = env.args.get("K8S_POD_NAME").filter(|n| host_name(n)) {
         if !out.contains(pod) {

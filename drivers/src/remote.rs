@@ -37,13 +37,25 @@ pub struct RemoteNetworkDriver {
     kind: &'static str,
     plugin: Arc<dyn NetworkDriver>,
     nl: Netlink,
+    /// The daemon's link group: a link carrying it is never the plugin's.
+    mark: u32,
 }
 
 impl RemoteNetworkDriver {
     /// The driver `remote:NAME` over `plugin`. `kind` is the full driver name,
     /// kept for the daemon's life (one per plugin found).
-    pub fn new(kind: &'static str, plugin: Arc<dyn NetworkDriver>, nl: Netlink) -> Self {
-        RemoteNetworkDriver { kind, plugin, nl }
+    pub fn new(
+        kind: &'static str,
+        plugin: Arc<dyn NetworkDriver>,
+        nl: Netlink,
+        mark: crate::Mark,
+    ) -> Self {
+        RemoteNetworkDriver {
+            kind,
+            plugin,
+            nl,
+            mark: mark.0,
+        }
     }
 
     fn refused(&self, doing: &str, e: PluginError) -> DriverError {
@@ -199,11 +211,16 @@ impl Driver for RemoteNetworkDriver {
         sandbox: &SandboxSpec,
         ifname: &str,
     ) -> Result<(), DriverError> {
-        if let Some(inside) = sandbox
-            .connect()
-            .await
-            .map_err(DriverError::kernel("entering the sandbox"))?
-        {
+        // A sandbox whose namespace is gone (the caller passes none then) took
+        // the interface with it; the plugin is told all the same.
+        let inside = match sandbox.connect().await {
+            Ok(inside) => inside,
+            Err(e) => {
+                tracing::debug!(driver = self.kind, error = %e, "leave: the sandbox's namespace is gone");
+                None
+            }
+        };
+        if let Some(inside) = inside {
             match inside.delete_by_name(ifname).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
@@ -262,10 +279,31 @@ impl RemoteNetworkDriver {
                     "the plugin named interface {src}, which netd's namespace does not have"
                 ),
             })?;
-        if let Err(e) = self.nl.move_to_netns(link.index, netns, ifname).await {
-            let _ = self.nl.delete(link.index).await;
-            return Err(kernel(format!("moving {src} into the sandbox"))(e));
+        // Only an interface the plugin made for this join: a veth or macvlan-like
+        // link in no bridge and not netd's (a plugin naming eth0, a bridge or a
+        // container's veth is refused, and netd touches nothing).
+        let kind = link.kind.as_deref().unwrap_or("");
+        if link.master.is_some()
+            || link.group == self.mark
+            || !matches!(
+                kind,
+                "veth" | "macvlan" | "ipvlan" | "vxlan" | "dummy" | "tap" | "tun"
+            )
+        {
+            return Err(DriverError::Plugin {
+                doing: format!("joining ({})", self.kind),
+                message: format!(
+                    "the plugin named interface {src} ({}), which is not one it made for this endpoint: netd moves only a free veth, macvlan or similar link",
+                    if kind.is_empty() { "of no kind" } else { kind }
+                ),
+            });
         }
+        // A failed move leaves the link where it is, the plugin's to remove
+        // (DeleteEndpoint follows).
+        self.nl
+            .move_to_netns(link.index, netns, ifname)
+            .await
+            .map_err(kernel(format!("moving {src} into the sandbox")))?;
         let inside = sandbox
             .connect()
             .await

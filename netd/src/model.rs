@@ -99,6 +99,10 @@ pub struct JoinRecord {
     pub host_link: Option<String>,
 }
 
+fn stored_before_responders() -> bool {
+    true
+}
+
 /// An endpoint: a network attachment with its addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointRecord {
@@ -153,7 +157,9 @@ pub struct SandboxRecord {
     /// responders of the networks joined, else the host's.
     pub dns: Vec<IpAddr>,
     /// Whether `dns` was asked for at creation (and joins leave it alone).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Records stored before netd had DNS responders have none: they keep
+    /// their servers, as joins then never changed them.
+    #[serde(default = "stored_before_responders")]
     pub dns_asked: bool,
     /// The sandbox's resolv.conf, for the runtime to mount.
     pub resolv_conf: PathBuf,

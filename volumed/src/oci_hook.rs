@@ -6,8 +6,9 @@
 //! At `create` (a createRuntime or prestart hook: the container's namespaces
 //! exist and its root is not yet pivoted to) each volume is made if missing and
 //! referenced for the container (`/v1/mounts/resolve`, caller
-//! `oci:<bundle>:<id>`), then bind-mounted into the container's mount
-//! namespace at the path under its root. The path is resolved inside the root,
+//! `oci:<bundle>:<id>`), then its mount is cloned (read-only where asked,
+//! recursively) and attached in the container's mount namespace at the path
+//! under its root. The path is resolved inside the root,
 //! refusing symbolic links, so an image cannot send the mount elsewhere. At
 //! `poststop` the references go (`/v1/mounts/release`). A failed create leaves
 //! no reference behind.
@@ -17,7 +18,6 @@ use crate::resolve::{MountSpec, OciMount, ResolveRequest, Resolved};
 use anyhow::{bail, Context, Result};
 use hyper::Method;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::{mkdirat, Mode};
 use serde::Deserialize;
@@ -173,11 +173,19 @@ pub async fn run(client: &Client, stage: Stage) -> Result<()> {
 }
 
 /// Bind each mount's source at its destination under `root`, inside the mount
-/// namespace of process `pid`. On a thread of its own: a thread that shares
-/// its filesystem attributes with others cannot change mount namespace.
+/// namespace of process `pid`. Each source is cloned as a detached tree here,
+/// in volumed's own namespace (where a volume's backing is mounted, whatever
+/// the container's copy of the mount table holds), made read-only and private
+/// recursively while detached, and then attached at the target, which is
+/// opened once. On a thread of its own: a thread that shares its filesystem
+/// attributes with others cannot change mount namespace.
 fn mount_all(pid: u32, root: &Path, mounts: &[OciMount]) -> Result<()> {
     std::thread::scope(|s| {
         s.spawn(|| -> Result<()> {
+            let trees = mounts
+                .iter()
+                .map(|m| detached_tree(m).map(|t| (t, m)))
+                .collect::<Result<Vec<_>>>()?;
             unshare(CloneFlags::CLONE_FS)
                 .context("unsharing this thread's filesystem attributes")?;
             let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
@@ -186,8 +194,10 @@ fn mount_all(pid: u32, root: &Path, mounts: &[OciMount]) -> Result<()> {
                 .context("entering the container's mount namespace")?;
             let root_fd = std::fs::File::open(root)
                 .with_context(|| format!("the container's root {}", root.display()))?;
-            for m in mounts {
-                mount_one(&root_fd, m)?;
+            for (tree, m) in trees {
+                let target = directory_under(&root_fd, &m.destination)?;
+                attach(&tree, &target)
+                    .with_context(|| format!("binding {} at {}", m.source, m.destination))?;
             }
             Ok(())
         })
@@ -196,40 +206,90 @@ fn mount_all(pid: u32, root: &Path, mounts: &[OciMount]) -> Result<()> {
     })
 }
 
-fn mount_one(root: &std::fs::File, m: &OciMount) -> Result<()> {
-    let target = directory_under(root, &m.destination)?;
-    let at = format!("/proc/self/fd/{}", target.as_raw_fd());
-    mount(
-        Some(m.source.as_str()),
-        at.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("binding {} at {}", m.source, m.destination))?;
-    // The descriptor names the directory under the mount; the mount is seen
-    // through the path again.
-    drop(target);
-    let target = directory_under(root, &m.destination)?;
-    let at = format!("/proc/self/fd/{}", target.as_raw_fd());
-    if m.options.iter().any(|o| o == "ro" || o == "rro") {
-        mount(
-            None::<&str>,
-            at.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .with_context(|| format!("making {} read-only", m.destination))?;
+/// `open_tree(2)` flags and `mount_setattr(2)`'s argument (the libc crate
+/// has the syscall numbers, not these).
+const OPEN_TREE_CLONE: nix::libc::c_uint = 1;
+const AT_RECURSIVE: nix::libc::c_uint = 0x8000;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// MS_PRIVATE, as `mount_attr.propagation` takes it (64 bits everywhere).
+const MS_PRIVATE: u64 = 1 << 18;
+const MOVE_MOUNT_F_EMPTY_PATH: nix::libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: nix::libc::c_uint = 0x40;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn check(what: &str, rc: nix::libc::c_long) -> Result<nix::libc::c_long> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error()).with_context(|| what.to_string())
+    } else {
+        Ok(rc)
     }
-    mount(
-        None::<&str>,
-        at.as_str(),
-        None::<&str>,
-        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("making {} private", m.destination))?;
+}
+
+/// A recursive copy of the mount at `m.source`, not attached anywhere yet:
+/// private, and read-only (recursively) when `m` asks.
+fn detached_tree(m: &OciMount) -> Result<OwnedFd> {
+    let source = std::ffi::CString::new(m.source.as_str())
+        .with_context(|| format!("volume path {:?}", m.source))?;
+    // SAFETY: open_tree with a NUL-terminated path; a new descriptor on success.
+    let fd = check(&format!("cloning the mount at {}", m.source), unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_open_tree,
+            nix::libc::AT_FDCWD,
+            source.as_ptr(),
+            OPEN_TREE_CLONE | nix::libc::O_CLOEXEC as nix::libc::c_uint | AT_RECURSIVE,
+        )
+    })?;
+    // SAFETY: the descriptor open_tree returned, owned here from now on.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let read_only = m.options.iter().any(|o| o == "ro" || o == "rro");
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: 0,
+        propagation: MS_PRIVATE,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on the tree's descriptor with an empty path and a
+    // struct of the size passed.
+    check(
+        &format!(
+            "making {} private{}",
+            m.destination,
+            if read_only { " and read-only" } else { "" }
+        ),
+        unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                nix::libc::AT_EMPTY_PATH as nix::libc::c_uint | AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        },
+    )?;
+    Ok(tree)
+}
+
+/// Attach the detached `tree` on the directory `target` refers to.
+fn attach(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
+    // SAFETY: move_mount between two descriptors, both with empty paths.
+    check("attaching the mount", unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
     Ok(())
 }
 

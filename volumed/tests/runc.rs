@@ -316,6 +316,28 @@ fn a_runc_container_gets_its_volumes_from_annotations_through_the_hooks() {
     );
     let out = runc_run(&v, &dir, &format!("{}r", v.host.name())).unwrap();
     assert_eq!(out.trim(), "kept");
+    // A volume whose backing volumed mounts at the first reference (tmpfs),
+    // after the container's mount namespace was made: the container gets the
+    // backing, not the directory under it.
+    v.cli(&[
+        "volume",
+        "create",
+        "mem",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+    ])
+    .unwrap();
+    let dir = v.host.dir().join("tmpfs");
+    hooked_bundle(
+        &v,
+        &dir,
+        "grep ' /mem tmpfs ' /proc/mounts >/dev/null && echo TMPFS",
+        json!({"org.volumed.mounts": "mem:/mem"}),
+    );
+    let out = runc_run(&v, &dir, &format!("{}t", v.host.name())).unwrap();
+    assert_eq!(out.trim(), "TMPFS");
 
     // A path through a symbolic link in the image is refused, and no
     // reference is left.

@@ -33,11 +33,8 @@ pub const ALIASES: &str = "org.netd.aliases";
 /// The names the container answers to: its id and its config's host name when
 /// they make DNS names, and the annotation's (checked by netd).
 fn aliases(state: &State) -> Vec<String> {
-    let plausible = |n: &str| {
-        (1..=63).contains(&n.len())
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
+    let plausible =
+        |n: &str| !n.contains('.') && crate::controller::check_aliases(&[n.to_string()]).is_ok();
     #[derive(Deserialize)]
     struct Config {
         #[serde(default)]

@@ -351,6 +351,7 @@ impl Controller {
             kind,
             client,
             self.nl.clone(),
+            Mark::of_instance(self.store.instance()),
         ));
         remotes.insert(name.to_string(), Arc::clone(&driver));
         Ok(driver)

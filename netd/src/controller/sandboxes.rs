@@ -808,7 +808,14 @@ impl Controller {
             .map(|j| j.interface.clone())
             .unwrap_or_default();
         let driver = self.driver(&net.driver)?;
-        let sspec = SandboxSpec::at(&sb.netns);
+        // A remote driver works inside the sandbox at a leave: the namespace is
+        // checked to be the sandbox's, and one that is gone (or that another
+        // process's pid now names) is not entered. The others work outside.
+        let sspec = if net.driver.starts_with(drivers::remote::PREFIX) {
+            self.sandbox_spec(&sb).await.unwrap_or_default()
+        } else {
+            SandboxSpec::at(&sb.netns)
+        };
         driver
             .leave(&network_spec(net), &endpoint_spec(&ep), &sspec, &ifname)
             .await?;

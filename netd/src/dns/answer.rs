@@ -12,6 +12,9 @@ pub const TTL: u32 = 60;
 
 /// The payload a UDP answer may fill when the query carries no EDNS (RFC 1035).
 const PLAIN_UDP: usize = 512;
+/// The most a UDP answer fills whatever the client offers (DNS flag day 2020:
+/// no fragmented answers); longer ones are truncated, and TCP carries them.
+const MAX_UDP: u16 = 1232;
 
 /// What to do with a query.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +29,8 @@ pub enum Reply {
 
 /// The answer to `query` from `tables` (the asker's networks, this one first).
 /// Names none holds go to the host's resolvers when `forward`, else get
-/// NXDOMAIN. Over UDP an answer longer than the client takes comes back
+/// REFUSED (an internal network: the client's resolver then asks its next
+/// server, another network's responder, instead of taking NXDOMAIN as final). Over UDP an answer longer than the client takes comes back
 /// truncated, so it asks again by TCP.
 pub fn answer(query: &[u8], tables: &[&Names], forward: bool, udp: bool) -> Reply {
     let Ok(request) = Message::from_vec(query) else {
@@ -52,7 +56,7 @@ pub fn answer(query: &[u8], tables: &[&Names], forward: bool, udp: bool) -> Repl
         if forward {
             Reply::Forward
         } else {
-            local(ResponseCode::NXDomain, Vec::new())
+            local(ResponseCode::Refused, Vec::new())
         }
     };
     if q.query_class() != DNSClass::IN {
@@ -127,7 +131,7 @@ fn response(request: &Message, code: ResponseCode, answers: Vec<Record>) -> Mess
     m.answers = answers;
     if let Some(asked) = &request.edns {
         let mut edns = Edns::new();
-        edns.set_max_payload(asked.max_payload().max(PLAIN_UDP as u16));
+        edns.set_max_payload(asked.max_payload().clamp(PLAIN_UDP as u16, MAX_UDP));
         m.edns = Some(edns);
     }
     m
@@ -217,7 +221,7 @@ mod tests {
             false,
             true,
         ));
-        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused);
         // The asker's other network answers what this one does not hold.
         let mut other = Names::new(vec!["10.2.0.0/24".parse().unwrap()]);
         other.add(["db"], &["10.2.0.5".parse().unwrap()]);

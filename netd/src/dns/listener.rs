@@ -17,8 +17,11 @@ use tokio::sync::Semaphore;
 const MAX_FORWARDS: usize = 256;
 /// TCP connections at once, per network.
 const MAX_TCP: usize = 64;
-/// A TCP connection with nothing to read this long is closed.
+/// A TCP connection with nothing to read, or an answer not taken, this long is
+/// closed.
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// No TCP connection lives longer.
+const TCP_LIFETIME: Duration = Duration::from_secs(60);
 
 /// What a responder's tasks share.
 pub(super) struct Shared {
@@ -161,7 +164,8 @@ pub(super) async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = tcp_connection(stream, from.ip(), &shared).await;
+            let _ = tokio::time::timeout(TCP_LIFETIME, tcp_connection(stream, from.ip(), &shared))
+                .await;
         });
     }
 }
@@ -202,6 +206,11 @@ async fn tcp_connection(
         let mut out = Vec::with_capacity(reply.len() + 2);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&reply);
-        stream.write_all(&out).await?;
+        if tokio::time::timeout(TCP_IDLE, stream.write_all(&out))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
     }
 }
