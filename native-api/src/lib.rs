@@ -5,6 +5,7 @@
 
 pub mod client;
 mod error;
+pub mod oci;
 
 pub use client::{Client, ClientError};
 pub use error::{ApiErrorBody, ErrorKind};

@@ -21,16 +21,11 @@ use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::{mkdirat, Mode};
 use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// The annotation naming the volumes.
 pub const MOUNTS: &str = "org.volumed.mounts";
-
-/// More than any OCI state needs.
-const MAX_STATE: u64 = 1 << 20;
 
 /// When the hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,18 +35,6 @@ pub enum Stage {
     Create,
     /// poststop: drop the references.
     Poststop,
-}
-
-/// The OCI state the runtime gives on stdin.
-#[derive(Debug, Deserialize)]
-struct State {
-    id: String,
-    #[serde(default)]
-    bundle: String,
-    #[serde(default)]
-    pid: Option<u32>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
 }
 
 /// One volume the annotation asks for.
@@ -112,13 +95,7 @@ fn rootfs(bundle: &str) -> Result<PathBuf> {
 
 /// Run the hook for `stage` against the daemon `client` talks to.
 pub async fn run(client: &Client, stage: Stage) -> Result<()> {
-    let mut input = String::new();
-    std::io::stdin()
-        .take(MAX_STATE)
-        .read_to_string(&mut input)
-        .context("reading the OCI state on stdin")?;
-    let state: State =
-        serde_json::from_str(&input).context("stdin is not an OCI state (JSON with an id)")?;
+    let state = native_api::oci::read_state(std::io::stdin(), "volumed oci-hook")?;
     let Some(annotation) = state.annotations.get(MOUNTS) else {
         return Ok(());
     };

@@ -18,8 +18,8 @@
 use crate::client::{Client, ClientError};
 use crate::controller::{Attach, SandboxCreate};
 use anyhow::{bail, Context, Result};
+use native_api::oci::OciState as State;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
@@ -76,21 +76,6 @@ pub enum Stage {
     Poststop,
 }
 
-/// The OCI state the runtime gives on stdin.
-#[derive(Debug, Deserialize)]
-struct State {
-    id: String,
-    #[serde(default)]
-    bundle: String,
-    #[serde(default)]
-    pid: Option<u32>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
-/// More than any OCI state needs.
-const MAX_STATE: u64 = 1 << 20;
-
 /// The sandbox that stands for container `id`.
 pub fn sandbox_name(id: &str) -> String {
     format!("oci-{}", &id[..id.len().min(60)])
@@ -98,16 +83,7 @@ pub fn sandbox_name(id: &str) -> String {
 
 /// Run the hook: the state from `input`.
 pub async fn run(client: &Client, stage: Stage, input: impl Read) -> Result<()> {
-    let mut text = String::new();
-    input
-        .take(MAX_STATE + 1)
-        .read_to_string(&mut text)
-        .context("reading the OCI state from stdin")?;
-    if text.len() as u64 > MAX_STATE {
-        bail!("the OCI state on stdin is over {MAX_STATE} bytes");
-    }
-    let state: State = serde_json::from_str(&text)
-        .context("the OCI state on stdin is not valid (netd oci-hook is run by an OCI runtime, with the container's state)")?;
+    let state = native_api::oci::read_state(input, "netd oci-hook")?;
     crate::model::Name::parse("container", &state.id).map_err(anyhow::Error::msg)?;
     match stage {
         Stage::Create => create(client, &state).await,

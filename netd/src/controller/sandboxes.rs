@@ -653,27 +653,7 @@ impl Controller {
         let _gate = slot.gate.read().await;
         let sb = self.sandbox_by_id(&sb.id)?;
         let net = self.network_by_id(&net.id)?;
-        let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint()).await?;
-        prepared.record.attached = true;
-        let id = prepared.record.id.clone();
-        // Held from the join to the ports: no other operation sees it half-made.
-        let _claim = self.claim_endpoint(&prepared.record)?;
-        let joined = self
-            .join_locked(
-                &net,
-                prepared.record,
-                sb,
-                Some(prepared.holdings),
-                req.interface.as_deref(),
-                false,
-            )
-            .await;
-        // Stored (or left stored by an undo that could not be saved), the
-        // endpoint keeps its name.
-        if joined.is_ok() || self.records().endpoints.contains_key(&id) {
-            prepared.name.commit();
-        }
-        let (ep, sb) = joined?;
+        let (ep, sb) = self.attach_locked(&net, &slot, sb, &req, false).await?;
         if req.ports.is_empty() {
             return Ok(ep);
         }
@@ -689,6 +669,40 @@ impl Controller {
                 Err(e)
             }
         }
+    }
+
+    /// A new endpoint on `net` joined to `sb`, under the sandbox's lock and the
+    /// network's gate; `new_sandbox`: `sb` is not stored yet, this commit
+    /// stores it.
+    async fn attach_locked(
+        &self,
+        net: &NetworkRecord,
+        slot: &Arc<super::NetSlot>,
+        sb: SandboxRecord,
+        req: &Attach,
+        new_sandbox: bool,
+    ) -> Result<(EndpointRecord, SandboxRecord), ControllerError> {
+        let mut prepared = self.prepare_endpoint(net, slot, &req.endpoint()).await?;
+        prepared.record.attached = true;
+        let id = prepared.record.id.clone();
+        // Held from the join to the ports: no other operation sees it half-made.
+        let _claim = self.claim_endpoint(&prepared.record)?;
+        let joined = self
+            .join_locked(
+                net,
+                prepared.record,
+                sb,
+                Some(prepared.holdings),
+                req.interface.as_deref(),
+                new_sandbox,
+            )
+            .await;
+        // Stored (or left stored by an undo that could not be saved), the
+        // endpoint keeps its name.
+        if joined.is_ok() || self.records().endpoints.contains_key(&id) {
+            prepared.name.commit();
+        }
+        joined
     }
 
     /// Create a sandbox and attach it to a network, both stored by one commit (a
@@ -710,24 +724,8 @@ impl Controller {
             let slot = self.slot(&net.id);
             let _gate = slot.gate.read().await;
             let net = self.network_by_id(&net.id)?;
-            let mut prepared = self.prepare_endpoint(&net, &slot, &req.endpoint()).await?;
-            prepared.record.attached = true;
-            let id = prepared.record.id.clone();
-            let _claim = self.claim_endpoint(&prepared.record)?;
-            let joined = self
-                .join_locked(
-                    &net,
-                    prepared.record,
-                    made.record.clone(),
-                    Some(prepared.holdings),
-                    req.interface.as_deref(),
-                    true,
-                )
-                .await;
-            if joined.is_ok() || self.records().endpoints.contains_key(&id) {
-                prepared.name.commit();
-            }
-            joined?
+            self.attach_locked(&net, &slot, made.record.clone(), &req, true)
+                .await?
         };
         made.keep();
         let (ep, sb) = joined;
