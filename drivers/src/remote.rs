@@ -9,10 +9,11 @@
 //! endpoint's MAC and addresses, brought up, and routed through the gateway and
 //! static routes the plugin gives. At a leave the interface is removed in the
 //! sandbox (a veth's pair goes with it), then Leave and DeleteEndpoint. What a
-//! failed join made is undone, the plugin's side too.
+//! failed join made is undone, the plugin's side too; a stored join whose
+//! interface is missing at start is made again.
 
 use crate::driver::{
-    Driver, DriverData, DriverError, EndpointSpec, Joined, NetworkSpec, SandboxSpec,
+    Driver, DriverData, DriverError, EndpointSpec, Joined, NetworkSpec, Repair, SandboxSpec,
 };
 use crate::netlink::{Batch, Netlink, NetlinkError, LOOPBACK_INDEX};
 use async_trait::async_trait;
@@ -202,6 +203,39 @@ impl Driver for RemoteNetworkDriver {
             return Err(e);
         }
         Ok(Joined::default())
+    }
+
+    /// At start: a stored join whose interface is not in the sandbox (a crash
+    /// after the join's commit, before the plugin's interface was in place, or
+    /// an interface removed by hand) is made again: the plugin is told to forget
+    /// the endpoint (Leave, DeleteEndpoint; refusals ignored) and asked again.
+    async fn repair_join(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+        sandbox: &SandboxSpec,
+        ifname: &str,
+    ) -> Result<Repair, DriverError> {
+        let inside = match sandbox.connect().await {
+            Ok(Some(inside)) => inside,
+            // No namespace to look in: the caller deals with a gone sandbox.
+            _ => return Ok(Repair::Intact),
+        };
+        match inside.link(ifname).await {
+            Ok(Some(_)) => return Ok(Repair::Intact),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(DriverError::Kernel {
+                    doing: format!("looking for {ifname} in the sandbox"),
+                    source: e,
+                })
+            }
+        }
+        let req = endpoint_request(net, ep);
+        let _ = self.plugin.leave(req.clone()).await;
+        let _ = self.plugin.delete_endpoint(req).await;
+        self.join(net, ep, sandbox, ifname).await?;
+        Ok(Repair::Repaired)
     }
 
     async fn leave(

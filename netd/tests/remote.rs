@@ -92,6 +92,26 @@ fn a_remote_plugin_serves_netds_sandboxes() {
         );
     }
 
+    // An interface gone from under a stored join (as a kill -9 between the
+    // join's commit and the plugin's wiring leaves it): netd's next start
+    // makes it again.
+    netd.in_sandbox(&a, &["ip", "link", "del", "eth0"]);
+    let mut netd = netd;
+    netd.kill_9();
+    netd.launch();
+    let c = &netd.client;
+    let back = netd.in_sandbox(&a, &["ip", "-o", "addr", "show", "eth0"]);
+    let back = String::from_utf8_lossy(&back.stdout);
+    assert!(
+        back.contains(&format!("inet {}", ep.addresses[0])),
+        "{back}\n{}",
+        netd.log()
+    );
+    netd.host
+        .netns_tool("ip", &["addr", "add", "10.94.0.1/24", "dev", &end])
+        .unwrap();
+    assert!(netd.pings(&a, "10.94.0.1"), "after the repair");
+
     // Detach: the interface goes, the plugin hears Leave and DeleteEndpoint.
     rt.block_on(c.detach("a", &ep.id)).unwrap();
     let gone = netd.in_sandbox(&a, &["ip", "link", "show", "eth0"]);
