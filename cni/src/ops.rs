@@ -104,56 +104,56 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
     let key = network_key(conf);
     let req = attach_request(env, conf, key)?;
     // First the container's sandbox made and attached in one request (one
-    // commit), beside the network's lookup for the result: a runtime waits on
-    // every round trip.
+    // commit), whose answer has the network too: a runtime waits on every
+    // round trip.
     let both = Attachment {
         sandbox: sandbox_request(env, netns),
         attach: req.clone(),
     };
-    let (net, made) = tokio::join!(c.network(key), c.create_attached(&both));
-    let (net, dns) = match net {
-        Ok(n) => (n.network, n.dns),
-        Err(e) => {
-            if let Ok(a) = &made {
-                let _ = c.delete_sandbox(&a.sandbox.name).await;
-            }
-            return Err(match not_found(&e) {
-                true => CniError::config(format!(
-                    "netd has no network {key:?}: create it with `netd network create {key}`, or name another with the configuration's \"network\" key"
-                )),
-                false => CniError::netd("looking up the network", e),
-            });
-        }
+    let no_network = |e: ClientError| {
+        match not_found(&e) {
+        true => CniError::config(format!(
+            "netd has no network {key:?}: create it with `netd network create {key}`, or name another with the configuration's \"network\" key"
+        )),
+        false => CniError::netd("looking up the network", e),
+    }
     };
     // The network's responder (which answers the names of every network the
     // container is on), else the host's name servers.
-    let servers = |sb: &SandboxRecord| match dns {
+    let servers = |dns: Option<IpAddr>, sb: &SandboxRecord| match dns {
         Some(d) => vec![d],
         None => sb.dns.clone(),
     };
-    match made {
+    match c.create_attached(&both).await {
         Ok(a) => {
             return Ok(outcome(
                 conf,
                 env,
                 netns,
-                &net,
-                &servers(&a.sandbox),
+                &a.network,
+                &servers(a.dns, &a.sandbox),
                 &a.endpoint,
             ))
         }
+        // The namespace was checked above: what is missing is the network.
+        Err(e) if not_found(&e) => return Err(no_network(e)),
         // The sandbox may be there already (the container's ADD for another
         // network, or this one again): the steps one by one, below, tell. Any
         // other refusal is met there again and answered.
         Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => {}
-        Err(e) => {
-            return Err(CniError::netd(
-                &format!("attaching to network {}", net.name),
-                e,
-            ))
-        }
+        Err(e) => return Err(CniError::netd(&format!("attaching to network {key}"), e)),
     }
-    let (sb, fresh) = sandbox_for(&c, env, netns, inode).await?;
+    let (net, sandbox) = tokio::join!(c.network(key), sandbox_for(&c, env, netns, inode));
+    let (sb, fresh) = sandbox?;
+    let (net, dns) = match net {
+        Ok(n) => (n.network, n.dns),
+        Err(e) => {
+            if fresh {
+                let _ = remove_if_empty(&c, &sb.name).await;
+            }
+            return Err(no_network(e));
+        }
+    };
     // The same ADD again (a runtime retrying): the attachment there already.
     let existing = match fresh {
         true => None,
@@ -175,7 +175,7 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
         ));
     }
     match c.attach(&sb.name, &req).await {
-        Ok(ep) => Ok(outcome(conf, env, netns, &net, &servers(&sb), &ep)),
+        Ok(ep) => Ok(outcome(conf, env, netns, &net, &servers(dns, &sb), &ep)),
         Err(e) => {
             // Nothing half-made: a sandbox left with no interface goes.
             if let Err(undo) = remove_if_empty(&c, &sb.name).await {

@@ -48,13 +48,19 @@ pub struct NetworkInspect {
     pub dns: Option<std::net::IpAddr>,
 }
 
-/// `POST /v1/attachments`: the sandbox made and its endpoint.
+/// `POST /v1/attachments`: the sandbox made, its endpoint, and the network
+/// (what a CNI result needs, in one answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attached {
     /// The sandbox.
     pub sandbox: SandboxRecord,
     /// Its endpoint on the network.
     pub endpoint: EndpointRecord,
+    /// The network.
+    pub network: NetworkRecord,
+    /// Where the network's DNS responder listens, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<std::net::IpAddr>,
 }
 
 /// `GET /v1/info`.
@@ -281,7 +287,17 @@ async fn create_attached(
 ) -> Reply<impl IntoResponse> {
     let req: Attachment = body(&headers, b, "attachment").await?;
     let (sandbox, endpoint) = s.ctl.create_attached(req.sandbox, req.attach).await?;
-    Ok((StatusCode::CREATED, Json(Attached { sandbox, endpoint })))
+    let network = s.ctl.network(&endpoint.network)?;
+    let dns = s.ctl.network_name_server(&network.id);
+    Ok((
+        StatusCode::CREATED,
+        Json(Attached {
+            sandbox,
+            endpoint,
+            network,
+            dns,
+        }),
+    ))
 }
 
 async fn inspect_sandbox(
