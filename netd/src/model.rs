@@ -375,4 +375,24 @@ mod tests {
         assert!(is_full_id(&id));
         assert_ne!(id, new_id().unwrap());
     }
+
+    #[test]
+    fn sandboxes_stored_before_dns_responders_keep_their_name_servers() {
+        let stored = |extra: &str| -> SandboxRecord {
+            serde_json::from_str(&format!(
+                r#"{{"id":"a","name":"a","netns":"/x","owned":true,"hostname":"a","dns":["192.0.2.53"],"resolv_conf":"/r","hosts":"/h","endpoints":[],"created":"t"{extra}}}"#
+            ))
+            .unwrap()
+        };
+        assert!(stored("").dns_asked, "an old record counts as asked");
+        assert!(!stored(r#","dns_asked":false"#).dns_asked);
+        let mut sb = stored("");
+        sb.dns_asked = false;
+        let again: SandboxRecord =
+            serde_json::from_str(&serde_json::to_string(&sb).unwrap()).unwrap();
+        assert!(
+            !again.dns_asked,
+            "false survives a round trip through the store"
+        );
+    }
 }

@@ -716,6 +716,8 @@ impl Controller {
         if let Some(name) = &req.interface {
             super::requests::check_interface_name(name).map_err(ControllerError::Invalid)?;
         }
+        // Refused before a namespace is made or adopted, not after.
+        super::requests::check_aliases(&req.aliases).map_err(ControllerError::Invalid)?;
         let net = self.network(&req.network)?;
         let made = self.make_sandbox(&sandbox)?;
         let joined = {
