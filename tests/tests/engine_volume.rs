@@ -136,7 +136,14 @@ fn docker_finds_a_plugin_through_a_spec_file() {
         )
         .unwrap();
     // The spec file is in the host's /etc/docker/plugins, and names the socket.
-    let spec = std::fs::read_to_string(host.etc_docker_dir().join("plugins/specvol.spec")).unwrap();
+    // The plugin writes it once its socket listens: wait for it too.
+    let spec_path = host.etc_docker_dir().join("plugins/specvol.spec");
+    let spec = tests::wait_for(
+        "the plugin's spec file",
+        std::time::Duration::from_secs(10),
+        || Ok(std::fs::read_to_string(&spec_path).ok()),
+    )
+    .unwrap();
     assert_eq!(spec.trim(), format!("unix://{socket_dir}/specvol.sock"));
     assert!(!host.plugin_dir().join("specvol.sock").exists());
 
