@@ -19,7 +19,9 @@ mod common;
 
 use common::{pool_addresses, runtime, Netd};
 use netd::client::Client;
-use netd::controller::{Attach, EndpointCreate, NetworkCreate, SandboxCreate, SubnetRequest};
+use netd::controller::{
+    Attach, Attachment, EndpointCreate, NetworkCreate, SandboxCreate, SubnetRequest,
+};
 use netd::model::{EndpointRecord, NetworkRecord, Origin, SandboxRecord};
 use nix::sys::signal::Signal;
 use plugin_api::client::PluginClient;
@@ -77,6 +79,11 @@ enum Op {
     SbCreate {
         name: String,
     },
+    /// A new sandbox attached to a network in one request (a CNI ADD's).
+    SbCreateAttached {
+        name: String,
+        net: String,
+    },
     SbDelete {
         name: String,
     },
@@ -123,6 +130,9 @@ enum Op {
 enum Fact {
     Network(String, Option<String>),
     Sandbox(String, bool),
+    /// Sandbox NAME, made with its attachment by one request, answered or
+    /// not: there with it, or not there at all.
+    Whole(String),
     Endpoint(String, Option<(Option<String>, String)>),
     EnginePool(String, bool),
     EngineAddress(String, IpAddr, bool),
@@ -253,9 +263,26 @@ fn plan(model: &Model, rng: &mut Rng, names: &mut Names, size: usize, dir: &Path
             }
             2 if model.sandboxes.len() + new_sbs < MAX_SANDBOXES => {
                 new_sbs += 1;
-                ops.push(Op::SbCreate {
-                    name: format!("s{}", names.take()),
-                });
+                let name = format!("s{}", names.take());
+                let nets: Vec<&&NetworkRecord> = natives
+                    .iter()
+                    .filter(|n| !deleting_nets.contains(&n.name))
+                    .filter(|n| {
+                        per_net.get(&n.id).copied().unwrap_or(0) < MAX_ENDPOINTS_PER_NETWORK
+                    })
+                    .collect();
+                match (rng.below(2), rng.pick(&nets)) {
+                    (0, Some(n)) => {
+                        used_nets.insert(n.name.clone());
+                        used_sbs.insert(name.clone());
+                        *per_net.entry(n.id.clone()).or_default() += 1;
+                        ops.push(Op::SbCreateAttached {
+                            name,
+                            net: n.name.clone(),
+                        });
+                    }
+                    _ => ops.push(Op::SbCreate { name }),
+                }
             }
             3 => {
                 let free: Vec<&SandboxRecord> = model
@@ -452,6 +479,25 @@ async fn run(op: Op, c: Client, p: PluginClient) -> Outcome {
                 out.facts.push(Fact::Sandbox(name, true));
             }
         }
+        Op::SbCreateAttached { name, net } => {
+            let req = Attachment {
+                sandbox: SandboxCreate {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                attach: Attach {
+                    network: net,
+                    ..Default::default()
+                },
+            };
+            out.facts.push(Fact::Whole(name.clone()));
+            if let Ok(a) = c.create_attached(&req).await {
+                let addr = a.endpoint.addresses[0].addr().to_string();
+                out.facts.push(Fact::Sandbox(name.clone(), true));
+                out.facts
+                    .push(Fact::Endpoint(a.endpoint.id, Some((Some(name), addr))));
+            }
+        }
         Op::SbDelete { name } => {
             if c.delete_sandbox(&name).await.is_ok() {
                 out.facts.push(Fact::Sandbox(name, false));
@@ -625,6 +671,15 @@ fn check_facts(m: &Model, facts: &[Fact], context: &str) {
             Fact::Sandbox(name, exists) => {
                 let found = m.sandboxes.iter().any(|s| &s.name == name);
                 assert_eq!(found, *exists, "{context}: sandbox {name}");
+            }
+            Fact::Whole(name) => {
+                if let Some(sb) = m.sandboxes.iter().find(|s| &s.name == name) {
+                    assert_eq!(sb.endpoints.len(), 1, "{context}: half-made {sb:?}");
+                    assert!(
+                        m.endpoints.iter().any(|e| e.id == sb.endpoints[0]),
+                        "{context}: {sb:?} joined to an endpoint that is not there"
+                    );
+                }
             }
             Fact::Endpoint(id, expect) => {
                 let found = m.endpoints.iter().find(|e| &e.id == id);
@@ -945,6 +1000,8 @@ fn state_equals_what_was_acknowledged_after_kill_9_anywhere() {
     std::fs::create_dir_all(&keys).unwrap();
     let mut operations = 0;
     let mut answered = 0;
+    // (asked, answered) of the sandboxes made attached by one request.
+    let mut one_request = (0usize, 0usize);
     for round in 0..rounds {
         let before = rt.block_on(Model::read(&c));
         let ops = plan(&before, &mut rng, &mut names, burst, &keys);
@@ -979,7 +1036,14 @@ fn state_equals_what_was_acknowledged_after_kill_9_anywhere() {
             }
             outcomes
         });
-        answered += outcomes.iter().map(|o| o.facts.len()).sum::<usize>();
+        for o in &outcomes {
+            let whole = o.facts.iter().any(|f| matches!(f, Fact::Whole(_)));
+            let facts = o.facts.iter().filter(|f| !matches!(f, Fact::Whole(_)));
+            let n = facts.count();
+            answered += n;
+            one_request.0 += usize::from(whole);
+            one_request.1 += usize::from(whole && n > 0);
+        }
         netd.launch();
         let context = format!(
             "seed {seed}, round {round}, killed after {kill_after} ms of {} operations",
@@ -999,7 +1063,8 @@ fn state_equals_what_was_acknowledged_after_kill_9_anywhere() {
             check_traffic(&netd, &settled, &context);
         }
     }
-    eprintln!("crash torture: {operations} operations, {answered} answers, {rounds} kills");
+    eprintln!("crash torture: {operations} operations, {answered} answers, {rounds} kills; sandboxes made attached in one request: {} asked, {} answered", one_request.0, one_request.1);
+    assert!(one_request.1 > 0, "no one-request attachment was answered");
     assert!(
         operations >= (rounds as usize) * burst / 2,
         "too few operations"
