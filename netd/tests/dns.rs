@@ -256,3 +256,123 @@ fn bad_aliases_and_dns_options_are_refused() {
     let err = rt.block_on(c.create_network(&bad)).unwrap_err().to_string();
     assert!(err.contains("com.netd.dns"), "{err}");
 }
+
+/// Runs `f` on a thread inside the namespace at `netns` (a sandbox's), as a
+/// program in the container would.
+fn inside<T: Send + 'static>(netns: &std::path::Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = std::fs::File::open(netns).unwrap();
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// An A query for `name`; with `edns`, offering that payload size.
+fn a_query(name: &str, edns: Option<u16>) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = 7;
+    m.metadata.recursion_desired = true;
+    m.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii(name).unwrap(),
+        RecordType::A,
+    ));
+    if let Some(size) = edns {
+        let mut e = hickory_proto::op::Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m.to_vec().unwrap()
+}
+
+/// The A records' addresses of an answer.
+fn addresses(m: &Message) -> std::collections::BTreeSet<std::net::IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_answer_comes_truncated_over_udp_and_whole_over_tcp() {
+    // 80 sandboxes share the alias "pool": 80 A records, about 1,300 bytes.
+    let (netd, rt) = Netd::start_with_network("n1", "10.93.6.0/24");
+    let c = &netd.client;
+    let mut expected = std::collections::BTreeSet::new();
+    for i in 0..80 {
+        let name = format!("p{i}");
+        rt.block_on(c.create_sandbox(&sandbox(&name))).unwrap();
+        let ep = rt
+            .block_on(c.attach(
+                &name,
+                &Attach {
+                    aliases: vec!["pool".into()],
+                    ..attach("n1")
+                },
+            ))
+            .unwrap();
+        expected.insert(ipv4(&ep).parse::<std::net::IpAddr>().unwrap());
+    }
+    let asker = rt.block_on(c.sandbox("p0")).unwrap();
+    // The namespace file as netd sees it (netd runs in the host's own mount
+    // namespace, where its namespaces are mounted).
+    let pid = netd.daemon.as_ref().unwrap().pid();
+    let netns = std::path::PathBuf::from(format!("/proc/{pid}/root{}", asker.netns.display()));
+    let server = "10.93.6.1:53";
+
+    // Over UDP: with no EDNS the answer fits 512 bytes, with EDNS offering 4096
+    // it fits 1232 (no fragments); both say "truncated" and carry no records.
+    let (plain, big) = inside(&netns, move || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = Vec::new();
+        for edns in [None, Some(4096)] {
+            sock.send_to(&a_query("pool.", edns), server).unwrap();
+            let mut buf = [0u8; 65535];
+            let n = sock.recv(&mut buf).expect("a UDP answer");
+            out.push(buf[..n].to_vec());
+        }
+        (out.remove(0), out.remove(0))
+    });
+    assert!(plain.len() <= 512, "{} bytes without EDNS", plain.len());
+    assert!(big.len() <= 1232, "{} bytes with EDNS 4096", big.len());
+    for bytes in [&plain, &big] {
+        let m = Message::from_vec(bytes).unwrap();
+        assert!(m.metadata.truncation, "{m:?}");
+        assert!(m.answers.is_empty(), "{m:?}");
+    }
+
+    // Over TCP the whole answer: every sandbox's address.
+    let whole = inside(&netns, move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(server).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let q = a_query("pool.", None);
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        s.write_all(&framed).unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        body
+    });
+    let m = Message::from_vec(&whole).unwrap();
+    assert!(!m.metadata.truncation, "{m:?}");
+    assert_eq!(addresses(&m), expected);
+
+    // A TCP client that connects and says nothing is let go (after 10 s),
+    // so idle connections cannot pile up.
+    let closed = inside(&netns, move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(server).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 16];
+        s.read(&mut buf)
+    });
+    assert_eq!(closed.ok(), Some(0), "the idle connection was not closed");
+}
