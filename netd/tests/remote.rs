@@ -203,3 +203,79 @@ fn a_remote_plugin_serves_netds_sandboxes() {
         plugin.log()
     );
 }
+
+#[test]
+fn a_plugin_naming_someone_elses_link_is_refused_and_the_link_left_alone() {
+    let netd = Netd::start();
+    let c = &netd.client;
+    let rt = runtime();
+    // Someone else's container: a veth whose end is on their own bridge.
+    for args in [
+        &["link", "add", "fbr", "type", "bridge"][..],
+        &["link", "add", "fv0", "type", "veth", "peer", "name", "fv1"],
+        &["link", "set", "fv0", "master", "fbr", "up"],
+    ] {
+        netd.host.netns_tool("ip", args).unwrap();
+    }
+    // And netd's own bridge.
+    let own = rt
+        .block_on(c.create_network(&common::network("nb", "10.94.1.0/24")))
+        .unwrap();
+    let own_bridge = format!("br-{}", &own.id[..12]);
+    assert!(netd.links().contains(&own_bridge), "{:?}", netd.links());
+    let x = rt.block_on(c.create_sandbox(&sandbox("x"))).unwrap();
+    let plugin_bin = tests::example_binary("network_driver").unwrap();
+    for (i, victim) in ["fv0", own_bridge.as_str()].into_iter().enumerate() {
+        let mut plugin = netd
+            .host
+            .spawn_plugin(
+                "hostile",
+                &plugin_bin,
+                &["--name", "hostile", "--name-in-join", victim],
+            )
+            .unwrap();
+        let net = format!("hn{i}");
+        rt.block_on(c.create_network(&NetworkCreate {
+            driver: Some("remote:hostile".into()),
+            ..remote_network(&net, &format!("10.94.{}.0/24", 10 + i))
+        }))
+        .unwrap();
+        let err = rt
+            .block_on(c.attach(
+                "x",
+                &Attach {
+                    network: net.clone(),
+                    ..Default::default()
+                },
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not one it made"), "{victim}: {err}");
+        // Left where it was, as it was; the sandbox got nothing, netd kept no
+        // endpoint, and the plugin heard DeleteEndpoint.
+        let shown = netd
+            .host
+            .netns_tool("ip", &["-o", "link", "show", victim])
+            .unwrap();
+        if victim == "fv0" {
+            assert!(shown.contains("master fbr"), "{shown}");
+        }
+        let inside = netd.in_sandbox(&x, &["ip", "-o", "link", "show"]);
+        let inside = String::from_utf8_lossy(&inside.stdout);
+        assert!(
+            !inside.contains(victim) && !inside.contains("eth0"),
+            "{inside}"
+        );
+        assert!(rt.block_on(c.endpoints()).unwrap().is_empty());
+        assert!(
+            plugin.log().contains("NetworkDriver.DeleteEndpoint"),
+            "{}",
+            plugin.log()
+        );
+        rt.block_on(c.delete_network(&net)).unwrap();
+        plugin.stop(std::time::Duration::from_secs(5));
+    }
+    // Someone else's bridge and veth are still the test's to remove.
+    netd.host.netns_tool("ip", &["link", "del", "fbr"]).unwrap();
+    netd.host.netns_tool("ip", &["link", "del", "fv0"]).unwrap();
+}

@@ -28,12 +28,19 @@ struct Args {
     /// Directory for the socket (the engine scans /run/docker/plugins).
     #[arg(long, default_value = plugin_api::server::DEFAULT_SOCKET_DIR)]
     socket_dir: PathBuf,
+    /// Misbehave: answer every Join with this existing interface instead of
+    /// a veth made for the endpoint (to see what an engine does with a plugin
+    /// that names someone else's link).
+    #[arg(long)]
+    name_in_join: Option<String>,
 }
 
 #[derive(Default)]
 struct VethNetworks {
     /// Network id to its IPv4 gateway, if IPAM gave one.
     networks: Mutex<HashMap<String, Option<IpAddr>>>,
+    /// `--name-in-join`.
+    name_in_join: Option<String>,
 }
 
 impl VethNetworks {
@@ -132,11 +139,16 @@ impl NetworkDriver for VethNetworks {
             req.network_id, req.endpoint_id, req.sandbox_key
         );
         let gateway = self.gateway(&req.network_id)?;
-        let (host, peer) = veth_names(&req.endpoint_id);
-        ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
-        if let Err(e) = ip(&["link", "set", &host, "up"]) {
-            let _ = ip(&["link", "del", &host]);
-            return Err(e);
+        let (host, mut peer) = veth_names(&req.endpoint_id);
+        match &self.name_in_join {
+            Some(other) => peer = other.clone(),
+            None => {
+                ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
+                if let Err(e) = ip(&["link", "set", &host, "up"]) {
+                    let _ = ip(&["link", "del", &host]);
+                    return Err(e);
+                }
+            }
         }
         Ok(JoinResponse {
             interface_name: Some(InterfaceName {
@@ -170,7 +182,12 @@ async fn main() -> anyhow::Result<()> {
     plugin_api::serve_until_signal(
         &args.name,
         &registration,
-        Plugin::new().network(VethNetworks::default()).router(),
+        Plugin::new()
+            .network(VethNetworks {
+                name_in_join: args.name_in_join,
+                ..VethNetworks::default()
+            })
+            .router(),
     )
     .await?;
     Ok(())
