@@ -103,7 +103,7 @@ fn run() -> (String, Result<Option<String>, CniError>) {
         }
     };
     // One call at a time per container (a runtime may run a list's at once).
-    let _lock = match env.command {
+    let lock = match env.command {
         Command::Add | Command::Del | Command::Check => {
             match ops::lock_container(&env.container_id) {
                 Ok(l) => Some(l),
@@ -113,14 +113,32 @@ fn run() -> (String, Result<Option<String>, CniError>) {
         _ => None,
     };
     let result = runtime.block_on(async {
-        match env.command {
-            Command::Add => to_json(&ops::add(&env, &conf).await?).map(Some),
-            Command::Del => ops::del(&env, &conf).await.map(|_| None),
+        let result = match env.command {
+            Command::Add => ops::add(&env, &conf)
+                .await
+                .and_then(|o| to_json(&o))
+                .map(Some),
+            Command::Del => match ops::del(&env, &conf).await {
+                Ok(gone) => {
+                    if let (true, Some(l)) = (gone, lock) {
+                        l.remove();
+                    }
+                    return Ok(None);
+                }
+                Err(e) => Err(e),
+            },
             Command::Check => ops::check(&env, &conf).await.map(|_| None),
             Command::Status => ops::status(&conf).await.map(|_| None),
             Command::Gc => ops::gc(&conf).await.map(|_| None),
             Command::Version => Ok(None),
+        };
+        // A lock file stays only while netd holds something of the container.
+        if let Some(l) = lock {
+            if result.is_err() && ops::nothing_of(&conf, &env.container_id).await {
+                l.remove();
+            }
         }
+        result
     });
     (version, result)
 }

@@ -38,10 +38,27 @@ fn endpoint_name(id: &str, ifname: &str) -> String {
     format!("{}-{ifname}", fitted(id, 40))
 }
 
-/// Held while one call works on container `id`: a runtime may run the calls
-/// of a conflist's networks at once (containerd does), and each must see the
-/// others' work whole. Released when dropped (the process ends).
-pub fn lock_container(id: &str) -> Result<std::fs::File, CniError> {
+/// Held while one call works on a container: a runtime may run the calls of
+/// a conflist's networks at once (containerd does), and each must see the
+/// others' work whole. Released when dropped (the process ends); its file is
+/// removed once the container has nothing left in netd, so the directory holds
+/// files only for the containers attached now.
+pub struct ContainerLock {
+    _file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl ContainerLock {
+    /// The container has nothing left in netd: its lock file goes, still
+    /// locked, so a call waiting on it finds the file unlinked and takes a
+    /// fresh one instead.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Lock container `id` (waiting for another call's lock on it).
+pub fn lock_container(id: &str) -> Result<ContainerLock, CniError> {
     let dir = Path::new("/run/netd-cni");
     let io = |e: std::io::Error| {
         CniError::new(
@@ -50,9 +67,29 @@ pub fn lock_container(id: &str) -> Result<std::fs::File, CniError> {
         )
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let file = std::fs::File::create(dir.join(format!("{}.lock", sandbox_name(id)))).map_err(io)?;
-    file.lock().map_err(io)?;
-    Ok(file)
+    let path = dir.join(format!("{}.lock", sandbox_name(id)));
+    for _ in 0..100 {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        // The holder before may have removed the file meanwhile: then this
+        // lock is on a file no one else will open, and a new one is needed.
+        let held = file.metadata().map_err(io)?.ino();
+        match std::fs::metadata(&path) {
+            Ok(now) if now.ino() == held => return Ok(ContainerLock { _file: file, path }),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Err(CniError::new(
+        Code::TryAgainLater,
+        format!("the lock file {} kept being replaced", path.display()),
+    ))
 }
 
 /// A client for the configuration's socket (or netd's default one).
@@ -419,17 +456,18 @@ fn outcome(
 
 /// DEL: detach the container's interface; the sandbox goes with its last one.
 /// Nothing to do (a second DEL, a container netd never saw) is success.
-pub async fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
+/// True when the container has nothing left in netd.
+pub async fn del(env: &Env, conf: &NetConf) -> Result<bool, CniError> {
     let c = client(conf);
     let name = sandbox_name(&env.container_id);
     let sb = match c.sandbox(&name).await {
         Ok(sb) => sb,
-        Err(e) if not_found(&e) => return Ok(()),
+        Err(e) if not_found(&e) => return Ok(true),
         Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
     };
     if sb.labels.get(LABEL_CONTAINER) != Some(&env.container_id) {
         // A sandbox of that name someone else made: not this plugin's to touch.
-        return Ok(());
+        return Ok(true);
     }
     let network = match c.network(network_key(conf)).await {
         Ok(n) => Some(n.network.id),
@@ -450,18 +488,25 @@ pub async fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     remove_if_empty(&c, &name).await
 }
 
-/// Remove sandbox `name` if no endpoint is joined to it. The caller holds the
-/// container's lock, so no ADD of this plugin attaches meanwhile.
-async fn remove_if_empty(c: &Client, name: &str) -> Result<(), CniError> {
+/// Whether netd has nothing of container `id` (after a failed ADD or CHECK);
+/// false when it cannot tell.
+pub async fn nothing_of(conf: &NetConf, id: &str) -> bool {
+    matches!(client(conf).sandbox(&sandbox_name(id)).await, Err(e) if not_found(&e))
+}
+
+/// Remove sandbox `name` if no endpoint is joined to it; true if it is gone.
+/// The caller holds the container's lock, so no ADD of this plugin attaches
+/// meanwhile.
+async fn remove_if_empty(c: &Client, name: &str) -> Result<bool, CniError> {
     match c.sandbox(name).await {
         Ok(sb) if sb.endpoints.is_empty() => match c.delete_sandbox(name).await {
-            Ok(_) => Ok(()),
-            Err(e) if not_found(&e) => Ok(()),
-            Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if not_found(&e) => Ok(true),
+            Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => Ok(false),
             Err(e) => Err(CniError::netd("removing the container's sandbox", e)),
         },
-        Ok(_) => Ok(()),
-        Err(e) if not_found(&e) => Ok(()),
+        Ok(_) => Ok(false),
+        Err(e) if not_found(&e) => Ok(true),
         Err(e) => Err(CniError::netd("looking up the container's sandbox", e)),
     }
 }
@@ -597,7 +642,7 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
         let Some(container) = sb.labels.get(LABEL_CONTAINER) else {
             continue;
         };
-        let _lock = lock_container(container)?;
+        let lock = lock_container(container)?;
         for id in &sb.endpoints {
             let Ok(ep) = c.endpoint(id).await else {
                 continue;
@@ -613,7 +658,9 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
                 }
             }
         }
-        remove_if_empty(&c, &sb.name).await?;
+        if remove_if_empty(&c, &sb.name).await? {
+            lock.remove();
+        }
     }
     Ok(())
 }

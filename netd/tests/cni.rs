@@ -247,6 +247,9 @@ fn add_check_del_del_again_and_add_after_a_restart() {
     let inspect = rt.block_on(netd.client.network("cninet")).unwrap();
     assert!(inspect.endpoints.is_empty(), "{:?}", inspect.endpoints);
     assert!(rt.block_on(netd.client.sandboxes()).unwrap().is_empty());
+    // The plugin's lock files went with the containers (no file per container
+    // ever run is left behind).
+    assert_eq!(lock_files(&netd), Vec::<String>::new());
 }
 
 #[test]
@@ -419,6 +422,27 @@ fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
     let links =
         String::from_utf8_lossy(&inside(&netd, &ns, &["ip", "-o", "link"]).stdout).to_string();
     assert!(!links.contains("eth0"), "{links}");
+    // The runtime's DEL after its failed ADDs (which the specification asks
+    // for) leaves no lock file behind either, even after calls that could not
+    // reach netd to tell.
+    let del = call(&netd, "DEL", "bad", &ns, "eth0", &good);
+    assert!(del.ok, "{}", del.out);
+    assert_eq!(lock_files(&netd), Vec::<String>::new());
+}
+
+/// The plugin's lock files in the test host's /run/netd-cni.
+fn lock_files(netd: &Netd) -> Vec<String> {
+    let out = netd
+        .host
+        .command("sh")
+        .args(["-c", "ls /run/netd-cni 2>/dev/null || true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
