@@ -114,10 +114,12 @@ fn run() -> (String, Result<Option<String>, CniError>) {
     };
     let result = runtime.block_on(async {
         let result = match env.command {
-            Command::Add => ops::add(&env, &conf)
-                .await
-                .and_then(|o| to_json(&o))
-                .map(Some),
+            Command::Add => match (ops::add(&env, &conf).await, &conf.prev_result) {
+                (Ok(o), None) => to_json(&o).map(Some),
+                // A later plugin in a chain: the earlier ones' result, and this one's.
+                (Ok(o), Some(prev)) => ops::chained(prev, &o).and_then(|v| to_json(&v)).map(Some),
+                (Err(e), _) => Err(e),
+            },
             Command::Del => match ops::del(&env, &conf).await {
                 Ok(gone) => {
                     if let (true, Some(l)) = (gone, lock) {

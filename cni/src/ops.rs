@@ -105,6 +105,21 @@ fn network_key(conf: &NetConf) -> &str {
     conf.network.as_deref().unwrap_or(&conf.name)
 }
 
+/// The configuration's network as netd has it, or None: by the `network` key
+/// (a name, id or id prefix), else by the configuration's `name`, a name only
+/// (netd also reads hex digits as an id prefix: that network is not this one).
+async fn lookup_network(
+    c: &Client,
+    conf: &NetConf,
+) -> Result<Option<netd::api::NetworkInspect>, ClientError> {
+    match c.network(network_key(conf)).await {
+        Ok(n) if conf.network.is_none() && n.network.name != conf.name => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn not_found(e: &ClientError) -> bool {
     matches!(e, ClientError::Api { status, .. } if status.as_u16() == 404)
 }
@@ -137,6 +152,17 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
         ));
     }
     let (netns, inode) = container_netns(env)?;
+    if let Some(prev) = &conf.prev_result {
+        // Refused before anything is made, not after.
+        let nothing = Outcome {
+            cni_version: conf.cni_version.clone(),
+            interfaces: Vec::new(),
+            ips: Vec::new(),
+            routes: Vec::new(),
+            dns: Dns::default(),
+        };
+        chained(prev, &nothing)?;
+    }
     let c = client(conf);
     let key = network_key(conf);
     let req = attach_request(env, conf, key)?;
@@ -147,13 +173,10 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
         sandbox: sandbox_request(env, netns),
         attach: req.clone(),
     };
-    let no_network = |e: ClientError| {
-        match not_found(&e) {
-        true => CniError::config(format!(
+    let no_network = || {
+        CniError::config(format!(
             "netd has no network {key:?}: create it with `netd network create {key}`, or name another with the configuration's \"network\" key"
-        )),
-        false => CniError::netd("looking up the network", e),
-    }
+        ))
     };
     // The network's responder (which answers the names of every network the
     // container is on), else the host's name servers.
@@ -173,22 +196,25 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
             ))
         }
         // The namespace was checked above: what is missing is the network.
-        Err(e) if not_found(&e) => return Err(no_network(e)),
+        Err(e) if not_found(&e) => return Err(no_network()),
         // The sandbox may be there already (the container's ADD for another
         // network, or this one again): the steps one by one, below, tell. Any
         // other refusal is met there again and answered.
         Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => {}
         Err(e) => return Err(CniError::netd(&format!("attaching to network {key}"), e)),
     }
-    let (net, sandbox) = tokio::join!(c.network(key), sandbox_for(&c, env, netns, inode));
+    let (net, sandbox) = tokio::join!(lookup_network(&c, conf), sandbox_for(&c, env, netns, inode));
     let (sb, fresh) = sandbox?;
     let (net, dns) = match net {
-        Ok(n) => (n.network, n.dns),
-        Err(e) => {
+        Ok(Some(n)) => (n.network, n.dns),
+        missing => {
             if fresh {
                 let _ = remove_if_empty(&c, &sb.name).await;
             }
-            return Err(no_network(e));
+            return Err(match missing {
+                Err(e) => CniError::netd("looking up the network", e),
+                _ => no_network(),
+            });
         }
     };
     // The same ADD again (a runtime retrying): the attachment there already.
@@ -310,6 +336,9 @@ async fn endpoint_at(
 fn attach_request(env: &Env, conf: &NetConf, network: &str) -> Result<Attach, CniError> {
     let mut req = Attach {
         network: network.to_string(),
+        // The configuration's name is a name, even when it looks like hex
+        // digits (an id prefix of another network).
+        by_name: conf.network.is_none(),
         name: Some(endpoint_name(&env.container_id, &env.ifname)),
         interface: Some(env.ifname.clone()),
         mac: conf
@@ -408,6 +437,79 @@ fn aliases(env: &Env, conf: &NetConf) -> Vec<String> {
     out
 }
 
+/// An ADD's result after a chain's earlier plugins: theirs (`prevResult`, kept
+/// as given, with any field this plugin does not know) and this interface, its
+/// addresses (their interface index moved past the earlier ones), routes and
+/// name servers added.
+pub fn chained(prev: &serde_json::Value, ours: &Outcome) -> Result<serde_json::Value, CniError> {
+    use serde_json::Value;
+    let bad = |why: &str| CniError::new(Code::Decode, format!("prevResult {why}"));
+    let mut out = prev.clone();
+    let obj = out
+        .as_object_mut()
+        .ok_or_else(|| bad("is not a JSON object"))?;
+    /// `obj[key]` as a list, made empty if missing or null.
+    fn list<'a>(
+        obj: &'a mut serde_json::Map<String, serde_json::Value>,
+        key: &str,
+    ) -> Result<&'a mut Vec<serde_json::Value>, CniError> {
+        let slot = obj
+            .entry(key.to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if slot.is_null() {
+            *slot = serde_json::Value::Array(Vec::new());
+        }
+        match slot {
+            serde_json::Value::Array(items) => Ok(items),
+            _ => Err(CniError::new(
+                Code::Decode,
+                format!("prevResult has {key} that is not a list"),
+            )),
+        }
+    }
+    fn json(v: &impl serde::Serialize) -> Result<serde_json::Value, CniError> {
+        serde_json::to_value(v)
+            .map_err(|e| CniError::new(Code::Io, format!("writing the result: {e}")))
+    }
+    let earlier = list(obj, "interfaces")?.len();
+    for i in &ours.interfaces {
+        let v = json(i)?;
+        list(obj, "interfaces")?.push(v);
+    }
+    for ip in &ours.ips {
+        let mut ip = ip.clone();
+        ip.interface = ip.interface.map(|n| n + earlier);
+        let v = json(&ip)?;
+        list(obj, "ips")?.push(v);
+    }
+    for r in &ours.routes {
+        let v = json(r)?;
+        list(obj, "routes")?.push(v);
+    }
+    if !ours.dns.nameservers.is_empty() {
+        let dns = obj
+            .entry("dns".to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+        if dns.is_null() {
+            *dns = Value::Object(Default::default());
+        }
+        let dns = dns
+            .as_object_mut()
+            .ok_or_else(|| bad("has dns that is not an object"))?;
+        let servers = list(dns, "nameservers")?;
+        for n in &ours.dns.nameservers {
+            if !servers.iter().any(|s| s.as_str() == Some(n)) {
+                servers.push(Value::String(n.clone()));
+            }
+        }
+    }
+    obj.insert(
+        "cniVersion".to_string(),
+        Value::String(ours.cni_version.clone()),
+    );
+    Ok(out)
+}
+
 /// The result of an attachment, in the configuration's version.
 fn outcome(
     conf: &NetConf,
@@ -469,10 +571,8 @@ pub async fn del(env: &Env, conf: &NetConf) -> Result<bool, CniError> {
         // A sandbox of that name someone else made: not this plugin's to touch.
         return Ok(true);
     }
-    let network = match c.network(network_key(conf)).await {
-        Ok(n) => Some(n.network.id),
-        // Gone, and its endpoints with it.
-        Err(e) if not_found(&e) => None,
+    let network = match lookup_network(&c, conf).await {
+        Ok(n) => n.map(|n| n.network.id),
         Err(e) => return Err(CniError::netd("looking up the network", e)),
     };
     let ep = endpoint_at(&c, &sb, &env.ifname)
@@ -559,10 +659,15 @@ pub async fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
             env.container_id, env.ifname
         ))
     })?;
-    let net = c
-        .network(network_key(conf))
+    let net = lookup_network(&c, conf)
         .await
         .map_err(|e| CniError::netd("looking up the network", e))?
+        .ok_or_else(|| {
+            CniError::new(
+                Code::Failed,
+                format!("netd has no network {:?}", network_key(conf)),
+            )
+        })?
         .network;
     if ep.network != net.id {
         return Err(CniError::new(
@@ -629,9 +734,9 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
         .map(|a| (a.container_id.clone(), a.ifname.clone()))
         .collect();
     let c = client(conf);
-    let network = match c.network(network_key(conf)).await {
-        Ok(n) => n.network.id,
-        Err(e) if not_found(&e) => return Ok(()),
+    let network = match lookup_network(&c, conf).await {
+        Ok(Some(n)) => n.network.id,
+        Ok(None) => return Ok(()),
         Err(e) => return Err(CniError::netd("looking up the network", e)),
     };
     let sandboxes = c
@@ -668,9 +773,9 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
 /// STATUS: whether an ADD could work: netd answers and has the network.
 pub async fn status(conf: &NetConf) -> Result<(), CniError> {
     let key = network_key(conf);
-    match client(conf).network(key).await {
-        Ok(_) => Ok(()),
-        Err(e) if not_found(&e) => Err(CniError::new(
+    match lookup_network(&client(conf), conf).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(CniError::new(
             Code::NotAvailable,
             format!("netd has no network {key:?}"),
         )),

@@ -366,6 +366,27 @@ fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
     );
     assert_eq!(code, 7, "{msg}");
     assert!(msg.contains("nosuchnet"), "{msg}");
+    // A name that is hex digits, the start of a network's id: the network's
+    // name is not that, so there is no such network (the id works only given
+    // as the "network" key).
+    let id = rt
+        .block_on(netd.client.network("cnibad"))
+        .unwrap()
+        .network
+        .id;
+    let (code, msg) = run(env("ADD", &ns), &conf(&netd, &id[..8], "1.0.0").to_string());
+    assert_eq!(code, 7, "{msg}");
+    let (code, _) = run(
+        vec![("CNI_COMMAND", "STATUS".to_string())],
+        &conf(&netd, &id[..8], "1.1.0").to_string(),
+    );
+    assert_eq!(code, 50);
+    let mut by_id = conf(&netd, "anything", "1.0.0");
+    by_id["network"] = json!(&id[..12]);
+    let add = call(&netd, "ADD", "hexid", &ns, "eth0", &by_id);
+    assert!(add.ok, "{}", add.out);
+    assert!(first_ip(&add.out).starts_with("10.79.0."), "{}", add.out);
+    assert!(call(&netd, "DEL", "hexid", &ns, "eth0", &by_id).ok);
     // A namespace path that is not a namespace, and one that does not exist.
     let file = netd.host.dir().join("not-a-netns");
     std::fs::write(&file, "x").unwrap();
@@ -483,4 +504,58 @@ fn sandboxes_are_the_containers_own_and_gc_takes_the_stale() {
     assert!(pings(&netd, &nsa, "10.86.0.1"));
     assert!(!pings(&netd, &nsa, &first_ip(&add_b.out)));
     assert!(call(&netd, "DEL", &id_a, &nsa, "eth0", &conf).ok);
+}
+
+#[test]
+fn a_later_plugin_in_a_chain_adds_to_the_earlier_result() {
+    let (netd, rt) = Netd::start_with_network("cnichain", "10.76.0.0/24");
+    let (_c, ns) = netd.foreign_netns("chain");
+    let mut conf = conf(&netd, "cnichain", "1.0.0");
+    // What an earlier plugin of the list answered, with fields netd-cni does
+    // not model (an interface's mtu, dns search).
+    conf["prevResult"] = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "tap0", "mac": "02:00:00:00:00:01", "mtu": 1400}],
+        "ips": [{"address": "192.0.2.5/24", "interface": 0}],
+        "routes": [{"dst": "198.51.100.0/24", "gw": "192.0.2.1"}],
+        "dns": {"nameservers": ["192.0.2.53"], "search": ["example.test"]}
+    });
+    let add = call(&netd, "ADD", "chain", &ns, "eth0", &conf);
+    assert!(add.ok, "{}", add.out);
+    let out = &add.out;
+    assert_eq!(out["interfaces"][0]["name"], "tap0");
+    assert_eq!(out["interfaces"][0]["mtu"], 1400);
+    assert_eq!(out["interfaces"][1]["name"], "eth0");
+    assert_eq!(out["ips"][0]["address"], "192.0.2.5/24");
+    let ip = out["ips"][1]["address"].as_str().unwrap_or_default();
+    assert!(ip.starts_with("10.76.0."), "{out}");
+    assert_eq!(out["ips"][1]["interface"], 1, "{out}");
+    assert_eq!(out["routes"][0]["dst"], "198.51.100.0/24");
+    assert_eq!(out["routes"][1]["dst"], "0.0.0.0/0");
+    assert_eq!(out["dns"]["search"], json!(["example.test"]));
+    assert_eq!(
+        out["dns"]["nameservers"],
+        json!(["192.0.2.53", "10.76.0.1"])
+    );
+    // The kernel agrees, and a CHECK given this result as the runtime keeps it
+    // compares only this interface's addresses.
+    let shown = inside(&netd, &ns, &["ip", "-o", "addr", "show", "eth0"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains(&format!("inet {ip}")), "{shown}");
+    let mut checked = conf.clone();
+    checked["prevResult"] = out.clone();
+    let check = call(&netd, "CHECK", "chain", &ns, "eth0", &checked);
+    assert!(check.ok, "{}", check.out);
+
+    // A prevResult that is not a result: refused, and nothing made.
+    let (_c2, ns2) = netd.foreign_netns("chain2");
+    let mut bad = conf.clone();
+    bad["prevResult"] = json!("not a result");
+    let (code, msg) = call(&netd, "ADD", "chain2", &ns2, "eth0", &bad).error();
+    assert_eq!(code, 6, "{msg}");
+    assert!(msg.contains("prevResult"), "{msg}");
+    assert!(rt.block_on(netd.client.sandbox("cni-chain2")).is_err());
+    assert!(call(&netd, "DEL", "chain", &ns, "eth0", &conf).ok);
+    assert!(call(&netd, "DEL", "chain2", &ns2, "eth0", &bad).ok);
+    assert_eq!(lock_files(&netd), Vec::<String>::new());
 }

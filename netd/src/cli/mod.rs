@@ -1006,6 +1006,7 @@ async fn sandbox(client: &Client, cmd: SandboxCmd) -> anyhow::Result<()> {
         } => {
             let req = Attach {
                 network,
+                by_name: false,
                 name: spec.name,
                 ip: spec.ip,
                 ipv6: spec.ipv6,

@@ -410,6 +410,18 @@ impl Controller {
         found
     }
 
+    /// The network an attach names: by name only when it says so.
+    pub(crate) fn attach_network(&self, req: &Attach) -> Result<NetworkRecord, ControllerError> {
+        if !req.by_name {
+            return self.network(&req.network);
+        }
+        let r = self.records();
+        r.network_named(&req.network)
+            .and_then(|id| r.networks.get(id))
+            .cloned()
+            .ok_or_else(|| ControllerError::not_found("network", &req.network))
+    }
+
     /// An endpoint by id, name or unique id prefix.
     pub fn endpoint(&self, key: &str) -> Result<EndpointRecord, ControllerError> {
         let r = self.records();

@@ -111,6 +111,10 @@ pub struct Join {
 pub struct Attach {
     /// The network: id, unique id prefix or name.
     pub network: String,
+    /// `network` is a name, never read as an id or id prefix (a CNI
+    /// configuration's `name`, which may look like hex digits).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_name: bool,
     /// Endpoint name.
     #[serde(default)]
     pub name: Option<String>,

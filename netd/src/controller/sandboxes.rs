@@ -646,7 +646,7 @@ impl Controller {
             super::requests::check_interface_name(name).map_err(ControllerError::Invalid)?;
         }
         let sb = self.sandbox(sandbox)?;
-        let net = self.network(&req.network)?;
+        let net = self.attach_network(&req)?;
         let lock_ = self.sandbox_lock(&sb.id);
         let _sb_lock = lock_.lock().await;
         let slot = self.slot(&net.id);
@@ -718,7 +718,7 @@ impl Controller {
         }
         // Refused before a namespace is made or adopted, not after.
         super::requests::check_aliases(&req.aliases).map_err(ControllerError::Invalid)?;
-        let net = self.network(&req.network)?;
+        let net = self.attach_network(&req)?;
         let made = self.make_sandbox(&sandbox)?;
         let joined = {
             let lock_ = self.sandbox_lock(&made.record.id);
