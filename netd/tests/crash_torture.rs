@@ -209,6 +209,20 @@ impl Names {
     }
 }
 
+/// The networks a burst may attach to: not being deleted, not full.
+fn attachable<'a>(
+    natives: &[&'a NetworkRecord],
+    deleting: &BTreeSet<String>,
+    per_net: &HashMap<String, usize>,
+) -> Vec<&'a NetworkRecord> {
+    natives
+        .iter()
+        .copied()
+        .filter(|n| !deleting.contains(&n.name))
+        .filter(|n| per_net.get(&n.id).copied().unwrap_or(0) < MAX_ENDPOINTS_PER_NETWORK)
+        .collect()
+}
+
 /// Choose a burst of operations on distinct objects.
 fn plan(model: &Model, rng: &mut Rng, names: &mut Names, size: usize, dir: &Path) -> Vec<Op> {
     let mut ops = Vec::new();
@@ -264,13 +278,7 @@ fn plan(model: &Model, rng: &mut Rng, names: &mut Names, size: usize, dir: &Path
             2 if model.sandboxes.len() + new_sbs < MAX_SANDBOXES => {
                 new_sbs += 1;
                 let name = format!("s{}", names.take());
-                let nets: Vec<&&NetworkRecord> = natives
-                    .iter()
-                    .filter(|n| !deleting_nets.contains(&n.name))
-                    .filter(|n| {
-                        per_net.get(&n.id).copied().unwrap_or(0) < MAX_ENDPOINTS_PER_NETWORK
-                    })
-                    .collect();
+                let nets = attachable(&natives, &deleting_nets, &per_net);
                 match (rng.below(2), rng.pick(&nets)) {
                     (0, Some(n)) => {
                         used_nets.insert(n.name.clone());
@@ -301,13 +309,7 @@ fn plan(model: &Model, rng: &mut Rng, names: &mut Names, size: usize, dir: &Path
                 }
             }
             4..=6 => {
-                let nets: Vec<&&NetworkRecord> = natives
-                    .iter()
-                    .filter(|n| !deleting_nets.contains(&n.name))
-                    .filter(|n| {
-                        per_net.get(&n.id).copied().unwrap_or(0) < MAX_ENDPOINTS_PER_NETWORK
-                    })
-                    .collect();
+                let nets = attachable(&natives, &deleting_nets, &per_net);
                 let sbs: Vec<&SandboxRecord> = model
                     .sandboxes
                     .iter()
