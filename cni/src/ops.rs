@@ -112,11 +112,35 @@ async fn lookup_network(
     c: &Client,
     conf: &NetConf,
 ) -> Result<Option<netd::api::NetworkInspect>, ClientError> {
-    match c.network(network_key(conf)).await {
-        Ok(n) if conf.network.is_none() && n.network.name != conf.name => Ok(None),
-        Ok(n) => Ok(Some(n)),
-        Err(e) if not_found(&e) => Ok(None),
-        Err(e) => Err(e),
+    let key = network_key(conf);
+    let direct = c.network(key).await;
+    if conf.network.is_some() {
+        return match direct {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        };
+    }
+    match direct {
+        // The usual case: netd found it by its name.
+        Ok(n) if n.network.name == conf.name => return Ok(Some(n)),
+        // netd read the name as an id or id prefix (of one network, or of
+        // several: 400), or has none: the names decide.
+        Ok(_) | Err(ClientError::Api { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let named = c
+        .networks()
+        .await?
+        .into_iter()
+        .find(|n| n.name == conf.name);
+    match named {
+        Some(n) => match c.network(&n.id).await {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        },
+        None => Ok(None),
     }
 }
 
@@ -153,15 +177,30 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
     }
     let (netns, inode) = container_netns(env)?;
     if let Some(prev) = &conf.prev_result {
-        // Refused before anything is made, not after.
-        let nothing = Outcome {
+        // Refused before anything is made, not after: a result with one of
+        // everything goes through every part of `chained` on it.
+        let probe = Outcome {
             cni_version: conf.cni_version.clone(),
-            interfaces: Vec::new(),
-            ips: Vec::new(),
-            routes: Vec::new(),
-            dns: Dns::default(),
+            interfaces: vec![Interface {
+                name: env.ifname.clone(),
+                mac: String::new(),
+                sandbox: String::new(),
+            }],
+            ips: vec![IpConfig {
+                version: None,
+                address: "0.0.0.0/0".into(),
+                gateway: None,
+                interface: Some(0),
+            }],
+            routes: vec![Route {
+                dst: "0.0.0.0/0".into(),
+                gw: None,
+            }],
+            dns: Dns {
+                nameservers: vec!["0.0.0.0".into()],
+            },
         };
-        chained(prev, &nothing)?;
+        chained(prev, &probe)?;
     }
     let c = client(conf);
     let key = network_key(conf);

@@ -121,7 +121,10 @@ pub struct PortMapping {
 pub struct Outcome {
     #[serde(rename = "cniVersion")]
     pub cni_version: String,
+    // Both optional in a result (a prevResult from another plugin).
+    #[serde(default)]
     pub interfaces: Vec<Interface>,
+    #[serde(default)]
     pub ips: Vec<IpConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
@@ -132,6 +135,8 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
+    /// Optional in the specification (a tap or tun has none).
+    #[serde(default)]
     pub mac: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sandbox: String,

@@ -512,10 +512,11 @@ fn a_later_plugin_in_a_chain_adds_to_the_earlier_result() {
     let (_c, ns) = netd.foreign_netns("chain");
     let mut conf = conf(&netd, "cnichain", "1.0.0");
     // What an earlier plugin of the list answered, with fields netd-cni does
-    // not model (an interface's mtu, dns search).
+    // not model (an interface's mtu, dns search) and without the optional
+    // ones (a tap has no mac).
     conf["prevResult"] = json!({
         "cniVersion": "1.0.0",
-        "interfaces": [{"name": "tap0", "mac": "02:00:00:00:00:01", "mtu": 1400}],
+        "interfaces": [{"name": "tap0", "mtu": 1400}],
         "ips": [{"address": "192.0.2.5/24", "interface": 0}],
         "routes": [{"dst": "198.51.100.0/24", "gw": "192.0.2.1"}],
         "dns": {"nameservers": ["192.0.2.53"], "search": ["example.test"]}
@@ -547,14 +548,23 @@ fn a_later_plugin_in_a_chain_adds_to_the_earlier_result() {
     let check = call(&netd, "CHECK", "chain", &ns, "eth0", &checked);
     assert!(check.ok, "{}", check.out);
 
-    // A prevResult that is not a result: refused, and nothing made.
+    // A prevResult that is not a result, or whose parts are not of their
+    // shape: refused, and nothing made.
     let (_c2, ns2) = netd.foreign_netns("chain2");
     let mut bad = conf.clone();
-    bad["prevResult"] = json!("not a result");
-    let (code, msg) = call(&netd, "ADD", "chain2", &ns2, "eth0", &bad).error();
-    assert_eq!(code, 6, "{msg}");
-    assert!(msg.contains("prevResult"), "{msg}");
-    assert!(rt.block_on(netd.client.sandbox("cni-chain2")).is_err());
+    for prev in [
+        json!("not a result"),
+        json!({"cniVersion": "1.0.0", "ips": 5}),
+        json!({"cniVersion": "1.0.0", "routes": {}}),
+        json!({"cniVersion": "1.0.0", "dns": []}),
+        json!({"cniVersion": "1.0.0", "dns": {"nameservers": "10.0.0.1"}}),
+    ] {
+        bad["prevResult"] = prev.clone();
+        let (code, msg) = call(&netd, "ADD", "chain2", &ns2, "eth0", &bad).error();
+        assert_eq!(code, 6, "{prev}: {msg}");
+        assert!(msg.contains("prevResult"), "{prev}: {msg}");
+        assert!(rt.block_on(netd.client.sandbox("cni-chain2")).is_err());
+    }
     assert!(call(&netd, "DEL", "chain", &ns, "eth0", &conf).ok);
     assert!(call(&netd, "DEL", "chain2", &ns2, "eth0", &bad).ok);
     assert_eq!(lock_files(&netd), Vec::<String>::new());

@@ -130,9 +130,9 @@ enum Op {
 enum Fact {
     Network(String, Option<String>),
     Sandbox(String, bool),
-    /// Sandbox NAME, made with its attachment by one request, answered or
-    /// not: there with it, or not there at all.
-    Whole(String),
+    /// Sandbox NAME and its endpoint ENDPOINT on network NET, made by one
+    /// request, answered or not: both there and joined, or neither.
+    Whole(String, String, String),
     Endpoint(String, Option<(Option<String>, String)>),
     EnginePool(String, bool),
     EngineAddress(String, IpAddr, bool),
@@ -482,17 +482,19 @@ async fn run(op: Op, c: Client, p: PluginClient) -> Outcome {
             }
         }
         Op::SbCreateAttached { name, net } => {
+            let ep = format!("{name}-e");
             let req = Attachment {
                 sandbox: SandboxCreate {
                     name: Some(name.clone()),
                     ..Default::default()
                 },
                 attach: Attach {
-                    network: net,
+                    network: net.clone(),
+                    name: Some(ep.clone()),
                     ..Default::default()
                 },
             };
-            out.facts.push(Fact::Whole(name.clone()));
+            out.facts.push(Fact::Whole(name.clone(), ep, net));
             if let Ok(a) = c.create_attached(&req).await {
                 let addr = a.endpoint.addresses[0].addr().to_string();
                 out.facts.push(Fact::Sandbox(name.clone(), true));
@@ -674,13 +676,19 @@ fn check_facts(m: &Model, facts: &[Fact], context: &str) {
                 let found = m.sandboxes.iter().any(|s| &s.name == name);
                 assert_eq!(found, *exists, "{context}: sandbox {name}");
             }
-            Fact::Whole(name) => {
-                if let Some(sb) = m.sandboxes.iter().find(|s| &s.name == name) {
-                    assert_eq!(sb.endpoints.len(), 1, "{context}: half-made {sb:?}");
-                    assert!(
-                        m.endpoints.iter().any(|e| e.id == sb.endpoints[0]),
-                        "{context}: {sb:?} joined to an endpoint that is not there"
-                    );
+            Fact::Whole(name, ep, net) => {
+                let sb = m.sandboxes.iter().find(|s| &s.name == name);
+                let e = m.endpoints.iter().find(|e| &e.name == ep);
+                match (sb, e) {
+                    (None, None) => {}
+                    (Some(sb), Some(e)) => {
+                        assert_eq!(sb.endpoints, [e.id.clone()], "{context}: {sb:?}");
+                        let joined = e.join.as_ref().and_then(|j| j.sandbox.as_ref());
+                        assert_eq!(joined, Some(&sb.id), "{context}: {e:?}");
+                        let on = m.networks.iter().find(|n| n.id == e.network);
+                        assert_eq!(on.map(|n| &n.name), Some(net), "{context}: {e:?}");
+                    }
+                    _ => panic!("{context}: half-made by one request: {sb:?} {e:?}"),
                 }
             }
             Fact::Endpoint(id, expect) => {
@@ -1039,8 +1047,8 @@ fn state_equals_what_was_acknowledged_after_kill_9_anywhere() {
             outcomes
         });
         for o in &outcomes {
-            let whole = o.facts.iter().any(|f| matches!(f, Fact::Whole(_)));
-            let facts = o.facts.iter().filter(|f| !matches!(f, Fact::Whole(_)));
+            let whole = o.facts.iter().any(|f| matches!(f, Fact::Whole(..)));
+            let facts = o.facts.iter().filter(|f| !matches!(f, Fact::Whole(..)));
             let n = facts.count();
             answered += n;
             one_request.0 += usize::from(whole);
@@ -1066,7 +1074,11 @@ fn state_equals_what_was_acknowledged_after_kill_9_anywhere() {
         }
     }
     eprintln!("crash torture: {operations} operations, {answered} answers, {rounds} kills; sandboxes made attached in one request: {} asked, {} answered", one_request.0, one_request.1);
-    assert!(one_request.1 > 0, "no one-request attachment was answered");
+    // Over the suite's 24 rounds some are answered (a dozen or more, typically);
+    // a run of a few rounds may see none.
+    if rounds >= 12 {
+        assert!(one_request.1 > 0, "no one-request attachment was answered");
+    }
     assert!(
         operations >= (rounds as usize) * burst / 2,
         "too few operations"

@@ -259,6 +259,8 @@ fn a_plugin_naming_someone_elses_link_is_refused_and_the_link_left_alone() {
             .unwrap();
         if victim == "fv0" {
             assert!(shown.contains("master fbr"), "{shown}");
+        } else {
+            assert!(netd.links().contains(&own_bridge), "{:?}", netd.links());
         }
         let inside = netd.in_sandbox(&x, &["ip", "-o", "link", "show"]);
         let inside = String::from_utf8_lossy(&inside.stdout);
