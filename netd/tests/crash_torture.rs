@@ -682,7 +682,11 @@ fn check_facts(m: &Model, facts: &[Fact], context: &str) {
                 match (sb, e) {
                     (None, None) => {}
                     (Some(sb), Some(e)) => {
-                        assert_eq!(sb.endpoints, [e.id.clone()], "{context}: {sb:?}");
+                        assert_eq!(
+                            sb.endpoints,
+                            std::slice::from_ref(&e.id),
+                            "{context}: {sb:?}"
+                        );
                         let joined = e.join.as_ref().and_then(|j| j.sandbox.as_ref());
                         assert_eq!(joined, Some(&sb.id), "{context}: {e:?}");
                         let on = m.networks.iter().find(|n| n.id == e.network);
