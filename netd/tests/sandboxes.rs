@@ -611,3 +611,39 @@ fn a_sandbox_made_and_attached_in_one_request_or_not_at_all() {
     assert_eq!(rt.block_on(c.endpoints()).unwrap().len(), 2);
     ask("c", attach("n1")).unwrap();
 }
+
+#[test]
+fn the_default_route_moves_to_another_network_when_its_own_leaves() {
+    let (netd, rt) = Netd::start_with_network("n1", "10.61.1.0/24");
+    let c = &netd.client;
+    rt.block_on(c.create_network(&network("n2", "10.61.2.0/24")))
+        .unwrap();
+    let sb = rt.block_on(c.create_sandbox(&sandbox("two"))).unwrap();
+    let first = rt.block_on(c.attach("two", &attach("n1"))).unwrap();
+    rt.block_on(c.attach("two", &attach("n2"))).unwrap();
+    let default = || {
+        let out = netd.in_sandbox(&sb, &["ip", "route", "show", "default"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(
+        default().starts_with("default via 10.61.1.1 dev eth0"),
+        "{}",
+        default()
+    );
+    // The first network's interface goes: the second's gateway takes over.
+    rt.block_on(c.detach("two", &first.id)).unwrap();
+    assert!(
+        default().starts_with("default via 10.61.2.1 dev eth1"),
+        "{}",
+        default()
+    );
+    // A third network joined later does not take it away.
+    rt.block_on(c.create_network(&network("n3", "10.61.3.0/24")))
+        .unwrap();
+    rt.block_on(c.attach("two", &attach("n3"))).unwrap();
+    assert!(
+        default().starts_with("default via 10.61.2.1 dev eth1"),
+        "{}",
+        default()
+    );
+}

@@ -784,13 +784,52 @@ impl Controller {
                 p.ep.name, p.sb.name
             )));
         }
-        let (ep, _) = self
+        let (ep, sb) = self
             .leave_locked(&p.net, p.ep.clone(), p.sb.clone(), delete)
             .await?;
         if delete {
             lock(&p.slot.endpoint_names).remove(&ep.name);
         }
+        self.keep_default_route(&sb).await;
         Ok(ep)
+    }
+
+    /// After a leave: when the interface that carried the sandbox's default
+    /// route went, the next joined interface whose network has a gateway
+    /// carries it (as Docker moves a container's default gateway to another of
+    /// its networks). A default route there already, netd's or not, stays.
+    async fn keep_default_route(&self, sb: &SandboxRecord) {
+        let joined = self.joined(sb).unwrap_or_default();
+        let candidates: Vec<(String, Vec<std::net::IpAddr>)> = joined
+            .iter()
+            .filter_map(|ep| {
+                let join = ep.join.as_ref()?;
+                // Only interfaces netd configured (a remote plugin's gateway
+                // came in its Join answer).
+                join.host_link.as_ref()?;
+                let net = self.network_by_id(&ep.network).ok()?;
+                let gateways = drivers::bridge::gateways(&network_spec(&net), &endpoint_spec(ep));
+                (!gateways.is_empty()).then(|| (join.interface.clone(), gateways))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let inside = match self.sandbox_spec(sb).await.map(|s| s.netlink) {
+            Ok(Some(nl)) => nl,
+            _ => return,
+        };
+        for (ifname, gateways) in candidates {
+            let Ok(index) = inside.index(&ifname).await else {
+                continue;
+            };
+            let batch = gateways
+                .into_iter()
+                .fold(Batch::new(), |b, gw| b.default_route(index, gw));
+            if let Err(e) = inside.run(batch).await {
+                tracing::warn!(sandbox = %sb.name, interface = %ifname, error = %e, "could not move the default route");
+            }
+        }
     }
 
     /// Leave under the sandbox's lock and the network's gate; with `delete`, the
