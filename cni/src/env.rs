@@ -67,14 +67,7 @@ impl Env {
                 .ok_or_else(|| CniError::env(format!("{key} is not set")))
         };
         env.container_id = need("CNI_CONTAINERID")?;
-        if !env
-            .container_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-            || !env
-                .container_id
-                .starts_with(|c: char| c.is_ascii_alphanumeric())
-        {
+        if !valid_container_id(&env.container_id) {
             return Err(CniError::env(format!(
                 "CNI_CONTAINERID {:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit",
                 env.container_id
@@ -97,6 +90,13 @@ impl Env {
         }
         Ok(env)
     }
+}
+
+/// Letters, digits, '_', '.' and '-', starting with a letter or digit.
+pub fn valid_container_id(id: &str) -> bool {
+    id.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// `K=V;K=V`, keeping `IP`, `MAC` and `K8S_POD_NAME` (a DNS name for the

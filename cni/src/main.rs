@@ -47,10 +47,14 @@ fn main() {
 /// The configuration's version (for the error's), and what to print.
 fn run() -> (String, Result<Option<String>, CniError>) {
     let mut version = spec::SUPPORTED[spec::SUPPORTED.len() - 1].to_string();
-    let env = match Env::read(|k| std::env::var(k).ok()) {
-        Ok(e) => e,
-        Err(e) => return (version, Err(e)),
-    };
+    let env = Env::read(|k| std::env::var(k).ok());
+    // Not run by a runtime (no command): no configuration will come on stdin
+    // either, so none is waited for.
+    if std::env::var_os("CNI_COMMAND").is_none() {
+        if let Err(e) = env {
+            return (version, Err(e));
+        }
+    }
     let mut input = String::new();
     if let Err(e) = std::io::stdin()
         .take(MAX_CONFIG + 1)
@@ -73,14 +77,22 @@ fn run() -> (String, Result<Option<String>, CniError>) {
             )),
         );
     }
+    // Errors answer in the configuration's version when it names one this
+    // plugin speaks, even when the rest of it or the environment is wrong.
+    let asked = serde_json::from_str::<serde_json::Value>(&input)
+        .ok()
+        .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
+        .filter(|v| spec::SUPPORTED.contains(&v.as_str()));
+    if let Some(v) = &asked {
+        version = v.clone();
+    }
+    let env = match env {
+        Ok(e) => e,
+        Err(e) => return (version, Err(e)),
+    };
     if env.command == Command::Version {
-        let asked = serde_json::from_str::<serde_json::Value>(&input)
-            .ok()
-            .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
-            .filter(|v| spec::SUPPORTED.contains(&v.as_str()))
-            .unwrap_or(version.clone());
         let answer = spec::Versions {
-            cni_version: asked,
+            cni_version: asked.unwrap_or(version.clone()),
             supported_versions: spec::SUPPORTED.iter().map(|v| v.to_string()).collect(),
         };
         return (version, to_json(&answer).map(Some));

@@ -15,17 +15,45 @@ use std::path::Path;
 /// The label that names the container a sandbox stands for (its full id).
 pub const LABEL_CONTAINER: &str = "org.netd.cni.container";
 
-/// `id` as it fits in `room` characters: whole, or cut with a hash of the
-/// whole appended, so two ids that share a long prefix never meet.
+/// 16 hex digits of FNV-1a over `parts`, each ended by a NUL (stable across
+/// builds, which std's hasher is not).
+fn hash(parts: &[&str]) -> String {
+    let h = parts
+        .iter()
+        .flat_map(|p| p.bytes().chain([0]))
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+    format!("{h:016x}")
+}
+
+/// `text` cut to at most `len` bytes, at a character boundary.
+fn cut(text: &str, len: usize) -> &str {
+    let mut at = len.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    &text[..at]
+}
+
+/// Whether `name` ends as a cut one does: '-' and 16 hex digits.
+fn looks_cut(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 17
+        && b[b.len() - 17] == b'-'
+        && b[b.len() - 16..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+/// `id` as it fits in `room` bytes: whole when it fits and does not look like
+/// a cut one, else cut with a hash of the whole appended. So no id's name is
+/// another id's (an id spelled as another's cut name gets a hash too).
 fn fitted(id: &str, room: usize) -> String {
-    if id.len() <= room {
+    if id.len() <= room && !looks_cut(id) {
         return id.to_string();
     }
-    // FNV-1a: stable across builds, which std's hasher is not.
-    let hash = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    format!("{}-{hash:016x}", &id[..room - 17])
+    format!("{}-{}", cut(id, room - 17), hash(&[id]))
 }
 
 /// The sandbox that stands for container `id`.
@@ -33,9 +61,15 @@ pub fn sandbox_name(id: &str) -> String {
     format!("cni-{}", fitted(id, 60))
 }
 
-/// The endpoint that stands for interface `ifname` of container `id`.
+/// The endpoint that stands for interface `ifname` of container `id`. An
+/// interface name without '-' (the usual) is read back after the name's last
+/// '-'; any other gets a hash of both instead, 16 hex digits, longer than an
+/// interface name can be. So two containers' names never meet.
 fn endpoint_name(id: &str, ifname: &str) -> String {
-    format!("{}-{ifname}", fitted(id, 40))
+    if !ifname.contains('-') {
+        return format!("{}-{ifname}", fitted(id, 40));
+    }
+    format!("{}-{}", cut(id, 23), hash(&[id, ifname]))
 }
 
 /// Held while one call works on a container: a runtime may run the calls of
@@ -398,12 +432,21 @@ fn attach_request(env: &Env, conf: &NetConf, network: &str) -> Result<Attach, Cn
         );
     }
     for text in wanted {
-        let addr: IpAddr = text
-            .split('/')
-            .next()
-            .unwrap_or_default()
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.as_str(), None),
+        };
+        let addr: IpAddr = addr
             .parse()
             .map_err(|_| CniError::config(format!("ips: {text:?} is not an IP address")))?;
+        // A prefix may be given (CNI's `ips` carry one) but must be one; the
+        // interface gets the network's subnet's, which the result shows.
+        let most = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix.is_some_and(|p| p.parse::<u8>().map_or(true, |p| p > most)) {
+            return Err(CniError::config(format!(
+                "ips: {text:?} has a prefix length that is not 0-{most}"
+            )));
+        }
         let slot = if addr.is_ipv4() {
             &mut req.ip
         } else {
@@ -607,8 +650,9 @@ pub async fn del(env: &Env, conf: &NetConf) -> Result<bool, CniError> {
         Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
     };
     if sb.labels.get(LABEL_CONTAINER) != Some(&env.container_id) {
-        // A sandbox of that name someone else made: not this plugin's to touch.
-        return Ok(true);
+        // A sandbox of that name someone else made: not this plugin's to
+        // touch, nor the lock of whoever holds it.
+        return Ok(false);
     }
     let network = match lookup_network(&c, conf).await {
         Ok(n) => n.map(|n| n.network.id),
@@ -685,6 +729,12 @@ pub async fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         }
         Err(e) => return Err(CniError::netd("looking up the container's sandbox", e)),
     };
+    if sb.labels.get(LABEL_CONTAINER) != Some(&env.container_id) {
+        return Err(unknown(format!(
+            "netd's sandbox {} is not container {}'s",
+            sb.name, env.container_id
+        )));
+    }
     if sb.netns_inode != Some(inode) {
         return Err(unknown(format!(
             "container {}'s sandbox in netd has another network namespace than {}",
@@ -715,9 +765,12 @@ pub async fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         ));
     }
     // Only this interface's addresses: a chained prevResult lists others too.
+    // An address with no interface index is this interface's only when the
+    // result names no other interface.
+    let alone = prev.interfaces.iter().all(|f| f.name == env.ifname);
     let ours = |i: &IpConfig| match i.interface {
         Some(n) => prev.interfaces.get(n).is_some_and(|f| f.name == env.ifname),
-        None => true,
+        None => alone,
     };
     let want: Vec<String> = prev
         .ips
@@ -783,7 +836,13 @@ pub async fn gc(conf: &NetConf) -> Result<(), CniError> {
         .await
         .map_err(|e| CniError::netd("listing sandboxes", e))?;
     for sb in sandboxes {
-        let Some(container) = sb.labels.get(LABEL_CONTAINER) else {
+        // Only labels this plugin could have written (someone may label a
+        // sandbox by hand through netd's API).
+        let Some(container) = sb
+            .labels
+            .get(LABEL_CONTAINER)
+            .filter(|id| crate::env::valid_container_id(id))
+        else {
             continue;
         };
         let lock = lock_container(container)?;
@@ -822,5 +881,37 @@ pub async fn status(conf: &NetConf) -> Result<(), CniError> {
             Code::NotAvailable,
             format!("netd does not answer: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_container_gets_another_ones_names() {
+        let long = "a".repeat(64);
+        // A long id is cut with a hash; an id spelled as that cut name is not
+        // kept whole (it would be the long one's), nor are they equal after.
+        let cut_name = fitted(&long, 60);
+        assert_eq!(cut_name.len(), 60);
+        assert_ne!(fitted(&cut_name, 60), cut_name);
+        assert_ne!(sandbox_name(&cut_name), sandbox_name(&long));
+        // Short ids stay as they are, so names stay readable.
+        assert_eq!(sandbox_name("web1"), "cni-web1");
+        assert_eq!(endpoint_name("web1", "eth0"), "web1-eth0");
+        // "hxe" + "x-eth0" and "hxe-x" + "eth0" once made the same endpoint.
+        assert_ne!(
+            endpoint_name("hxe", "x-eth0"),
+            endpoint_name("hxe-x", "eth0")
+        );
+        assert_ne!(
+            endpoint_name(&cut_name, "eth0"),
+            endpoint_name(&long, "eth0")
+        );
+        // Cuts fall on character boundaries (labels read back by GC may hold
+        // any text).
+        let wide = "é".repeat(40);
+        assert!(fitted(&wide, 60).len() <= 60);
     }
 }

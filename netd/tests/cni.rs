@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Netd, Outside, HOST_ADDR};
+use netd::controller::SandboxCreate;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::Stdio;
@@ -405,11 +406,23 @@ fn bad_input_gets_the_specifications_errors_and_leaves_nothing() {
         assert_eq!(code, 4, "{missing}: {msg}");
         assert!(msg.contains(missing), "{missing}: {msg}");
     }
-    // A bad runtimeConfig address and an unknown CNI_ARGS key.
-    let mut v = good.clone();
-    v["runtimeConfig"] = json!({"ips": ["10.79.0.300"]});
-    let (code, msg) = run(env("ADD", &ns), &v.to_string());
-    assert_eq!(code, 7, "{msg}");
+    // A bad runtimeConfig address, or prefix, and an unknown CNI_ARGS key.
+    for ips in ["10.79.0.300", "10.79.0.20/zzz", "10.79.0.20/33"] {
+        let mut v = good.clone();
+        v["runtimeConfig"] = json!({ "ips": [ips] });
+        let (code, msg) = run(env("ADD", &ns), &v.to_string());
+        assert_eq!(code, 7, "{ips}: {msg}");
+    }
+    // An error found in the environment answers in the configuration's
+    // version all the same.
+    let old = conf(&netd, "cnibad", "0.3.1");
+    let mut vars = env("ADD", &ns);
+    vars[1].1 = "bad id".to_string();
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = cni(&netd, &pairs, &old.to_string());
+    assert!(!refused.ok);
+    assert_eq!(refused.out["cniVersion"], "0.3.1", "{}", refused.out);
+    assert_eq!(refused.out["code"], 4, "{}", refused.out);
     let mut vars = env("ADD", &ns);
     vars.push(("CNI_ARGS", "K8S_POD_UID=x".to_string()));
     let (code, msg) = run(vars, &good.to_string());
@@ -488,6 +501,37 @@ fn sandboxes_are_the_containers_own_and_gc_takes_the_stale() {
     let add_b = call(&netd, "ADD", &id_b, &nsb, "eth0", &conf);
     assert!(add_a.ok && add_b.ok, "{} {}", add_a.out, add_b.out);
     assert!(pings(&netd, &nsa, &first_ip(&add_b.out)));
+    // A container whose id is spelled as A's cut sandbox name is a third
+    // container, not A (nor blocked by A).
+    let a_name = rt
+        .block_on(netd.client.sandboxes())
+        .unwrap()
+        .into_iter()
+        .find(|s| s.labels.get("org.netd.cni.container") == Some(&id_a))
+        .unwrap()
+        .name;
+    let id_c = a_name.strip_prefix("cni-").unwrap().to_string();
+    let (_cc, nsc) = netd.foreign_netns("c");
+    let add_c = call(&netd, "ADD", &id_c, &nsc, "eth0", &conf);
+    assert!(add_c.ok, "{}", add_c.out);
+    assert!(call(&netd, "DEL", &id_c, &nsc, "eth0", &conf).ok);
+    assert!(
+        pings(&netd, &nsa, &first_ip(&add_b.out)),
+        "A lost its interface"
+    );
+    // Sandboxes someone labelled by hand with what no container id can be:
+    // GC leaves them, and goes on.
+    for (name, label) in [
+        ("by-hand-1", "é".repeat(40)),
+        ("by-hand-2", "a/b".to_string()),
+    ] {
+        let req = SandboxCreate {
+            name: Some(name.into()),
+            labels: [("org.netd.cni.container".to_string(), label)].into(),
+            ..Default::default()
+        };
+        rt.block_on(netd.client.create_sandbox(&req)).unwrap();
+    }
     // GC with only A valid takes B out, sandbox and all; A stays.
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": id_a, "ifname": "eth0"}]);
@@ -499,8 +543,10 @@ fn sandboxes_are_the_containers_own_and_gc_takes_the_stale() {
         .into_iter()
         .map(|s| s.name)
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
-    assert!(names.contains(&"cni-x".to_string()), "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
+    for kept in ["cni-x", "by-hand-1", "by-hand-2"] {
+        assert!(names.contains(&kept.to_string()), "{names:?}");
+    }
     assert!(pings(&netd, &nsa, "10.86.0.1"));
     assert!(!pings(&netd, &nsa, &first_ip(&add_b.out)));
     assert!(call(&netd, "DEL", &id_a, &nsa, "eth0", &conf).ok);
