@@ -311,7 +311,13 @@ pub async fn add(env: &Env, conf: &NetConf) -> Result<Outcome, CniError> {
         ));
     }
     match c.attach(&sb.name, &req).await {
-        Ok(ep) => Ok(outcome(conf, env, netns, &net, &servers(dns, &sb), &ep)),
+        Ok(ep) => {
+            let mut out = outcome(conf, env, netns, &net, &servers(dns, &sb), &ep);
+            if !fresh {
+                without_held_defaults(&c, &sb, &mut out).await;
+            }
+            Ok(out)
+        }
         Err(e) => {
             // Nothing half-made: a sandbox left with no interface goes.
             if let Err(undo) = remove_if_empty(&c, &sb.name).await {
@@ -383,6 +389,48 @@ async fn sandbox_for(
         Code::TryAgainLater,
         format!("the sandbox {name} kept changing while it was looked up"),
     ))
+}
+
+/// Drop the result's default routes of the address families for which one of
+/// the container's other interfaces has a gateway: the sandbox's default route
+/// is that one's (netd leaves an existing one alone), not this interface's.
+/// Best effort: what cannot be read is taken as no gateway.
+async fn without_held_defaults(c: &Client, sb: &SandboxRecord, out: &mut Outcome) {
+    let mut held = (false, false);
+    for id in &sb.endpoints {
+        let Ok(ep) = c.endpoint(id).await else {
+            continue;
+        };
+        if ep
+            .join
+            .as_ref()
+            .and_then(|j| j.host_link.as_ref())
+            .is_none()
+        {
+            continue;
+        }
+        let Ok(net) = c.network(&ep.network).await else {
+            continue;
+        };
+        for a in &ep.addresses {
+            let gateway = net
+                .network
+                .subnets
+                .iter()
+                .find(|s| s.subnet.contains(&a.addr()))
+                .and_then(|s| s.gateway);
+            match gateway {
+                Some(IpAddr::V4(_)) => held.0 = true,
+                Some(IpAddr::V6(_)) => held.1 = true,
+                None => {}
+            }
+        }
+    }
+    out.routes.retain(|r| match r.dst.as_str() {
+        "0.0.0.0/0" => !held.0,
+        "::/0" => !held.1,
+        _ => true,
+    });
 }
 
 /// The endpoint joined to `sb` as `ifname`, if there is one.

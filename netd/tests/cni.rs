@@ -615,3 +615,59 @@ fn a_later_plugin_in_a_chain_adds_to_the_earlier_result() {
     assert!(call(&netd, "DEL", "chain2", &ns2, "eth0", &bad).ok);
     assert_eq!(lock_files(&netd), Vec::<String>::new());
 }
+
+#[test]
+fn a_container_on_two_networks_has_one_default_route_and_keeps_it() {
+    let (netd, rt) = Netd::start_with_network("cnia", "10.75.1.0/24");
+    rt.block_on(
+        netd.client
+            .create_network(&common::network("cnib", "10.75.2.0/24")),
+    )
+    .unwrap();
+    let (_c, ns) = netd.foreign_netns("two");
+    let (a, b) = (conf(&netd, "cnia", "1.0.0"), conf(&netd, "cnib", "1.0.0"));
+    // A conflist per network, as podman and containerd run them.
+    let add_a = call(&netd, "ADD", "two", &ns, "eth0", &a);
+    assert!(add_a.ok, "{}", add_a.out);
+    let add_b = call(&netd, "ADD", "two", &ns, "eth1", &b);
+    assert!(add_b.ok, "{}", add_b.out);
+    let default = || {
+        let out = inside(&netd, &ns, &["ip", "route", "show", "default"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The first network's gateway carries the default route, and each
+    // result says which interface has it.
+    assert!(
+        default().starts_with("default via 10.75.1.1 dev eth0"),
+        "{}",
+        default()
+    );
+    assert_eq!(add_a.out["routes"][0]["dst"], "0.0.0.0/0", "{}", add_a.out);
+    assert!(add_b.out.get("routes").is_none(), "{}", add_b.out);
+    assert!(
+        first_ip(&add_b.out).starts_with("10.75.2."),
+        "{}",
+        add_b.out
+    );
+    // Both interfaces' CHECKs hold.
+    for (ifname, conf, add) in [("eth0", &a, &add_a), ("eth1", &b, &add_b)] {
+        let mut checked = conf.clone();
+        checked["prevResult"] = add.out.clone();
+        let check = call(&netd, "CHECK", "two", &ns, ifname, &checked);
+        assert!(check.ok, "{ifname}: {}", check.out);
+    }
+    // The first network's DEL: the second's gateway takes the default route,
+    // and the sandbox stays for eth1.
+    assert!(call(&netd, "DEL", "two", &ns, "eth0", &a).ok);
+    assert!(
+        default().starts_with("default via 10.75.2.1 dev eth1"),
+        "{}",
+        default()
+    );
+    assert!(rt.block_on(netd.client.sandbox("cni-two")).is_ok());
+    assert_eq!(lock_files(&netd), ["cni-two.lock"]);
+    // The last DEL: nothing of the container is left.
+    assert!(call(&netd, "DEL", "two", &ns, "eth1", &b).ok);
+    assert!(rt.block_on(netd.client.sandbox("cni-two")).is_err());
+    assert_eq!(lock_files(&netd), Vec::<String>::new());
+}
