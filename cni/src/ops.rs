@@ -412,13 +412,15 @@ async fn without_held_defaults(c: &Client, sb: &SandboxRecord, out: &mut Outcome
         let Ok(net) = c.network(&ep.network).await else {
             continue;
         };
+        let routes_out = routes_out(&net.network);
         for a in &ep.addresses {
             let gateway = net
                 .network
                 .subnets
                 .iter()
                 .find(|s| s.subnet.contains(&a.addr()))
-                .and_then(|s| s.gateway);
+                .and_then(|s| s.gateway)
+                .filter(|g| routes_out(*g));
             match gateway {
                 Some(IpAddr::V4(_)) => held.0 = true,
                 Some(IpAddr::V6(_)) => held.1 = true,
@@ -640,6 +642,14 @@ pub fn chained(prev: &serde_json::Value, ours: &Outcome) -> Result<serde_json::V
     Ok(out)
 }
 
+/// Whether `net`'s gateway in a family gives a default route: not on an
+/// internal network, nor in a family whose gateway mode is isolated (netd
+/// sets none there, as Docker does).
+fn routes_out(net: &NetworkRecord) -> impl Fn(IpAddr) -> bool {
+    let policy = firewall::Policy::from_options(&net.options).unwrap_or_default();
+    move |gw| !policy.closed(gw)
+}
+
 /// The result of an attachment, in the configuration's version.
 fn outcome(
     conf: &NetConf,
@@ -652,6 +662,7 @@ fn outcome(
     let old = spec::before_1_0(&conf.cni_version);
     let mut ips = Vec::new();
     let mut routes = Vec::new();
+    let routes_out = routes_out(net);
     for addr in &ep.addresses {
         let subnet = net.subnets.iter().find(|s| s.subnet.contains(&addr.addr()));
         let prefix = subnet
@@ -664,7 +675,7 @@ fn outcome(
             gateway: gateway.map(|g| g.to_string()),
             interface: Some(0),
         });
-        if let Some(g) = gateway {
+        if let Some(g) = gateway.filter(|g| routes_out(*g)) {
             routes.push(Route {
                 dst: if g.is_ipv4() { "0.0.0.0/0" } else { "::/0" }.to_string(),
                 gw: Some(g.to_string()),

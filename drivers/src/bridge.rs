@@ -769,15 +769,20 @@ async fn configure_inside(
     Ok((inside, index))
 }
 
-/// The gateway of each of the endpoint's address families.
+/// The gateway of each of the endpoint's address families that routes out:
+/// none on an internal network, or in a family whose gateway mode is
+/// isolated (as Docker gives such endpoints no default gateway, so another
+/// of the container's networks can carry its default route).
 pub fn gateways(net: &NetworkSpec, ep: &EndpointSpec) -> Vec<IpAddr> {
+    let policy = firewall::Policy::from_options(&net.options).unwrap_or_default();
     let mut out: Vec<IpAddr> = Vec::new();
     for addr in &ep.addresses {
         let gw = net
             .subnets
             .iter()
             .find(|s| s.subnet.contains(&addr.addr()))
-            .and_then(|s| s.gateway);
+            .and_then(|s| s.gateway)
+            .filter(|gw| !policy.closed(*gw));
         if let Some(gw) = gw {
             if !out.iter().any(|g| g.is_ipv4() == gw.is_ipv4()) {
                 out.push(gw);

@@ -666,6 +666,18 @@ fn a_container_on_two_networks_has_one_default_route_and_keeps_it() {
     );
     assert!(rt.block_on(netd.client.sandbox("cni-two")).is_ok());
     assert_eq!(lock_files(&netd), ["cni-two.lock"]);
+    // An internal network's result names no default route (it has none).
+    let mut closed = common::network("cnic", "10.75.3.0/24");
+    closed
+        .options
+        .insert("com.docker.network.internal".into(), "true".into());
+    rt.block_on(netd.client.create_network(&closed)).unwrap();
+    let (_i, nsi) = netd.foreign_netns("inner");
+    let c = conf(&netd, "cnic", "1.0.0");
+    let add_c = call(&netd, "ADD", "inner", &nsi, "eth0", &c);
+    assert!(add_c.ok, "{}", add_c.out);
+    assert!(add_c.out.get("routes").is_none(), "{}", add_c.out);
+    assert!(call(&netd, "DEL", "inner", &nsi, "eth0", &c).ok);
     // The last DEL: nothing of the container is left.
     assert!(call(&netd, "DEL", "two", &ns, "eth1", &b).ok);
     assert!(rt.block_on(netd.client.sandbox("cni-two")).is_err());

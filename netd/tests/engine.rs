@@ -79,6 +79,28 @@ fn docker_networks_on_netd() {
         routes.contains("default via 10.80.0.1 dev eth0"),
         "{routes}"
     );
+    // An internal network answers no gateway, as Docker's bridge: no default
+    // route out through it.
+    run(&[
+        "network",
+        "create",
+        "-d",
+        "netd",
+        "--ipam-driver",
+        "netd",
+        "--internal",
+        "--subnet",
+        "10.80.2.0/24",
+        "n3",
+    ]);
+    docker
+        .run_sleeper("c4", "n3")
+        .unwrap_or_else(|e| panic!("c4: {e}\n--- netd log\n{}", netd.log()));
+    let routes = run(&["exec", "c4", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(routes.contains("10.80.2.0/24 dev eth0"), "{routes}");
+    run(&["rm", "-f", "c4"]);
+    run(&["network", "rm", "n3"]);
 
     // Same network: reachable by IP. Other network: not.
     run(&["exec", "c1", "ping", "-c", "1", "-W", "2", &ip2]);

@@ -647,3 +647,30 @@ fn the_default_route_moves_to_another_network_when_its_own_leaves() {
         default()
     );
 }
+
+#[test]
+fn an_internal_network_gives_no_default_route_and_leaves_it_to_another() {
+    let (netd, rt) = Netd::start_with_network("open", "10.62.2.0/24");
+    let c = &netd.client;
+    let mut closed = network("closed", "10.62.1.0/24");
+    closed
+        .options
+        .insert("com.docker.network.internal".into(), "true".into());
+    rt.block_on(c.create_network(&closed)).unwrap();
+    let sb = rt.block_on(c.create_sandbox(&sandbox("x"))).unwrap();
+    let default = || {
+        let out = netd.in_sandbox(&sb, &["ip", "route", "show", "default"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // As in Docker: no way out through an internal network, so no default
+    // route through it...
+    rt.block_on(c.attach("x", &attach("closed"))).unwrap();
+    assert_eq!(default(), "");
+    // ...and the next network's gateway gives the one the container needs.
+    rt.block_on(c.attach("x", &attach("open"))).unwrap();
+    assert!(
+        default().starts_with("default via 10.62.2.1 dev eth1"),
+        "{}",
+        default()
+    );
+}

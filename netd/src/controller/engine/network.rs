@@ -503,11 +503,16 @@ impl Controller {
         let _gate = slot.gate.read().await;
         let net = self.network_by_id(&ep.network)?;
         let mut ep = self.endpoint_by_id(endpoint)?;
+        // None on an internal network or in an isolated family, as Docker's
+        // bridge driver: dockerd then routes the container's default through
+        // another of its networks.
+        let policy = firewall::Policy::from_options(&net.options).unwrap_or_default();
         let gateway_of = |v4: bool| {
             net.subnets
                 .iter()
                 .filter(|s| ep.addresses.iter().any(|a| s.subnet.contains(&a.addr())))
                 .filter_map(|s| s.gateway)
+                .filter(|g| !policy.closed(*g))
                 .find(|g| g.is_ipv4() == v4)
         };
         let (gateway, gateway_v6) = (gateway_of(true), gateway_of(false));
