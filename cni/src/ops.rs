@@ -15,15 +15,13 @@ use std::path::Path;
 /// The label that names the container a sandbox stands for (its full id).
 pub const LABEL_CONTAINER: &str = "org.netd.cni.container";
 
-/// 16 hex digits of FNV-1a over `parts`, each ended by a NUL (stable across
-/// builds, which std's hasher is not).
-fn hash(parts: &[&str]) -> String {
-    let h = parts
-        .iter()
-        .flat_map(|p| p.bytes().chain([0]))
-        .fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        });
+/// 16 hex digits of FNV-1a over `bytes` (stable across builds, which std's
+/// hasher is not). A cut id's hash is over the id's bytes alone, as it has
+/// always been: a container attached by an older netd-cni keeps its name.
+fn hash(bytes: impl Iterator<Item = u8>) -> String {
+    let h = bytes.fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
     format!("{h:016x}")
 }
 
@@ -53,7 +51,7 @@ fn fitted(id: &str, room: usize) -> String {
     if id.len() <= room && !looks_cut(id) {
         return id.to_string();
     }
-    format!("{}-{}", cut(id, room - 17), hash(&[id]))
+    format!("{}-{}", cut(id, room - 17), hash(id.bytes()))
 }
 
 /// The sandbox that stands for container `id`.
@@ -62,14 +60,19 @@ pub fn sandbox_name(id: &str) -> String {
 }
 
 /// The endpoint that stands for interface `ifname` of container `id`. An
-/// interface name without '-' (the usual) is read back after the name's last
-/// '-'; any other gets a hash of both instead, 16 hex digits, longer than an
-/// interface name can be. So two containers' names never meet.
+/// interface name of letters, digits, '_' and '.' (the usual) is read back
+/// after the name's last '-'; any other (with a '-', or characters a netd
+/// name cannot hold) gets a hash of both instead, 16 hex digits, longer than
+/// an interface name can be. So two containers' names never meet.
 fn endpoint_name(id: &str, ifname: &str) -> String {
-    if !ifname.contains('-') {
+    if ifname
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))
+    {
         return format!("{}-{ifname}", fitted(id, 40));
     }
-    format!("{}-{}", cut(id, 23), hash(&[id, ifname]))
+    let both = id.bytes().chain([0]).chain(ifname.bytes());
+    format!("{}-{}", cut(id, 23), hash(both))
 }
 
 /// Held while one call works on a container: a runtime may run the calls of
@@ -968,6 +971,15 @@ mod tests {
             endpoint_name(&cut_name, "eth0"),
             endpoint_name(&long, "eth0")
         );
+        // A 64-hex id (podman's, containerd's) keeps the name older builds
+        // gave it.
+        let id = "0123456789abcdef".repeat(4);
+        let fnv = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        assert_eq!(sandbox_name(&id), format!("cni-{}-{fnv:016x}", &id[..43]));
+        // An interface name a netd name cannot hold gets the hashed form.
+        assert!(netd::model::Name::parse("endpoint", &endpoint_name("web1", "eth@0")).is_ok());
         // Cuts fall on character boundaries (labels read back by GC may hold
         // any text).
         let wide = "é".repeat(40);

@@ -721,6 +721,34 @@ impl Netlink {
         self.run(Batch::new().default_route(index, gateway)).await
     }
 
+    /// Whether the main table has a default route, IPv4 and IPv6 (any metric,
+    /// any owner).
+    pub async fn default_routes(&self) -> Result<(bool, bool), NetlinkError> {
+        const RT_TABLE_MAIN: u8 = 254;
+        let mut found = (false, false);
+        for (v4, query) in [
+            (true, RouteMessageBuilder::<Ipv4Addr>::new().build()),
+            (false, RouteMessageBuilder::<Ipv6Addr>::new().build()),
+        ] {
+            let messages = self.direct.exchange(vec![Request::new(
+                RouteNetlinkMessage::GetRoute(query),
+                NLM_F_DUMP,
+                "listing routes",
+            )])?;
+            let any = messages.iter().any(|m| {
+                matches!(m, RouteNetlinkMessage::NewRoute(r)
+                    if r.header.destination_prefix_length == 0
+                        && r.header.table == RT_TABLE_MAIN)
+            });
+            if v4 {
+                found.0 = any;
+            } else {
+                found.1 = any;
+            }
+        }
+        Ok(found)
+    }
+
     /// The destinations of every route in the main table but default routes, both
     /// families: what a new subnet must not overlap.
     pub async fn route_prefixes(&self) -> Result<Vec<ipnet::IpNet>, NetlinkError> {

@@ -784,20 +784,26 @@ impl Controller {
                 p.ep.name, p.sb.name
             )));
         }
+        // Whether the leaving interface may have carried the default route.
+        let routed = p.ep.join.as_ref().is_some_and(|j| j.host_link.is_some())
+            && !drivers::bridge::gateways(&network_spec(&p.net), &endpoint_spec(&p.ep)).is_empty();
         let (ep, sb) = self
             .leave_locked(&p.net, p.ep.clone(), p.sb.clone(), delete)
             .await?;
         if delete {
             lock(&p.slot.endpoint_names).remove(&ep.name);
         }
-        self.keep_default_route(&sb).await;
+        if routed {
+            self.keep_default_route(&sb).await;
+        }
         Ok(ep)
     }
 
-    /// After a leave: when the interface that carried the sandbox's default
-    /// route went, the next joined interface whose network has a gateway
+    /// After a leave of an interface with a gateway: in a family left with no
+    /// default route, the next joined interface whose network has a gateway
     /// carries it (as Docker moves a container's default gateway to another of
-    /// its networks). A default route there already, netd's or not, stays.
+    /// its networks). A default route there already, netd's or not, at any
+    /// metric, stays the only one.
     async fn keep_default_route(&self, sb: &SandboxRecord) {
         let joined = self.joined(sb).unwrap_or_default();
         let candidates: Vec<(String, Vec<std::net::IpAddr>)> = joined
@@ -819,11 +825,20 @@ impl Controller {
             Ok(Some(nl)) => nl,
             _ => return,
         };
+        // What cannot be read is taken as there: nothing is added then.
+        let (has_v4, has_v6) = inside.default_routes().await.unwrap_or((true, true));
         for (ifname, gateways) in candidates {
+            let missing: Vec<_> = gateways
+                .into_iter()
+                .filter(|gw| if gw.is_ipv4() { !has_v4 } else { !has_v6 })
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
             let Ok(index) = inside.index(&ifname).await else {
                 continue;
             };
-            let batch = gateways
+            let batch = missing
                 .into_iter()
                 .fold(Batch::new(), |b, gw| b.default_route(index, gw));
             if let Err(e) = inside.run(batch).await {
