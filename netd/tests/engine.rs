@@ -19,33 +19,34 @@ fn docker_networks_on_netd() {
             .unwrap_or_else(|e| panic!("docker {args:?}: {e}\n--- netd log\n{}", netd.log()))
     };
 
-    let id = run(&[
-        "network",
-        "create",
-        "-d",
-        "netd",
-        "--ipam-driver",
-        "netd",
-        "--subnet",
-        "10.80.0.0/24",
-        "-o",
-        "com.docker.network.bridge.name=dk-n1",
-        "-o",
-        "com.docker.network.driver.mtu=1400",
+    // `docker network create -d netd --ipam-driver netd --subnet SUBNET ... NAME`.
+    let create = |name: &str, subnet: &str, more: &[&str]| {
+        let mut args = vec![
+            "network",
+            "create",
+            "-d",
+            "netd",
+            "--ipam-driver",
+            "netd",
+            "--subnet",
+            subnet,
+        ];
+        args.extend_from_slice(more);
+        args.push(name);
+        run(&args)
+    };
+    let id = create(
         "n1",
-    ]);
+        "10.80.0.0/24",
+        &[
+            "-o",
+            "com.docker.network.bridge.name=dk-n1",
+            "-o",
+            "com.docker.network.driver.mtu=1400",
+        ],
+    );
     let id = id.trim().to_string();
-    run(&[
-        "network",
-        "create",
-        "-d",
-        "netd",
-        "--ipam-driver",
-        "netd",
-        "--subnet",
-        "10.80.1.0/24",
-        "n2",
-    ]);
+    create("n2", "10.80.1.0/24", &[]);
 
     // netd knows the network under dockerd's id, with the bridge named as asked.
     let ours = netd.cli(&["network", "inspect", &id]).unwrap();
@@ -81,18 +82,7 @@ fn docker_networks_on_netd() {
     );
     // An internal network answers no gateway, as Docker's bridge: no default
     // route out through it.
-    run(&[
-        "network",
-        "create",
-        "-d",
-        "netd",
-        "--ipam-driver",
-        "netd",
-        "--internal",
-        "--subnet",
-        "10.80.2.0/24",
-        "n3",
-    ]);
+    create("n3", "10.80.2.0/24", &["--internal"]);
     docker
         .run_sleeper("c4", "n3")
         .unwrap_or_else(|e| panic!("c4: {e}\n--- netd log\n{}", netd.log()));
