@@ -19,23 +19,8 @@ fn docker_networks_on_netd() {
             .unwrap_or_else(|e| panic!("docker {args:?}: {e}\n--- netd log\n{}", netd.log()))
     };
 
-    // `docker network create -d netd --ipam-driver netd --subnet SUBNET ... NAME`.
-    let create = |name: &str, subnet: &str, more: &[&str]| {
-        let mut args = vec![
-            "network",
-            "create",
-            "-d",
-            "netd",
-            "--ipam-driver",
-            "netd",
-            "--subnet",
-            subnet,
-        ];
-        args.extend_from_slice(more);
-        args.push(name);
-        run(&args)
-    };
-    let id = create(
+    let id = docker_network(
+        &docker,
         "n1",
         "10.80.0.0/24",
         &[
@@ -45,8 +30,7 @@ fn docker_networks_on_netd() {
             "com.docker.network.driver.mtu=1400",
         ],
     );
-    let id = id.trim().to_string();
-    create("n2", "10.80.1.0/24", &[]);
+    docker_network(&docker, "n2", "10.80.1.0/24", &[]);
 
     // netd knows the network under dockerd's id, with the bridge named as asked.
     let ours = netd.cli(&["network", "inspect", &id]).unwrap();
@@ -82,7 +66,7 @@ fn docker_networks_on_netd() {
     );
     // An internal network answers no gateway, as Docker's bridge: no default
     // route out through it.
-    create("n3", "10.80.2.0/24", &["--internal"]);
+    docker_network(&docker, "n3", "10.80.2.0/24", &["--internal"]);
     docker
         .run_sleeper("c4", "n3")
         .unwrap_or_else(|e| panic!("c4: {e}\n--- netd log\n{}", netd.log()));
@@ -126,21 +110,24 @@ fn docker_networks_on_netd() {
     assert!(pools.contains("netd_ipam_pools 0"), "pools left:\n{pools}");
 }
 
-/// `docker network create -d netd --ipam-driver netd --subnet SUBNET NAME`.
-fn docker_network(docker: &Dockerd, name: &str, subnet: &str) -> String {
+/// `docker network create -d netd --ipam-driver netd --subnet SUBNET MORE... NAME`:
+/// its id.
+fn docker_network(docker: &Dockerd, name: &str, subnet: &str, more: &[&str]) -> String {
+    let mut args = vec![
+        "network",
+        "create",
+        "-d",
+        "netd",
+        "--ipam-driver",
+        "netd",
+        "--subnet",
+        subnet,
+    ];
+    args.extend_from_slice(more);
+    args.push(name);
     docker
-        .run(&[
-            "network",
-            "create",
-            "-d",
-            "netd",
-            "--ipam-driver",
-            "netd",
-            "--subnet",
-            subnet,
-            name,
-        ])
-        .unwrap()
+        .run(&args)
+        .unwrap_or_else(|e| panic!("docker network create {name}: {e}"))
         .trim()
         .to_string()
 }
@@ -149,7 +136,7 @@ fn docker_network(docker: &Dockerd, name: &str, subnet: &str) -> String {
 fn docker_sync_removes_what_dockerd_no_longer_has() {
     let netd = Netd::start_with_docker();
     let docker = Dockerd::start(&netd.host).unwrap();
-    let n1 = docker_network(&docker, "n1", "10.93.0.0/24");
+    let n1 = docker_network(&docker, "n1", "10.93.0.0/24", &[]);
     docker.run_sleeper("c1", "n1").unwrap();
     let c1_ip = docker.container_ip("c1", "n1").unwrap();
     // A network on dockerd's own bridge driver that takes only its addresses from
@@ -259,7 +246,7 @@ fn docker_calls_made_while_netd_restarts_wait_and_leave_nothing_behind() {
     let mut netd = Netd::start_activated();
     let mut daemon = netd.daemon.take().unwrap();
     let docker = Dockerd::start(&netd.host).unwrap();
-    docker_network(&docker, "n1", "10.95.0.0/24");
+    docker_network(&docker, "n1", "10.95.0.0/24", &[]);
     docker.run_sleeper("c1", "n1").unwrap();
 
     // netd goes away (a crash, an upgrade); dockerd removes the container meanwhile.
@@ -283,6 +270,6 @@ fn docker_calls_made_while_netd_restarts_wait_and_leave_nothing_behind() {
     assert!(rt.block_on(netd.client.networks()).unwrap().is_empty());
     assert!(rt.block_on(netd.client.pools()).unwrap().is_empty());
     assert_eq!(netd.links(), ["lo"]);
-    docker_network(&docker, "n2", "10.95.0.0/24");
+    docker_network(&docker, "n2", "10.95.0.0/24", &[]);
     assert_eq!(rt.block_on(netd.client.networks()).unwrap().len(), 1);
 }
